@@ -1,0 +1,145 @@
+//! Client <-> supernode messages.
+//!
+//! Requests ride their own bidirectional stream (one request frame, one answer frame); pushes
+//! from the supernode (presence, redirect, promotion) ride a stream the supernode opens. Which of
+//! the two framings is cheaper is measured in `BENCHMARKS.md`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::bounded::BoundedVec;
+use crate::ids::{NodeId, PeerAddr, Username};
+use crate::limits::{MAX_ALTERNATIVES, MAX_RECORDS_PER_USER, MAX_WATCH_BATCH};
+use crate::record::Record;
+use crate::version::{Hello, Welcome};
+use crate::wire_error::WireError;
+
+/// A batch of watched usernames.
+pub type WatchList = BoundedVec<Username, MAX_WATCH_BATCH>;
+
+/// What a client sends to its supernode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientMessage {
+    /// Opens the session; answered with `Welcome` or an error.
+    Hello(Hello),
+    /// Publishes (or replaces) this device's record; opens a lease of the record's TTL.
+    Register {
+        /// The signed record.
+        record: Record,
+    },
+    /// Extends this device's lease by its TTL.
+    Refresh,
+    /// Ends this device's lease now.
+    Unregister,
+    /// Asks for the records of a user's online devices.
+    Lookup {
+        /// Whom to find.
+        user: Username,
+    },
+    /// Subscribes to presence changes of these users.
+    Watch {
+        /// Whom to watch.
+        users: WatchList,
+    },
+    /// Cancels watches.
+    Unwatch {
+        /// Whom to stop watching.
+        users: WatchList,
+    },
+    /// Offers this client as a supernode: it will accept a dial-back at `addr`.
+    OfferPromotion {
+        /// The address it listens on for the dial-back and, once promoted, for clients.
+        addr: std::net::SocketAddr,
+        /// How many clients it could serve.
+        capacity: u32,
+        /// Seconds it has been online.
+        uptime_secs: u64,
+    },
+    /// Answers a `DialBack` probe that arrived on another connection.
+    DialBackEcho {
+        /// The probe's nonce.
+        nonce: [u8; 16],
+    },
+    /// The client is leaving; no answer.
+    Goodbye,
+}
+
+/// Why a supernode sends its client elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RedirectReason {
+    /// The supernode is shutting down.
+    Draining,
+    /// The supernode is over its capacity or load budget.
+    Overloaded,
+    /// The supernode is being demoted back to a client.
+    Demoted,
+    /// A standby mega is returning to standby.
+    StandingDown,
+}
+
+/// A presence change of a watched user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceEvent {
+    /// Whose presence changed.
+    pub user: Username,
+    /// Whether any of the user's devices is online now.
+    pub online: bool,
+}
+
+/// What a supernode sends to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SupernodeMessage {
+    /// Accepts the `Hello`.
+    Welcome(Welcome),
+    /// The registration is live.
+    Registered {
+        /// Lease length granted, in seconds (may be shorter than asked).
+        lease_secs: u32,
+        /// The supernode now holding the lease (the client's home).
+        home: NodeId,
+    },
+    /// The lease was extended.
+    Refreshed {
+        /// Lease length granted, in seconds.
+        lease_secs: u32,
+    },
+    /// The lease is gone.
+    Unregistered,
+    /// The records of a user's online devices (empty: offline or unknown).
+    LookupResult {
+        /// Whom they describe.
+        user: Username,
+        /// Signed records; the receiver verifies each.
+        records: BoundedVec<Record, MAX_RECORDS_PER_USER>,
+    },
+    /// The watch list changed; `watching` users are watched now.
+    WatchAck {
+        /// How many users this client watches now.
+        watching: u32,
+    },
+    /// Pushed: a watched user came online or went offline.
+    Presence(PresenceEvent),
+    /// Pushed: go to one of these supernodes.
+    Redirect {
+        /// Why.
+        reason: RedirectReason,
+        /// Where to go.
+        targets: BoundedVec<PeerAddr, MAX_ALTERNATIVES>,
+    },
+    /// Sent on a fresh connection from another socket to the address a client offered, to prove
+    /// it is reachable (a dial-back on the same path proves nothing).
+    DialBack {
+        /// Echo this on the client's existing connection.
+        nonce: [u8; 16],
+    },
+    /// Pushed: become a supernode and join the overlay through these members.
+    Promote {
+        /// Members to join through.
+        seeds: BoundedVec<PeerAddr, MAX_ALTERNATIVES>,
+    },
+    /// Pushed: stop being a supernode (hand clients off, leave the overlay).
+    Demote,
+    /// A request failed.
+    Error(WireError),
+    /// The supernode is closing this connection; no answer.
+    Goodbye,
+}
