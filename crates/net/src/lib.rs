@@ -1,1 +1,31 @@
-//! placeholder
+//! Switchboard's only IO: QUIC endpoints (quinn), TLS with node keys and tickets (rustls with
+//! ring, a custom verifier), frames on streams, and request/answer exchanges with deadlines.
+//!
+//! This crate owns sockets, the clock and tokio for everything above `proto` and `engine`; it
+//! decides nothing about the directory. It must never panic on what a peer sends: certificates,
+//! tickets and frames are parsed with `proto`'s total decoders and refused with an error that
+//! names the reason.
+//!
+//! The flow of a connection:
+//! 1. [`config::server_config`] / [`config::client_config`] build quinn configs from an
+//!    [`Identity`] (node key + ticket, presented as a self-signed certificate with the ticket in
+//!    an extension) and a [`PeerPolicy`] (what the other side must present);
+//! 2. [`Listener::accept`] hands out [`Handshake`]s under a cap on concurrent handshakes;
+//!    [`Handshake::complete`] or [`Dialer::connect`] yields a [`PeerConnection`] whose
+//!    [`PeerIdentity`] was checked by the TLS verifier;
+//! 3. [`framed::request`] / [`framed::read_request`] + [`framed::respond`] exchange frames.
+
+pub mod config;
+pub mod endpoint;
+pub mod framed;
+pub mod identity;
+pub mod verify;
+
+pub use config::{client_config, server_config, transport_config, TlsConfigError};
+pub use endpoint::{
+    identify, now_unix, CloseCode, Dialer, Handshake, HandshakeError, Listener, PeerConnection,
+    DEFAULT_MAX_CONCURRENT_HANDSHAKES, HANDSHAKE_TIMEOUT,
+};
+pub use framed::{StreamError, REQUEST_TIMEOUT};
+pub use identity::{Identity, IdentityError, PeerCertificate};
+pub use verify::{PeerAuthError, PeerIdentity, PeerPolicy};

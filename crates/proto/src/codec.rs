@@ -78,7 +78,8 @@ pub fn encode_frame_with_limit<T: Serialize>(
     max: usize,
 ) -> Result<Vec<u8>, EncodeError> {
     let mut frame = vec![0u8; FRAME_HEADER_LEN];
-    frame = postcard::to_extend(message, frame).map_err(|e| EncodeError::Serialize(e.to_string()))?;
+    frame =
+        postcard::to_extend(message, frame).map_err(|e| EncodeError::Serialize(e.to_string()))?;
     let len = frame.len() - FRAME_HEADER_LEN;
     let header = u32::try_from(len)
         .ok()
@@ -215,7 +216,9 @@ mod tests {
         frame.extend_from_slice(&payload);
         assert_eq!(
             decode_frame::<ClientMessage>(&frame),
-            Err(FrameError::Invalid(InvalidFrame::TrailingBytes { extra: 1 }))
+            Err(FrameError::Invalid(InvalidFrame::TrailingBytes {
+                extra: 1
+            }))
         );
     }
 
@@ -225,7 +228,9 @@ mod tests {
         frame.push(9);
         assert!(matches!(
             decode_single_frame::<ClientMessage>(&frame, MAX_FRAME_LEN),
-            Err(FrameError::Invalid(InvalidFrame::TrailingBytes { extra: 1 }))
+            Err(FrameError::Invalid(InvalidFrame::TrailingBytes {
+                extra: 1
+            }))
         ));
     }
 

@@ -134,7 +134,11 @@ pub struct Signature(pub [u8; 64]);
 
 impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Signature({}…)", to_hex(self.0.get(..4).unwrap_or_default()))
+        write!(
+            f,
+            "Signature({}…)",
+            to_hex(self.0.get(..4).unwrap_or_default())
+        )
     }
 }
 

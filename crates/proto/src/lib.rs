@@ -8,15 +8,15 @@
 //! way in and returns an error instead of panicking, whatever the bytes.
 //!
 //! The map:
-//! - [`ids`]: [`NodeId`], [`AuthKey`], [`Username`], [`Role`], [`UnixTime`], [`PeerAddr`];
-//! - [`keys`]: [`SecretKey`] and domain-separated signatures;
-//! - [`ticket`] and [`record`]: the two signed objects;
-//! - [`messages`]: one enum per direction;
-//! - [`version`]: `Hello`, negotiation, ALPNs;
-//! - [`wire_error`]: [`WireError`], what a peer is told;
-//! - [`codec`]: frames;
-//! - [`limits`]: every hard limit, with its reason;
-//! - [`bounded`]: collections whose limit is part of their type.
+//! - [`ids`] holds [`NodeId`], [`AuthKey`], [`Username`], [`Role`], [`UnixTime`], [`PeerAddr`];
+//! - [`keys`] holds [`SecretKey`] and domain-separated signatures;
+//! - [`ticket`] and [`record`] are the two signed objects;
+//! - [`messages`] has one enum per direction;
+//! - [`version`] has `Hello`, negotiation and the ALPNs;
+//! - [`wire_error`] has [`WireError`], what a peer is told;
+//! - [`codec`] frames messages;
+//! - [`limits`] names every hard limit, with its reason;
+//! - [`bounded`] has collections whose limit is part of their type.
 
 pub mod bounded;
 pub mod codec;

@@ -174,8 +174,7 @@ mod tests {
         let auth = SecretKey::from_seed([1; 32]);
         let node = SecretKey::from_seed([2; 32]);
         let mut record = Record::sign(&node, body(ticket(&auth, &node))).unwrap();
-        record.body.endpoints =
-            BoundedVec::try_from(vec!["10.9.9.9:1".parse().unwrap()]).unwrap();
+        record.body.endpoints = BoundedVec::try_from(vec!["10.9.9.9:1".parse().unwrap()]).unwrap();
         assert!(matches!(
             record.verify(&auth.auth_key(), UnixTime(1_120)),
             Err(RecordError::BadSignature(_))

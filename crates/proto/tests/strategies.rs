@@ -21,14 +21,10 @@ pub fn node_id() -> impl Strategy<Value = NodeId> {
 
 pub fn socket_addr() -> impl Strategy<Value = SocketAddr> {
     prop_oneof![
-        (any::<u32>(), any::<u16>()).prop_map(|(ip, port)| SocketAddr::new(
-            IpAddr::V4(Ipv4Addr::from(ip)),
-            port
-        )),
-        (any::<u128>(), any::<u16>()).prop_map(|(ip, port)| SocketAddr::new(
-            IpAddr::V6(Ipv6Addr::from(ip)),
-            port
-        )),
+        (any::<u32>(), any::<u16>())
+            .prop_map(|(ip, port)| SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port)),
+        (any::<u128>(), any::<u16>())
+            .prop_map(|(ip, port)| SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), port)),
     ]
 }
 
@@ -160,7 +156,8 @@ pub fn wire_error() -> impl Strategy<Value = WireError> {
         bounded(peer_addr()).prop_map(|targets| WireError::Redirect { targets }),
         reason.prop_map(|reason| WireError::Unauthorized { reason }),
         software().prop_map(|minimum| WireError::VersionRejected { minimum }),
-        (any::<u16>(), any::<u16>()).prop_map(|(min, max)| WireError::ProtocolUnsupported { min, max }),
+        (any::<u16>(), any::<u16>())
+            .prop_map(|(min, max)| WireError::ProtocolUnsupported { min, max }),
         Just(WireError::NotFound),
         text().prop_map(|detail| WireError::Malformed { detail }),
         Just(WireError::BadCredentials),
@@ -175,7 +172,9 @@ pub fn wire_error() -> impl Strategy<Value = WireError> {
 pub fn client_message() -> impl Strategy<Value = ClientMessage> {
     prop_oneof![
         hello().prop_map(ClientMessage::Hello),
-        record().prop_map(|record| ClientMessage::Register { record }),
+        record().prop_map(|record| ClientMessage::Register {
+            record: Box::new(record)
+        }),
         Just(ClientMessage::Refresh),
         Just(ClientMessage::Unregister),
         username().prop_map(|user| ClientMessage::Lookup { user }),
@@ -229,8 +228,9 @@ pub fn overlay_message() -> impl Strategy<Value = OverlayMessage> {
     prop_oneof![
         hello().prop_map(OverlayMessage::Hello),
         welcome().prop_map(OverlayMessage::Welcome),
-        vec(any::<u8>(), 0..64)
-            .prop_map(|bytes| OverlayMessage::Membership(MembershipPayload::try_from(bytes).unwrap())),
+        vec(any::<u8>(), 0..64).prop_map(|bytes| OverlayMessage::Membership(
+            MembershipPayload::try_from(bytes).unwrap()
+        )),
         bounded(record()).prop_map(|records| OverlayMessage::Publish { records }),
         bounded(key).prop_map(|keys| OverlayMessage::Withdraw { keys }),
         username().prop_map(|user| OverlayMessage::Lookup { user }),
@@ -277,13 +277,12 @@ pub fn auth_request() -> impl Strategy<Value = AuthRequest> {
 }
 
 pub fn auth_response() -> impl Strategy<Value = AuthResponse> {
-    let entry = (peer_addr(), service_mode(), 0u16..=1000).prop_map(|(peer, mode, load)| {
-        BootstrapEntry {
+    let entry =
+        (peer_addr(), service_mode(), 0u16..=1000).prop_map(|(peer, mode, load)| BootstrapEntry {
             peer,
             mode,
             load_permille: load,
-        }
-    });
+        });
     let page = (
         bounded(username()),
         bounded(any::<u64>()),

@@ -1,0 +1,149 @@
+//! QUIC and TLS configuration: transport parameters sized for thousands of small clients, and
+//! the rustls configs (ring provider, TLS 1.3 only, our [`PolicyVerifier`]) for each side.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::{IdleTimeout, TransportConfig, VarInt};
+
+use crate::identity::{Identity, IdentityError};
+use crate::verify::{PeerPolicy, PolicyVerifier};
+
+/// Per-stream receive window: one largest frame plus its header, so a maximal request is never
+/// stalled on flow control, and no more, so 10,000 clients cannot pin 10,000 large buffers.
+pub const STREAM_RECEIVE_WINDOW: u32 = 72 * 1024;
+
+/// Per-connection receive window: four streams' worth. A client has a handful of requests in
+/// flight at most; an overlay peer's bulk re-publish streams through it at line rate on a LAN.
+pub const CONNECTION_RECEIVE_WINDOW: u32 = 4 * STREAM_RECEIVE_WINDOW;
+
+/// Per-connection send window (what we buffer unacknowledged towards one peer), same reasoning.
+pub const SEND_WINDOW: u64 = 4 * STREAM_RECEIVE_WINDOW as u64;
+
+/// Bidirectional streams a client may have open at once towards a supernode: each request is a
+/// stream, and a well-behaved client has at most a few in flight (register, a lookup, a watch).
+/// QUIC enforces this for us, so a client cannot queue unbounded work.
+pub const CLIENT_MAX_BIDI_STREAMS: u32 = 16;
+
+/// Unidirectional streams per connection: pushes (presence, redirects) use one long-lived uni
+/// stream; 4 leaves room for a replacement while the old one drains.
+pub const MAX_UNI_STREAMS: u32 = 4;
+
+/// Bidirectional streams an overlay peer may have open at once: publishes and lookups for many
+/// clients are multiplexed over one connection per pair of supernodes.
+pub const PEER_MAX_BIDI_STREAMS: u32 = 256;
+
+/// A connection with no traffic for this long is dead. Clients send keep-alives at a third of
+/// it, so only a vanished peer reaches it; 30 s matches the shortest common NAT UDP timeout.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a dialer pings an idle connection: well under [`IDLE_TIMEOUT`] and under NAT
+/// binding timeouts (30 s and up), so the path stays open without chatter.
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Which side of which kind of connection a transport config is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A supernode (or auth-server) accepting clients.
+    ClientFacing,
+    /// A client (dialer) towards a supernode or the auth-server: sends keep-alives.
+    Dialer,
+    /// Supernode <-> supernode.
+    Overlay,
+}
+
+/// The transport parameters for `role`; see the constants for the reasons.
+pub fn transport_config(role: Role) -> TransportConfig {
+    let mut config = TransportConfig::default();
+    let bidi = match role {
+        Role::ClientFacing | Role::Dialer => CLIENT_MAX_BIDI_STREAMS,
+        Role::Overlay => PEER_MAX_BIDI_STREAMS,
+    };
+    config
+        .max_concurrent_bidi_streams(VarInt::from_u32(bidi))
+        .max_concurrent_uni_streams(VarInt::from_u32(MAX_UNI_STREAMS))
+        .stream_receive_window(VarInt::from_u32(STREAM_RECEIVE_WINDOW))
+        .receive_window(VarInt::from_u32(CONNECTION_RECEIVE_WINDOW))
+        .send_window(SEND_WINDOW)
+        // Datagrams are unused; not reserving their buffer saves memory per connection.
+        .datagram_receive_buffer_size(None);
+    // 30 s fits in a VarInt of milliseconds; the fallback is never taken.
+    config.max_idle_timeout(IdleTimeout::try_from(IDLE_TIMEOUT).ok());
+    if matches!(role, Role::Dialer | Role::Overlay) {
+        config.keep_alive_interval(Some(KEEP_ALIVE_INTERVAL));
+    }
+    config
+}
+
+/// The TLS or QUIC configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsConfigError {
+    /// The certificate could not be made.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// rustls refused the configuration.
+    #[error("tls: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// quinn refused the rustls configuration.
+    #[error("quic crypto: {0}")]
+    Quic(String),
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A QUIC server configuration presenting `identity`, demanding `policy` of every client
+/// (client certificates are mandatory: every Switchboard peer has a node key), speaking `alpn`.
+pub fn server_config(
+    identity: &Identity,
+    policy: PeerPolicy,
+    alpn: &[&[u8]],
+    transport: TransportConfig,
+) -> Result<quinn::ServerConfig, TlsConfigError> {
+    let provider = provider();
+    let (cert, key) = identity.certificate()?;
+    let verifier = Arc::new(PolicyVerifier::new(
+        policy,
+        provider.signature_verification_algorithms,
+        true,
+    ));
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![cert], key)?;
+    tls.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let crypto = QuicServerConfig::try_from(Arc::new(tls))
+        .map_err(|e| TlsConfigError::Quic(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(Arc::new(transport));
+    Ok(config)
+}
+
+/// A QUIC client configuration presenting `identity` and demanding `policy` of the server.
+pub fn client_config(
+    identity: &Identity,
+    policy: PeerPolicy,
+    alpn: &[&[u8]],
+    transport: TransportConfig,
+) -> Result<quinn::ClientConfig, TlsConfigError> {
+    let provider = provider();
+    let (cert, key) = identity.certificate()?;
+    let verifier = Arc::new(PolicyVerifier::new(
+        policy,
+        provider.signature_verification_algorithms,
+        true,
+    ));
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(vec![cert], key)?;
+    tls.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let crypto = QuicClientConfig::try_from(Arc::new(tls))
+        .map_err(|e| TlsConfigError::Quic(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(Arc::new(transport));
+    Ok(config)
+}
