@@ -1,1 +1,9 @@
-fn main() {}
+//! The `client` binary: parses the command line and hands it to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    switchboard_client::run(switchboard_client::Cli::parse())
+}

@@ -1,1 +1,16 @@
-//! placeholder
+//! Switchboard's sans-IO state machines: the logic of every role, driven by the daemons in
+//! production and by the simulator in tests.
+//!
+//! This crate owns decisions: when to retry, whom to admit, where a record lives, who is alive.
+//! It must never do IO: no sockets, no files, no clock and no global random source. Every input
+//! is a `handle_*(now, ...)` call (or a plain function of `now` and an RNG the caller passes),
+//! every output a return value or a `poll_*()`. It depends on neither tokio nor quinn (CI
+//! checks this with `cargo tree`), so the same code runs in `supernode`, `client` and `sim`.
+//!
+//! Built so far:
+//! - [`backoff`]: capped full-jitter retry delays with a retry budget (DESIGN.md section 6),
+//!   which every reconnecting client uses so that a failover spreads out instead of stampeding.
+
+pub mod backoff;
+
+pub use backoff::{Backoff, BackoffConfig, BackoffError};

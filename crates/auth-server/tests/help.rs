@@ -1,0 +1,16 @@
+//! The `auth-server` binary starts and explains itself. (Having an integration test also makes
+//! `cargo test --workspace` build the executable, which the end-to-end tests in `tests/` spawn.)
+
+#![allow(clippy::unwrap_used)]
+
+#[test]
+fn help_succeeds_and_names_the_binary() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_auth-server"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(String::from_utf8(output.stdout)
+        .unwrap()
+        .contains("Usage: auth-server"));
+}
