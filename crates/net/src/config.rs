@@ -104,11 +104,7 @@ pub fn server_config(
 ) -> Result<quinn::ServerConfig, TlsConfigError> {
     let provider = provider();
     let (cert, key) = identity.certificate()?;
-    let verifier = Arc::new(PolicyVerifier::new(
-        policy,
-        provider.signature_verification_algorithms,
-        true,
-    ));
+    let verifier = Arc::new(PolicyVerifier::new(policy, true));
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -121,26 +117,39 @@ pub fn server_config(
     Ok(config)
 }
 
+/// Whether a dialer keeps TLS sessions to resume later connections with.
+///
+/// Resumption saves the server a certificate verification and the client a key exchange
+/// signature on reconnects (DESIGN.md section 10: "prefer resumption"); a resumed session skips
+/// certificate checks, which is why [`crate::identify`] re-checks the ticket's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resumption {
+    /// Keep sessions in memory (rustls' default cache of 256 servers).
+    Enabled,
+    /// Always run a full handshake (benchmarks of the full handshake; tests).
+    Disabled,
+}
+
 /// A QUIC client configuration presenting `identity` and demanding `policy` of the server.
 pub fn client_config(
     identity: &Identity,
     policy: PeerPolicy,
     alpn: &[&[u8]],
     transport: TransportConfig,
+    resumption: Resumption,
 ) -> Result<quinn::ClientConfig, TlsConfigError> {
     let provider = provider();
     let (cert, key) = identity.certificate()?;
-    let verifier = Arc::new(PolicyVerifier::new(
-        policy,
-        provider.signature_verification_algorithms,
-        true,
-    ));
+    let verifier = Arc::new(PolicyVerifier::new(policy, true));
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(vec![cert], key)?;
     tls.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    if resumption == Resumption::Disabled {
+        tls.resumption = rustls::client::Resumption::disabled();
+    }
     let crypto = QuicClientConfig::try_from(Arc::new(tls))
         .map_err(|e| TlsConfigError::Quic(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));

@@ -146,7 +146,7 @@ pub fn identify(
 pub struct Listener {
     endpoint: quinn::Endpoint,
     permits: Arc<Semaphore>,
-    policy: PeerPolicy,
+    policy: Arc<PeerPolicy>,
     refused: AtomicU64,
 }
 
@@ -163,7 +163,7 @@ impl Listener {
         Ok(Self {
             endpoint,
             permits: Arc::new(Semaphore::new(max_handshakes.max(1))),
-            policy,
+            policy: Arc::new(policy),
             refused: AtomicU64::new(0),
         })
     }
@@ -193,7 +193,7 @@ impl Listener {
                     return Some(Handshake {
                         incoming,
                         permit,
-                        policy: self.policy.clone(),
+                        policy: Arc::clone(&self.policy),
                     })
                 }
                 Err(_) => {
@@ -226,7 +226,7 @@ impl Listener {
 pub struct Handshake {
     incoming: quinn::Incoming,
     permit: OwnedSemaphorePermit,
-    policy: PeerPolicy,
+    policy: Arc<PeerPolicy>,
 }
 
 impl Handshake {
@@ -265,7 +265,7 @@ impl Handshake {
 pub struct Dialer {
     endpoint: quinn::Endpoint,
     config: quinn::ClientConfig,
-    policy: PeerPolicy,
+    policy: Arc<PeerPolicy>,
 }
 
 /// The TLS server name we send. Our verifiers never look at names; rustls requires a valid one.
@@ -292,7 +292,7 @@ impl Dialer {
         Self {
             endpoint,
             config,
-            policy,
+            policy: Arc::new(policy),
         }
     }
 

@@ -21,7 +21,7 @@ pub mod framed;
 pub mod identity;
 pub mod verify;
 
-pub use config::{client_config, server_config, transport_config, TlsConfigError};
+pub use config::{client_config, server_config, transport_config, Resumption, TlsConfigError};
 pub use endpoint::{
     identify, now_unix, CloseCode, Dialer, Handshake, HandshakeError, Listener, PeerConnection,
     DEFAULT_MAX_CONCURRENT_HANDSHAKES, HANDSHAKE_TIMEOUT,

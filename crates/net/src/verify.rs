@@ -13,26 +13,28 @@
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime as TlsTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, PeerIncompatible,
     SignatureScheme,
 };
+use switchboard_proto::keys;
 use switchboard_proto::wire_error::UnauthorizedReason;
-use switchboard_proto::{AuthKey, NodeId, Role, TicketBody, TicketError, UnixTime};
+use switchboard_proto::{AuthKey, NodeId, Role, TicketBody, TicketError, TrustAnchor, UnixTime};
 
 use crate::identity::{CertificateProblem, PeerCertificate};
 
 /// What a node demands of the peer at the other end of a connection.
+// One per endpoint, shared behind an `Arc`: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerPolicy {
     /// A ticket signed by `auth`, naming the certificate's key, with one of `roles`, and, if
     /// `node` is set, for exactly that node.
     Ticketed {
         /// The trusted auth-server key.
-        auth: AuthKey,
+        auth: TrustAnchor,
         /// Roles accepted.
         roles: Vec<Role>,
         /// The one node expected (a dial to a known peer), or any.
@@ -47,7 +49,7 @@ pub enum PeerPolicy {
 
 impl PeerPolicy {
     /// A ticket of any role from `auth`: what a supernode asks of its clients and peers.
-    pub fn any_ticket(auth: AuthKey) -> Self {
+    pub fn any_ticket(auth: TrustAnchor) -> Self {
         Self::Ticketed {
             auth,
             roles: Role::ALL.to_vec(),
@@ -56,7 +58,7 @@ impl PeerPolicy {
     }
 
     /// A ticket that may serve as a supernode: what a client asks of the node it dials.
-    pub fn supernode(auth: AuthKey) -> Self {
+    pub fn supernode(auth: TrustAnchor) -> Self {
         Self::Ticketed {
             auth,
             roles: vec![Role::User, Role::Supernode, Role::Mega],
@@ -239,19 +241,13 @@ fn unix(now: TlsTime) -> UnixTime {
 #[derive(Debug)]
 pub(crate) struct PolicyVerifier {
     policy: PeerPolicy,
-    algorithms: WebPkiSupportedAlgorithms,
     client_auth_mandatory: bool,
 }
 
 impl PolicyVerifier {
-    pub(crate) fn new(
-        policy: PeerPolicy,
-        algorithms: WebPkiSupportedAlgorithms,
-        client_auth_mandatory: bool,
-    ) -> Self {
+    pub(crate) fn new(policy: PeerPolicy, client_auth_mandatory: bool) -> Self {
         Self {
             policy,
-            algorithms,
             client_auth_mandatory,
         }
     }
@@ -272,13 +268,27 @@ impl PolicyVerifier {
         Ok(self.policy.check(&cert, unix(now))?)
     }
 
+    /// Verifies the peer's TLS 1.3 CertificateVerify signature with the certificate's key.
+    ///
+    /// Done here rather than by `rustls::crypto::verify_tls13_signature` (ring) because
+    /// ed25519-dalek's AVX2 backend verifies faster than ring on this project's machines
+    /// (figures in `BENCHMARKS.md`), and the handshake is what a reconnect storm is bound by.
+    /// Only Ed25519 is offered ([`SCHEMES`]), so any other scheme is refused.
     fn verify_signature(
         &self,
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+        if dss.scheme != SignatureScheme::ED25519 {
+            return Err(rustls::Error::PeerMisbehaved(
+                rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
+            ));
+        }
+        let cert = PeerCertificate::parse(cert).map_err(PeerAuthError::from)?;
+        keys::verify_raw(&cert.node, message, dss.signature())
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadSignature))?;
+        Ok(HandshakeSignatureValid::assertion())
     }
 }
 

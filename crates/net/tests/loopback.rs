@@ -10,8 +10,8 @@ use switchboard_net::config::Role as TransportRole;
 use switchboard_net::framed::{self, StreamError};
 use switchboard_net::{
     client_config, server_config, transport_config, CloseCode, Dialer, HandshakeError, Identity,
-    Listener, PeerAuthError, PeerConnection, PeerPolicy, DEFAULT_MAX_CONCURRENT_HANDSHAKES,
-    HANDSHAKE_TIMEOUT, REQUEST_TIMEOUT,
+    Listener, PeerAuthError, PeerConnection, PeerPolicy, Resumption,
+    DEFAULT_MAX_CONCURRENT_HANDSHAKES, HANDSHAKE_TIMEOUT, REQUEST_TIMEOUT,
 };
 use switchboard_proto::messages::{ClientMessage, SupernodeMessage};
 use switchboard_proto::version::ALPN_DIRECTORY;
@@ -60,7 +60,7 @@ fn identity(seed: u8, name: &str, role: Role) -> Identity {
 }
 
 fn listener(identity: &Identity, max_handshakes: usize) -> Listener {
-    let policy = PeerPolicy::any_ticket(auth().auth_key());
+    let policy = PeerPolicy::any_ticket(auth().trust_anchor());
     let config = server_config(
         identity,
         policy.clone(),
@@ -72,12 +72,13 @@ fn listener(identity: &Identity, max_handshakes: usize) -> Listener {
 }
 
 fn dialer(identity: &Identity) -> Dialer {
-    let policy = PeerPolicy::supernode(auth().auth_key());
+    let policy = PeerPolicy::supernode(auth().trust_anchor());
     let config = client_config(
         identity,
         policy.clone(),
         &[ALPN_DIRECTORY],
         transport_config(TransportRole::Dialer),
+        Resumption::Enabled,
     )
     .unwrap();
     Dialer::bind(LOCALHOST.parse().unwrap(), config, policy).unwrap()

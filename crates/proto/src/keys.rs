@@ -8,7 +8,7 @@
 use std::fmt;
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-use ed25519_dalek::Signer;
+use ed25519_dalek::{Signer, Verifier};
 use serde::Serialize;
 
 use crate::ids::{AuthKey, NodeId, ParseKeyError, Signature};
@@ -25,6 +25,50 @@ pub enum SignatureError {
     /// The body could not be encoded (cannot happen for our own types; kept for honesty).
     #[error("body cannot be encoded: {0}")]
     Encode(String),
+}
+
+/// The auth-server's public key, checked and decompressed once: what every verifier holds.
+///
+/// Decompressing an Ed25519 key costs about 10 µs; a supernode verifies a ticket per
+/// handshake, so it pays that once at start-up instead.
+#[derive(Clone)]
+pub struct TrustAnchor {
+    key: AuthKey,
+    verifying: ed25519_dalek::VerifyingKey,
+}
+
+impl TrustAnchor {
+    /// Checks that `key` is a usable Ed25519 public key (a curve point, not a weak one).
+    pub fn new(key: AuthKey) -> Result<Self, ParseKeyError> {
+        let verifying = key.verifying_key()?;
+        if verifying.is_weak() {
+            return Err(ParseKeyError::NotOnCurve);
+        }
+        Ok(Self { key, verifying })
+    }
+
+    /// The key.
+    pub fn key(&self) -> AuthKey {
+        self.key
+    }
+
+    pub(crate) fn verifying_key(&self) -> &ed25519_dalek::VerifyingKey {
+        &self.verifying
+    }
+}
+
+impl PartialEq for TrustAnchor {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for TrustAnchor {}
+
+impl fmt::Debug for TrustAnchor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TrustAnchor({})", self.key.short())
+    }
 }
 
 /// Why a stored secret key could not be loaded.
@@ -65,9 +109,17 @@ impl SecretKey {
         NodeId::from_bytes(self.0.verifying_key().to_bytes())
     }
 
-    /// The public key, as an auth-server trust anchor.
+    /// The public key, as an auth-server key.
     pub fn auth_key(&self) -> AuthKey {
         AuthKey::from_bytes(self.0.verifying_key().to_bytes())
+    }
+
+    /// The public key, as a ready-to-use trust anchor.
+    pub fn trust_anchor(&self) -> TrustAnchor {
+        TrustAnchor {
+            key: self.auth_key(),
+            verifying: self.0.verifying_key(),
+        }
     }
 
     /// Signs `body` under `domain`.
@@ -94,9 +146,6 @@ fn signing_input<T: Serialize>(domain: &[u8], body: &T) -> Result<Vec<u8>, Signa
 }
 
 /// Checks that `signature` is `key`'s signature of `body` under `domain`.
-///
-/// Uses strict verification (rejects small-order keys and non-canonical signatures), so one
-/// body has exactly one valid signature per key.
 pub(crate) fn verify<T: Serialize>(
     key: &ed25519_dalek::VerifyingKey,
     domain: &[u8],
@@ -104,10 +153,33 @@ pub(crate) fn verify<T: Serialize>(
     signature: &Signature,
 ) -> Result<(), SignatureError> {
     let message = signing_input(domain, body)?;
-    let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
-    key.verify_strict(&message, &signature)
-        .map_err(|_| SignatureError::Mismatch)?;
-    Ok(())
+    verify_message(key, &message, &signature.0)
+}
+
+/// Ed25519 verification as RFC 8032 defines it, refusing weak (small-order) public keys.
+///
+/// Not `verify_strict`: its extra check, a small-order `R`, costs a point decompression
+/// (measurably slower per verification, see `BENCHMARKS.md`), and it protects only signature
+/// *uniqueness*, which nothing here relies on: a signature is checked, never compared or used
+/// as an id. Non-canonical `S` values are still refused, so signatures are not malleable.
+fn verify_message(
+    key: &ed25519_dalek::VerifyingKey,
+    message: &[u8],
+    signature: &[u8; 64],
+) -> Result<(), SignatureError> {
+    if key.is_weak() {
+        return Err(SignatureError::Mismatch);
+    }
+    let signature = ed25519_dalek::Signature::from_bytes(signature);
+    key.verify(message, &signature)
+        .map_err(|_| SignatureError::Mismatch)
+}
+
+/// Checks a raw Ed25519 signature by `signer` over `message`: for signatures that are not ours
+/// to frame, such as the TLS 1.3 CertificateVerify of a handshake.
+pub fn verify_raw(signer: &NodeId, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
+    let signature: &[u8; 64] = signature.try_into().map_err(|_| SignatureError::Mismatch)?;
+    verify_message(&signer.verifying_key()?, message, signature)
 }
 
 #[cfg(test)]
@@ -137,6 +209,26 @@ mod tests {
             verify(&public, b"one", &43u32, &sig),
             Err(SignatureError::Mismatch)
         );
+    }
+
+    #[test]
+    fn a_raw_signature_verifies_only_for_its_message_and_signer() {
+        let key = SecretKey::from_seed([6; 32]);
+        let signature = key.0.sign(b"handshake transcript").to_bytes();
+        assert!(verify_raw(&key.node_id(), b"handshake transcript", &signature).is_ok());
+        assert!(verify_raw(&key.node_id(), b"another transcript", &signature).is_err());
+        let other = SecretKey::from_seed([7; 32]).node_id();
+        assert!(verify_raw(&other, b"handshake transcript", &signature).is_err());
+        assert!(verify_raw(&key.node_id(), b"handshake transcript", &signature[..63]).is_err());
+    }
+
+    #[test]
+    fn a_weak_public_key_never_verifies() {
+        // The identity point (a small-order key): any "signature" by it must be refused.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let weak = NodeId::from_bytes(identity);
+        assert!(verify_raw(&weak, b"m", &[0u8; 64]).is_err());
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub use codec::{
     InvalidFrame,
 };
 pub use ids::{AuthKey, NodeId, PeerAddr, Role, Signature, UnixTime, Username};
-pub use keys::SecretKey;
+pub use keys::{SecretKey, TrustAnchor};
 pub use record::{Record, RecordBody, RecordError};
 pub use ticket::{Ticket, TicketBody, TicketError};
 pub use version::{Hello, SoftwareVersion, VersionRange, Welcome, PROTOCOL_VERSION};

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::bounded::BoundedVec;
-use crate::ids::{AuthKey, NodeId, Signature, UnixTime, Username};
-use crate::keys::{self, SecretKey, SignatureError};
+use crate::ids::{NodeId, Signature, UnixTime, Username};
+use crate::keys::{self, SecretKey, SignatureError, TrustAnchor};
 use crate::limits::{CLOCK_SKEW_SECS, MAX_ENDPOINTS, MAX_RECORD_TTL_SECS};
 use crate::ticket::{Ticket, TicketError};
 
@@ -97,7 +97,7 @@ impl Record {
 
     /// Verifies the ticket against the trusted auth key, the record's signature against the
     /// ticket's node key, and freshness at `now`.
-    pub fn verify(&self, trusted: &AuthKey, now: UnixTime) -> Result<&RecordBody, RecordError> {
+    pub fn verify(&self, trusted: &TrustAnchor, now: UnixTime) -> Result<&RecordBody, RecordError> {
         check_ttl(self.body.ttl_secs)?;
         let fresh_until = self
             .body
@@ -164,7 +164,9 @@ mod tests {
         let auth = SecretKey::from_seed([1; 32]);
         let node = SecretKey::from_seed([2; 32]);
         let record = Record::sign(&node, body(ticket(&auth, &node))).unwrap();
-        let verified = record.verify(&auth.auth_key(), UnixTime(1_120)).unwrap();
+        let verified = record
+            .verify(&auth.trust_anchor(), UnixTime(1_120))
+            .unwrap();
         assert_eq!(verified.endpoints.len(), 1);
         assert_eq!(record.user_unverified().as_str(), "bob");
     }
@@ -176,7 +178,7 @@ mod tests {
         let mut record = Record::sign(&node, body(ticket(&auth, &node))).unwrap();
         record.body.endpoints = BoundedVec::try_from(vec!["10.9.9.9:1".parse().unwrap()]).unwrap();
         assert!(matches!(
-            record.verify(&auth.auth_key(), UnixTime(1_120)),
+            record.verify(&auth.trust_anchor(), UnixTime(1_120)),
             Err(RecordError::BadSignature(_))
         ));
     }
@@ -199,7 +201,7 @@ mod tests {
         let record = Record::sign(&node, body(ticket(&auth, &node))).unwrap();
         let stale_at = UnixTime(1_100 + 60 + CLOCK_SKEW_SECS);
         assert!(matches!(
-            record.verify(&auth.auth_key(), stale_at),
+            record.verify(&auth.trust_anchor(), stale_at),
             Err(RecordError::Stale { .. })
         ));
     }

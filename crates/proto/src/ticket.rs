@@ -7,8 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AuthKey, NodeId, Role, Signature, UnixTime, Username};
-use crate::keys::{self, SecretKey, SignatureError};
+use crate::ids::{NodeId, Role, Signature, UnixTime, Username};
+use crate::keys::{self, SecretKey, SignatureError, TrustAnchor};
 use crate::limits::{CLOCK_SKEW_SECS, MAX_TICKET_LIFETIME_SECS};
 
 /// Signing domain of tickets; see [`crate::keys`].
@@ -90,13 +90,15 @@ impl Ticket {
 
     /// Checks the signature against the trusted auth key and the validity window at `now`,
     /// allowing [`CLOCK_SKEW_SECS`] of clock difference.
-    pub fn verify(&self, trusted: &AuthKey, now: UnixTime) -> Result<&TicketBody, TicketError> {
+    pub fn verify(&self, trusted: &TrustAnchor, now: UnixTime) -> Result<&TicketBody, TicketError> {
         self.check_time(now)?;
-        let key = trusted
-            .verifying_key()
-            .map_err(|e| TicketError::BadSignature(SignatureError::BadKey(e)))?;
-        keys::verify(&key, TICKET_DOMAIN, &self.body, &self.signature)
-            .map_err(TicketError::BadSignature)?;
+        keys::verify(
+            trusted.verifying_key(),
+            TICKET_DOMAIN,
+            &self.body,
+            &self.signature,
+        )
+        .map_err(TicketError::BadSignature)?;
         Ok(&self.body)
     }
 
@@ -104,7 +106,7 @@ impl Ticket {
     /// holds (its TLS certificate key).
     pub fn verify_for_peer(
         &self,
-        trusted: &AuthKey,
+        trusted: &TrustAnchor,
         now: UnixTime,
         peer: &NodeId,
     ) -> Result<&TicketBody, TicketError> {
@@ -175,7 +177,7 @@ mod tests {
         let node = SecretKey::from_seed([2; 32]).node_id();
         let ticket = Ticket::issue(&auth, body(node, 1_000, 3_600)).unwrap();
         let verified = ticket
-            .verify_for_peer(&auth.auth_key(), UnixTime(2_000), &node)
+            .verify_for_peer(&auth.trust_anchor(), UnixTime(2_000), &node)
             .unwrap();
         assert_eq!(verified.user.as_str(), "alice");
     }
@@ -187,7 +189,7 @@ mod tests {
         let node = SecretKey::from_seed([2; 32]).node_id();
         let ticket = Ticket::issue(&forger, body(node, 1_000, 3_600)).unwrap();
         assert!(matches!(
-            ticket.verify(&auth.auth_key(), UnixTime(2_000)),
+            ticket.verify(&auth.trust_anchor(), UnixTime(2_000)),
             Err(TicketError::BadSignature(SignatureError::Mismatch))
         ));
     }
@@ -198,7 +200,9 @@ mod tests {
         let node = SecretKey::from_seed([2; 32]).node_id();
         let mut ticket = Ticket::issue(&auth, body(node, 1_000, 3_600)).unwrap();
         ticket.body.role = Role::Mega;
-        assert!(ticket.verify(&auth.auth_key(), UnixTime(2_000)).is_err());
+        assert!(ticket
+            .verify(&auth.trust_anchor(), UnixTime(2_000))
+            .is_err());
     }
 
     #[test]
@@ -208,14 +212,14 @@ mod tests {
         let ticket = Ticket::issue(&auth, body(node, 1_000, 3_600)).unwrap();
         let expiry = 4_600;
         assert!(ticket
-            .verify(&auth.auth_key(), UnixTime(expiry + CLOCK_SKEW_SECS - 1))
+            .verify(&auth.trust_anchor(), UnixTime(expiry + CLOCK_SKEW_SECS - 1))
             .is_ok());
         assert!(matches!(
-            ticket.verify(&auth.auth_key(), UnixTime(expiry + CLOCK_SKEW_SECS)),
+            ticket.verify(&auth.trust_anchor(), UnixTime(expiry + CLOCK_SKEW_SECS)),
             Err(TicketError::Expired { .. })
         ));
         assert!(matches!(
-            ticket.verify(&auth.auth_key(), UnixTime(0)),
+            ticket.verify(&auth.trust_anchor(), UnixTime(0)),
             Err(TicketError::NotYetValid { .. })
         ));
     }
@@ -227,7 +231,7 @@ mod tests {
         let other = SecretKey::from_seed([3; 32]).node_id();
         let ticket = Ticket::issue(&auth, body(node, 1_000, 3_600)).unwrap();
         assert!(matches!(
-            ticket.verify_for_peer(&auth.auth_key(), UnixTime(2_000), &other),
+            ticket.verify_for_peer(&auth.trust_anchor(), UnixTime(2_000), &other),
             Err(TicketError::KeyMismatch { .. })
         ));
     }
