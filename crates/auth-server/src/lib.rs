@@ -1,12 +1,20 @@
 //! The auth-server: accounts (SQLite, argon2id), login over QUIC, signed tickets, the bootstrap
 //! list and the revocation list (DESIGN.md sections 2 and 3).
 //!
-//! This crate owns the command-line contract of the `auth-server` binary and, as they are built,
-//! its config, store and service. It must never log a password or the signing key, and never
-//! let one client's requests exhaust the server (logins are throttled and capped).
-//!
-//! Built so far: the command-line contract. Every command answers that it is not built yet and
-//! exits 2 (the accounts service is issue #3).
+//! This crate owns the `auth-server` binary: its command line ([`Cli`]), its configuration
+//! ([`config`]), the account store ([`store`]), password hashing ([`password`]), the bootstrap
+//! registry ([`registry`]), the service answering requests ([`service`]) and the server loop
+//! ([`serve`]). It must never log a password or the signing key, never let one client's
+//! requests exhaust the server (logins are throttled, queued and capped), and never lose an
+//! account whose creation it reported.
+
+pub mod commands;
+pub mod config;
+pub mod password;
+pub mod registry;
+pub mod serve;
+pub mod service;
+pub mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,8 +22,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use switchboard_proto::Role;
 
-/// Exit code of a command that exists in the contract but is not built yet, and of bad usage.
-pub const EXIT_NOT_BUILT: u8 = 2;
+/// File name of the signing key inside the data directory.
+pub const KEY_FILE: &str = "auth.key";
+
+/// Exit code of bad usage or a bad configuration file.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Exit code of a command that failed.
+pub const EXIT_FAILED: u8 = 1;
 
 /// Switchboard's auth-server: accounts, login, signed tickets.
 ///
@@ -49,13 +63,13 @@ pub enum Command {
     Serve {
         /// Where the key and database live.
         #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
-        /// UDP address to listen on.
+        data_dir: Option<PathBuf>,
+        /// UDP address to listen on (default 0.0.0.0:7700).
         #[arg(long, value_name = "ADDR")]
-        listen: Option<String>,
+        listen: Option<std::net::SocketAddr>,
         /// Address for Prometheus /metrics and /healthz.
         #[arg(long, value_name = "ADDR")]
-        metrics: Option<String>,
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Manage accounts.
     User {
@@ -84,6 +98,9 @@ pub enum UserCommand {
         /// Where the database lives.
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
+        /// Read the password from this file instead of stdin.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
     },
     /// Disable an account: no new tickets, and its tickets join the revocation list.
     Disable {
@@ -106,6 +123,9 @@ pub enum UserCommand {
         /// Where the database lives.
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
+        /// Read the password from this file instead of stdin.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
     },
 }
 
@@ -114,28 +134,7 @@ fn parse_role(text: &str) -> Result<Role, String> {
         .map_err(|e: switchboard_proto::ids::ParseRoleError| e.to_string())
 }
 
-impl Command {
-    /// The command as typed, for messages.
-    fn name(&self) -> &'static str {
-        match self {
-            Self::Init { .. } => "init",
-            Self::Serve { .. } => "serve",
-            Self::Pubkey { .. } => "pubkey",
-            Self::User { action } => match action {
-                UserCommand::Add { .. } => "user add",
-                UserCommand::Disable { .. } => "user disable",
-                UserCommand::List { .. } => "user list",
-                UserCommand::Passwd { .. } => "user passwd",
-            },
-        }
-    }
-}
-
-/// Runs a parsed command line.
+/// Runs a parsed command line and returns the process's exit code.
 pub fn run(cli: Cli) -> ExitCode {
-    eprintln!(
-        "auth-server {}: not built yet (the accounts service is issue #3)",
-        cli.command.name()
-    );
-    ExitCode::from(EXIT_NOT_BUILT)
+    commands::run(cli)
 }

@@ -1,21 +1,27 @@
 //! The client: logs in, keeps one connection to a home supernode, registers, looks peers up,
 //! watches presence and talks to peers directly (DESIGN.md sections 2 and 6).
 //!
-//! This crate owns the `client` binary's command line and, as they are built, the profile
-//! (node key, ticket, host cache) and the driver of `engine`'s client session. It must never
-//! read a password from argv, never stampede (every retry goes through capped full jitter), and
-//! never trust a record it has not verified.
+//! This crate owns the `client` binary: its command line ([`Cli`]), the profile on disk
+//! ([`profile`]: node key, ticket, host cache) and the exchanges it makes ([`login`]). It must
+//! never read a password from argv, never stampede (every retry goes through capped full
+//! jitter), and never trust a record or a ticket it has not verified.
 //!
-//! Built so far: the command-line contract. Every command answers that it is not built yet and
-//! exits 2 (login is issue #3, the rest issue #4).
+//! Built so far: `login` and `signup`. `online`, `lookup`, `send` and `watch` answer that they
+//! are not built yet and exit 2 (issue #4).
+
+pub mod login;
+pub mod profile;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Exit code of a command that exists in the contract but is not built yet, and of bad usage.
-pub const EXIT_NOT_BUILT: u8 = 2;
+/// Exit code of bad usage, and of a command that exists in the contract but is not built yet.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Exit code of a command that failed.
+pub const EXIT_FAILED: u8 = 1;
 
 /// Switchboard's client: log in, go online, look peers up, talk to them directly.
 ///
@@ -109,22 +115,121 @@ pub enum Command {
     },
 }
 
-impl Command {
-    fn describe(&self) -> (&'static str, &'static str) {
-        match self {
-            Self::Login { .. } => ("login", "issue #3"),
-            Self::Signup { .. } => ("signup", "issue #3"),
-            Self::Online { .. } => ("online", "issue #4"),
-            Self::Lookup { .. } => ("lookup", "issue #4"),
-            Self::Send { .. } => ("send", "issue #4"),
-            Self::Watch { .. } => ("watch", "issue #4"),
-        }
+/// Runs a parsed command line and returns the process's exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let json = cli.json;
+    match cli.command {
+        Command::Login {
+            profile,
+            auth,
+            trust,
+            user,
+        } => login_command(&profile, &auth, &trust, &user, false, json),
+        Command::Signup {
+            profile,
+            auth,
+            trust,
+            user,
+        } => login_command(&profile, &auth, &trust, &user, true, json),
+        Command::Online { .. } => not_built("online"),
+        Command::Lookup { .. } => not_built("lookup"),
+        Command::Send { .. } => not_built("send"),
+        Command::Watch { .. } => not_built("watch"),
     }
 }
 
-/// Runs a parsed command line.
-pub fn run(cli: Cli) -> ExitCode {
-    let (name, issue) = cli.command.describe();
-    eprintln!("client {name}: not built yet ({issue})");
-    ExitCode::from(EXIT_NOT_BUILT)
+fn not_built(command: &str) -> ExitCode {
+    eprintln!("client {command}: not built yet (issue #4)");
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("client: {message}");
+    ExitCode::from(code)
+}
+
+/// Reads the password: the first line of stdin.
+fn read_password() -> Result<switchboard_proto::messages::Password, String> {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("reading the password from stdin: {e}"))?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        return Err("no password given: write it on stdin".to_owned());
+    }
+    switchboard_proto::messages::Password::new(password).ok_or_else(|| {
+        format!(
+            "the password is longer than {} bytes",
+            switchboard_proto::limits::MAX_PASSWORD_LEN
+        )
+    })
+}
+
+fn login_command(
+    profile: &std::path::Path,
+    auth: &str,
+    trust: &str,
+    user: &str,
+    signup: bool,
+    json: bool,
+) -> ExitCode {
+    let user = match switchboard_proto::Username::new(user) {
+        Ok(user) => user,
+        Err(e) => return fail(EXIT_USAGE, format!("--user {user:?}: {e}")),
+    };
+    let trust: switchboard_proto::AuthKey = match trust.parse() {
+        Ok(key) => key,
+        Err(e) => return fail(EXIT_USAGE, format!("--trust: {e}")),
+    };
+    let password = match read_password() {
+        Ok(password) => password,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(EXIT_FAILED, format!("tokio runtime: {e}")),
+    };
+    let profile = profile::Profile::new(profile);
+    let result = runtime.block_on(login::login(
+        &profile,
+        auth,
+        trust,
+        user.clone(),
+        password,
+        signup,
+    ));
+    match result {
+        Ok(done) => {
+            let body = done.ticket.body_unverified();
+            let lifetime = body.expires_at.since(body.issued_at);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "user": user.as_str(),
+                        "role": body.role.as_str(),
+                        "node": body.node.to_string(),
+                        "expires_at": body.expires_at.0,
+                        "bootstrap": done.bootstrap,
+                        "hosts": done.hosts,
+                    })
+                );
+            } else {
+                println!(
+                    "logged in as {user} ({}); ticket valid for {} h; {} supernodes in the host cache",
+                    body.role,
+                    lifetime / 3600,
+                    done.hosts
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_FAILED, e),
+    }
 }

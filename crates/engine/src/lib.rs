@@ -9,8 +9,14 @@
 //!
 //! Built so far:
 //! - [`backoff`]: capped full-jitter retry delays with a retry budget (DESIGN.md section 6),
-//!   which every reconnecting client uses so that a failover spreads out instead of stampeding.
+//!   which every reconnecting client uses so that a failover spreads out instead of stampeding;
+//! - [`throttle`]: growing lockouts and attempt rates per key (the auth-server's logins);
+//! - [`time`]: the engine's notion of time, a monotonic millisecond count the driver supplies.
 
 pub mod backoff;
+pub mod throttle;
+pub mod time;
 
 pub use backoff::{Backoff, BackoffConfig, BackoffError};
+pub use throttle::{Throttle, ThrottleConfig, Throttled};
+pub use time::Time;

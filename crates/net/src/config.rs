@@ -104,7 +104,7 @@ pub fn server_config(
 ) -> Result<quinn::ServerConfig, TlsConfigError> {
     let provider = provider();
     let (cert, key) = identity.certificate()?;
-    let verifier = Arc::new(PolicyVerifier::new(policy, true));
+    let verifier = Arc::new(PolicyVerifier::new(policy));
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -140,7 +140,7 @@ pub fn client_config(
 ) -> Result<quinn::ClientConfig, TlsConfigError> {
     let provider = provider();
     let (cert, key) = identity.certificate()?;
-    let verifier = Arc::new(PolicyVerifier::new(policy, true));
+    let verifier = Arc::new(PolicyVerifier::new(policy));
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()

@@ -132,13 +132,21 @@ pub fn identify(
     connection: &quinn::Connection,
     policy: &PeerPolicy,
 ) -> Result<PeerIdentity, PeerAuthError> {
+    policy.recheck(&peer_certificate(connection)?, now_unix())
+}
+
+/// The peer's certificate on an established connection, parsed.
+///
+/// For a server whose TLS policy accepted any key (the auth-server), this is how a request
+/// that needs a ticket gets at the one the peer presented; check it with
+/// [`PeerPolicy::check`], which verifies the signature.
+pub fn peer_certificate(connection: &quinn::Connection) -> Result<PeerCertificate, PeerAuthError> {
     let certs = connection
         .peer_identity()
         .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok())
         .ok_or(PeerAuthError::NoCertificate)?;
     let first = certs.first().ok_or(PeerAuthError::NoCertificate)?;
-    let cert = PeerCertificate::parse(first)?;
-    policy.recheck(&cert, now_unix())
+    Ok(PeerCertificate::parse(first)?)
 }
 
 /// Accepts connections under a cap on concurrent handshakes.

@@ -18,9 +18,6 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 /// this one constant (both sides must agree).
 pub const TICKET_EXTENSION_OID: &[u64] = &[1, 3, 6, 1, 4, 1, 32473, 5, 1];
 
-/// Dotted form of [`TICKET_EXTENSION_OID`], as x509-parser renders it.
-const TICKET_EXTENSION_OID_STR: &str = "1.3.6.1.4.1.32473.5.1";
-
 /// OID of the Ed25519 key algorithm (RFC 8410), to check the certificate's key type.
 const ED25519_OID_STR: &str = "1.3.101.112";
 
@@ -160,7 +157,11 @@ impl PeerCertificate {
             .map_err(|_| CertificateProblem::NotEd25519)?;
         let mut ticket = None;
         for extension in cert.extensions() {
-            if extension.oid.to_id_string() != TICKET_EXTENSION_OID_STR {
+            let is_ticket = extension
+                .oid
+                .iter()
+                .is_some_and(|arcs| arcs.eq(TICKET_EXTENSION_OID.iter().copied()));
+            if !is_ticket {
                 continue;
             }
             if ticket.is_some() {

@@ -19,12 +19,15 @@ pub mod config;
 pub mod endpoint;
 pub mod framed;
 pub mod identity;
+pub mod keyfile;
+pub mod metrics;
+pub mod shutdown;
 pub mod verify;
 
 pub use config::{client_config, server_config, transport_config, Resumption, TlsConfigError};
 pub use endpoint::{
-    identify, now_unix, CloseCode, Dialer, Handshake, HandshakeError, Listener, PeerConnection,
-    DEFAULT_MAX_CONCURRENT_HANDSHAKES, HANDSHAKE_TIMEOUT,
+    identify, now_unix, peer_certificate, CloseCode, Dialer, Handshake, HandshakeError, Listener,
+    PeerConnection, DEFAULT_MAX_CONCURRENT_HANDSHAKES, HANDSHAKE_TIMEOUT,
 };
 pub use framed::{StreamError, REQUEST_TIMEOUT};
 pub use identity::{Identity, IdentityError, PeerCertificate};

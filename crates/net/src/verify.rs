@@ -241,15 +241,11 @@ fn unix(now: TlsTime) -> UnixTime {
 #[derive(Debug)]
 pub(crate) struct PolicyVerifier {
     policy: PeerPolicy,
-    client_auth_mandatory: bool,
 }
 
 impl PolicyVerifier {
-    pub(crate) fn new(policy: PeerPolicy, client_auth_mandatory: bool) -> Self {
-        Self {
-            policy,
-            client_auth_mandatory,
-        }
+    pub(crate) fn new(policy: PeerPolicy) -> Self {
+        Self { policy }
     }
 
     fn verify_chain(
@@ -336,8 +332,9 @@ impl ClientCertVerifier for PolicyVerifier {
         true
     }
 
+    /// Every Switchboard node has a node key, so every connection is mutually authenticated.
     fn client_auth_mandatory(&self) -> bool {
-        self.client_auth_mandatory
+        true
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {

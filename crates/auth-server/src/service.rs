@@ -1,0 +1,541 @@
+//! The auth service: answers [`AuthRequest`]s. Owns the account store, the password hasher,
+//! the throttles, the bootstrap registry and the counters; the server loop in [`crate::serve`]
+//! feeds it requests.
+//!
+//! Cost control, in the order a login meets it:
+//! 1. throttles per source address and per account (attempt rate, then growing lockouts after
+//!    failures): `Throttled` answers cost microseconds;
+//! 2. a bounded queue in front of the password checks: past `max_queued_logins` waiting, a
+//!    login gets `Busy` at once instead of holding memory;
+//! 3. at most `max_concurrent_logins` argon2 checks at a time, on blocking threads, so a storm
+//!    cannot take more than that many cores or `memory_kib` buffers.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use rand::RngCore;
+use switchboard_engine::{Throttle, Time};
+use switchboard_net::{now_unix, PeerAuthError, PeerCertificate, PeerPolicy};
+use switchboard_proto::limits::MAX_REVOCATIONS_PAGE;
+use switchboard_proto::messages::{
+    AuthRequest, AuthResponse, Password, RevocationPage, ServiceMode,
+};
+use switchboard_proto::version::{negotiate, VersionRange, Welcome};
+use switchboard_proto::wire_error::{Alternatives, UnauthorizedReason, WireError};
+use switchboard_proto::{
+    BoundedVec, NodeId, Role, SecretKey, SoftwareVersion, Ticket, TicketBody, TrustAnchor, Username,
+};
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+use crate::config::Config;
+use crate::password::Hasher;
+use crate::registry::{Announcement, Registry};
+use crate::store::{Account, Store, StoreError};
+
+/// What a `Busy` answer to a login asks the client to wait: about one password check per
+/// waiting login ahead of it, rounded up to a second.
+const BUSY_RETRY_MS: u32 = 1_000;
+
+/// This build's version, sent in `Welcome`.
+pub fn software_version() -> SoftwareVersion {
+    env!("CARGO_PKG_VERSION").parse().unwrap_or_default()
+}
+
+/// The service's counters, exported on `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Logins (and sign-ups) that got a ticket.
+    pub logins_ok: AtomicU64,
+    /// Logins refused for a wrong password, unknown user or disabled account.
+    pub logins_failed: AtomicU64,
+    /// Logins refused by a throttle.
+    pub logins_throttled: AtomicU64,
+    /// Logins refused because too many were waiting.
+    pub logins_busy: AtomicU64,
+    /// Tickets issued (logins, sign-ups and refreshes).
+    pub tickets_issued: AtomicU64,
+    /// Supernode announcements accepted.
+    pub announcements: AtomicU64,
+    /// Connections closed for a malformed frame.
+    pub malformed: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Who sent a request: the connection's proven key, its certificate and its address.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The key the peer proved it holds in the TLS handshake.
+    pub node: NodeId,
+    /// Its certificate (for requests that need the ticket it carries).
+    pub certificate: PeerCertificate,
+    /// Its source address.
+    pub ip: IpAddr,
+}
+
+/// Outcome of a password check on a blocking thread.
+enum Checked {
+    Granted(Account),
+    BadCredentials,
+    Disabled,
+    Taken,
+    Failed(StoreError),
+}
+
+/// The auth service; see the module doc.
+#[derive(Debug)]
+pub struct Service {
+    config: Config,
+    signing: SecretKey,
+    anchor: TrustAnchor,
+    hasher: Hasher,
+    store: Mutex<Store>,
+    users: Mutex<Throttle<Username>>,
+    addresses: Mutex<Throttle<IpAddr>>,
+    registry: Mutex<Registry>,
+    checks: Semaphore,
+    queued: AtomicUsize,
+    started: Instant,
+    /// The counters.
+    pub metrics: Metrics,
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it: the state guarded
+/// here (throttles, registry, a SQLite handle) stays consistent across a panic.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn millis(duration: std::time::Duration) -> u32 {
+    u32::try_from(duration.as_millis()).unwrap_or(u32::MAX)
+}
+
+impl Service {
+    /// Assembles the service.
+    pub fn new(config: Config, signing: SecretKey, store: Store, hasher: Hasher) -> Self {
+        Self {
+            anchor: signing.trust_anchor(),
+            users: Mutex::new(Throttle::new(config.throttle)),
+            addresses: Mutex::new(Throttle::new(config.throttle)),
+            checks: Semaphore::new(config.max_concurrent_logins),
+            config,
+            signing,
+            hasher,
+            store: Mutex::new(store),
+            registry: Mutex::new(Registry::default()),
+            queued: AtomicUsize::new(0),
+            started: Instant::now(),
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// The engine's clock: milliseconds since the service started.
+    fn now(&self) -> Time {
+        Time(u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// Accounts in the store (for the `accounts` gauge).
+    pub fn account_count(&self) -> u64 {
+        lock(&self.store).count().unwrap_or(0)
+    }
+
+    /// Waits until no password check is running (for shutdown), then keeps them all.
+    pub async fn drain(&self) {
+        let all = u32::try_from(self.config.max_concurrent_logins).unwrap_or(u32::MAX);
+        if let Ok(permits) = self.checks.acquire_many(all).await {
+            permits.forget();
+        }
+    }
+
+    /// Answers one request from `caller`.
+    pub async fn handle(self: &Arc<Self>, request: AuthRequest, caller: &Caller) -> AuthResponse {
+        match request {
+            AuthRequest::Hello(hello) => match negotiate(VersionRange::CURRENT, hello.protocol) {
+                Ok(protocol) => AuthResponse::Welcome(Welcome {
+                    protocol,
+                    software: software_version(),
+                }),
+                Err(_) => AuthResponse::Error(WireError::ProtocolUnsupported {
+                    min: VersionRange::CURRENT.min,
+                    max: VersionRange::CURRENT.max,
+                }),
+            },
+            AuthRequest::Login { user, password } => {
+                self.login(caller, user, password, false).await
+            }
+            AuthRequest::Signup { user, password } => {
+                if !self.config.open_signup {
+                    return AuthResponse::Error(WireError::unsupported(
+                        "sign-up is closed on this server; ask an operator for an account",
+                    ));
+                }
+                self.login(caller, user, password, true).await
+            }
+            AuthRequest::RefreshTicket { ticket } => self.refresh(caller, &ticket).await,
+            AuthRequest::Announce {
+                addr,
+                mode,
+                capacity,
+                clients,
+            } => self.announce(caller, addr, mode, capacity, clients),
+            AuthRequest::FetchRevocations { cursor } => self.revocations(caller, cursor).await,
+        }
+    }
+
+    fn throttle(&self, caller: &Caller, user: &Username) -> Result<(), WireError> {
+        let now = self.now();
+        let verdict = lock(&self.addresses)
+            .attempt(now, &caller.ip)
+            .and_then(|()| lock(&self.users).attempt(now, user));
+        verdict.map_err(|throttled| {
+            bump(&self.metrics.logins_throttled);
+            WireError::Throttled {
+                retry_after_ms: millis(throttled.retry_after()),
+            }
+        })
+    }
+
+    /// A place in the bounded queue, then a password-check permit; `None` when the queue is
+    /// full.
+    async fn admit(&self) -> Option<SemaphorePermit<'_>> {
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.config.max_queued_logins {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let permit = self.checks.acquire().await.ok();
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        permit
+    }
+
+    async fn login(
+        self: &Arc<Self>,
+        caller: &Caller,
+        user: Username,
+        password: Password,
+        signup: bool,
+    ) -> AuthResponse {
+        if let Err(e) = self.throttle(caller, &user) {
+            return AuthResponse::Error(e);
+        }
+        let Some(permit) = self.admit().await else {
+            bump(&self.metrics.logins_busy);
+            return AuthResponse::Error(WireError::Busy {
+                retry_after_ms: BUSY_RETRY_MS,
+                alternatives: Alternatives::new(),
+            });
+        };
+        let service = Arc::clone(self);
+        let name = user.clone();
+        let checked = tokio::task::spawn_blocking(move || service.check(&name, &password, signup))
+            .await
+            .unwrap_or_else(|e| {
+                Checked::Failed(StoreError::Corrupt {
+                    what: "password check task",
+                    value: e.to_string(),
+                })
+            });
+        drop(permit);
+        let now = self.now();
+        match checked {
+            Checked::Granted(account) => {
+                lock(&self.users).succeeded(&user);
+                match self.issue(&account, caller.node) {
+                    Ok(ticket) => {
+                        bump(&self.metrics.logins_ok);
+                        tracing::info!(user = %user, node = %caller.node.short(), "login");
+                        AuthResponse::LoggedIn {
+                            ticket,
+                            auth_key: self.anchor.key(),
+                            bootstrap: lock(&self.registry).bootstrap(now_unix()),
+                        }
+                    }
+                    Err(e) => AuthResponse::Error(e),
+                }
+            }
+            Checked::BadCredentials | Checked::Disabled | Checked::Taken => {
+                lock(&self.users).failed(now, &user);
+                lock(&self.addresses).failed(now, &caller.ip);
+                bump(&self.metrics.logins_failed);
+                tracing::debug!(user = %user, ip = %caller.ip, "login refused");
+                AuthResponse::Error(match checked {
+                    Checked::Disabled => WireError::AccountDisabled,
+                    Checked::Taken => WireError::unsupported("that username is taken"),
+                    _ => WireError::BadCredentials,
+                })
+            }
+            Checked::Failed(e) => {
+                tracing::error!("login of {user} failed: {e}");
+                AuthResponse::Error(WireError::Internal)
+            }
+        }
+    }
+
+    /// The password check and the store writes around it; runs on a blocking thread.
+    fn check(&self, user: &Username, password: &Password, signup: bool) -> Checked {
+        let now = now_unix();
+        if signup {
+            let hash = match self.hasher.hash(password.expose()) {
+                Ok(hash) => hash,
+                Err(e) => {
+                    return Checked::Failed(StoreError::Corrupt {
+                        what: "password hash",
+                        value: e.to_string(),
+                    })
+                }
+            };
+            let store = lock(&self.store);
+            return match store.add(user, &hash, Role::User, now) {
+                Ok(()) => match store.get(user) {
+                    Ok(Some(account)) => Checked::Granted(account),
+                    Ok(None) => Checked::BadCredentials,
+                    Err(e) => Checked::Failed(e),
+                },
+                Err(StoreError::Exists(_)) => Checked::Taken,
+                Err(e) => Checked::Failed(e),
+            };
+        }
+        let account = match lock(&self.store).get(user) {
+            Ok(account) => account,
+            Err(e) => return Checked::Failed(e),
+        };
+        // The lock is released during the (slow) hash check; an unknown user is checked
+        // against the dummy hash so that both refusals take the same time.
+        let hash = account.as_ref().map(|a| a.password_hash.as_str());
+        if !self.hasher.verify(password.expose(), hash) {
+            return Checked::BadCredentials;
+        }
+        let Some(account) = account else {
+            return Checked::BadCredentials;
+        };
+        if account.disabled {
+            return Checked::Disabled;
+        }
+        if let Err(e) = lock(&self.store).touch_login(user, now) {
+            tracing::warn!("recording last login of {user}: {e}");
+        }
+        Checked::Granted(account)
+    }
+
+    fn issue(&self, account: &Account, node: NodeId) -> Result<Ticket, WireError> {
+        let now = now_unix();
+        let body = TicketBody {
+            user: account.username.clone(),
+            node,
+            role: account.role,
+            issued_at: now,
+            expires_at: now.plus(self.config.ticket_lifetime.as_secs()),
+            serial: rand::rngs::OsRng.next_u64(),
+        };
+        match Ticket::issue(&self.signing, body) {
+            Ok(ticket) => {
+                bump(&self.metrics.tickets_issued);
+                Ok(ticket)
+            }
+            Err(e) => {
+                tracing::error!("issuing a ticket: {e}");
+                Err(WireError::Internal)
+            }
+        }
+    }
+
+    async fn refresh(self: &Arc<Self>, caller: &Caller, ticket: &Ticket) -> AuthResponse {
+        let unauthorized = |reason| AuthResponse::Error(WireError::Unauthorized { reason });
+        let body = match ticket.verify_for_peer(&self.anchor, now_unix(), &caller.node) {
+            Ok(body) => body.clone(),
+            Err(e) => return unauthorized(PeerAuthError::from(e).unauthorized_reason()),
+        };
+        let service = Arc::clone(self);
+        let user = body.user.clone();
+        let serial = body.serial;
+        let looked_up = tokio::task::spawn_blocking(move || {
+            let store = lock(&service.store);
+            Ok::<_, StoreError>((store.get(&user)?, store.is_revoked(serial)?))
+        })
+        .await;
+        match looked_up {
+            Ok(Ok((Some(account), false))) if !account.disabled => {
+                match self.issue(&account, caller.node) {
+                    Ok(ticket) => AuthResponse::TicketRefreshed { ticket },
+                    Err(e) => AuthResponse::Error(e),
+                }
+            }
+            Ok(Ok((Some(account), _))) if account.disabled => {
+                AuthResponse::Error(WireError::AccountDisabled)
+            }
+            Ok(Ok(_)) => unauthorized(UnauthorizedReason::Revoked),
+            Ok(Err(e)) => {
+                tracing::error!("ticket refresh: {e}");
+                AuthResponse::Error(WireError::Internal)
+            }
+            Err(e) => {
+                tracing::error!("ticket refresh task: {e}");
+                AuthResponse::Error(WireError::Internal)
+            }
+        }
+    }
+
+    /// Checks that the caller's certificate carries a valid ticket of one of `roles`.
+    fn require(&self, caller: &Caller, roles: &[Role]) -> Result<TicketBody, WireError> {
+        let policy = PeerPolicy::Ticketed {
+            auth: self.anchor.clone(),
+            roles: roles.to_vec(),
+            node: None,
+        };
+        policy
+            .check(&caller.certificate, now_unix())
+            .ok()
+            .and_then(|identity| identity.ticket)
+            .ok_or(WireError::Unauthorized {
+                reason: UnauthorizedReason::RoleNotAllowed,
+            })
+    }
+
+    fn announce(
+        &self,
+        caller: &Caller,
+        addr: std::net::SocketAddr,
+        mode: ServiceMode,
+        capacity: u32,
+        clients: u32,
+    ) -> AuthResponse {
+        let roles: &[Role] = match mode {
+            ServiceMode::Normal => &[Role::Supernode, Role::Mega],
+            ServiceMode::Mega | ServiceMode::MegaStandby => &[Role::Mega],
+        };
+        if let Err(e) = self.require(caller, roles) {
+            return AuthResponse::Error(e);
+        }
+        let announced = lock(&self.registry).announce(
+            now_unix(),
+            caller.node,
+            Announcement {
+                addr,
+                mode,
+                capacity,
+                clients,
+            },
+            self.config.announce_ttl,
+        );
+        match announced {
+            Ok(expires_at) => {
+                bump(&self.metrics.announcements);
+                AuthResponse::Announced { expires_at }
+            }
+            Err(e) => {
+                tracing::warn!("announcement from {} refused: {e}", caller.node.short());
+                AuthResponse::Error(WireError::Busy {
+                    retry_after_ms: millis(self.config.announce_ttl),
+                    alternatives: Alternatives::new(),
+                })
+            }
+        }
+    }
+
+    async fn revocations(self: &Arc<Self>, caller: &Caller, cursor: u64) -> AuthResponse {
+        if let Err(e) = self.require(caller, &[Role::Supernode, Role::Mega, Role::Admin]) {
+            return AuthResponse::Error(e);
+        }
+        let service = Arc::clone(self);
+        let page = tokio::task::spawn_blocking(move || {
+            lock(&service.store).revocations(cursor, MAX_REVOCATIONS_PAGE)
+        })
+        .await;
+        match page {
+            Ok(Ok((users, serials, complete))) => {
+                let taken = u64::try_from(users.len() + serials.len()).unwrap_or(0);
+                AuthResponse::Revocations(RevocationPage {
+                    users: BoundedVec::truncating(users),
+                    serials: BoundedVec::truncating(serials),
+                    next_cursor: cursor.saturating_add(taken),
+                    complete,
+                })
+            }
+            Ok(Err(e)) => {
+                tracing::error!("revocation list: {e}");
+                AuthResponse::Error(WireError::Internal)
+            }
+            Err(e) => {
+                tracing::error!("revocation list task: {e}");
+                AuthResponse::Error(WireError::Internal)
+            }
+        }
+    }
+
+    /// Prometheus text of the counters.
+    pub fn render_metrics(&self) -> String {
+        use switchboard_net::metrics::metric;
+        let m = &self.metrics;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut out = String::new();
+        metric(
+            &mut out,
+            "switchboard_auth_logins_ok_total",
+            "counter",
+            "Logins that got a ticket.",
+            get(&m.logins_ok),
+        );
+        metric(
+            &mut out,
+            "switchboard_auth_logins_failed_total",
+            "counter",
+            "Logins refused: wrong password, unknown user or disabled account.",
+            get(&m.logins_failed),
+        );
+        metric(
+            &mut out,
+            "switchboard_auth_logins_throttled_total",
+            "counter",
+            "Logins refused by a throttle.",
+            get(&m.logins_throttled),
+        );
+        metric(
+            &mut out,
+            "switchboard_auth_logins_busy_total",
+            "counter",
+            "Logins refused because too many were waiting.",
+            get(&m.logins_busy),
+        );
+        metric(
+            &mut out,
+            "switchboard_auth_tickets_issued_total",
+            "counter",
+            "Tickets issued.",
+            get(&m.tickets_issued),
+        );
+        metric(
+            &mut out,
+            "switchboard_auth_announcements_total",
+            "counter",
+            "Supernode announcements accepted.",
+            get(&m.announcements),
+        );
+        metric(
+            &mut out,
+            "switchboard_auth_malformed_total",
+            "counter",
+            "Connections closed for a malformed frame.",
+            get(&m.malformed),
+        );
+        metric(
+            &mut out,
+            "switchboard_auth_accounts",
+            "gauge",
+            "Accounts in the database.",
+            self.account_count(),
+        );
+        metric(
+            &mut out,
+            "switchboard_auth_supernodes_announced",
+            "gauge",
+            "Supernodes in the bootstrap registry.",
+            u64::try_from(lock(&self.registry).len()).unwrap_or(0),
+        );
+        out
+    }
+}

@@ -1,0 +1,212 @@
+//! `client login` and `client signup`: one exchange with the auth-server over QUIC, then the
+//! profile on disk.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use switchboard_net::config::Role as TransportRole;
+use switchboard_net::framed;
+use switchboard_net::{
+    client_config, transport_config, Dialer, HandshakeError, Identity, PeerPolicy, Resumption,
+    StreamError, REQUEST_TIMEOUT,
+};
+use switchboard_proto::messages::{AuthRequest, AuthResponse, Password};
+use switchboard_proto::version::{Hello, VersionRange, ALPN_AUTH};
+use switchboard_proto::wire_error::WireError;
+use switchboard_proto::{AuthKey, SoftwareVersion, Ticket, TrustAnchor, Username};
+
+use crate::profile::{Profile, ProfileError, Settings};
+
+/// How long to wait for the auth-server's handshake before calling it unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a login failed. The texts are what the CLI prints.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// No answer from the address.
+    #[error("auth-server unreachable at {0}")]
+    Unreachable(String),
+    /// The handshake failed (wrong key, not an auth-server).
+    #[error("cannot talk to the auth-server at {addr}: {reason}")]
+    Handshake {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// Wrong password or unknown user (deliberately indistinguishable).
+    #[error("wrong username or password")]
+    BadCredentials,
+    /// The account is disabled.
+    #[error("account disabled")]
+    Disabled,
+    /// Throttled.
+    #[error("too many attempts, retry in {0} s")]
+    Throttled(u64),
+    /// The auth-server is overloaded.
+    #[error("auth-server busy, retry in {0} s")]
+    Busy(u64),
+    /// Another refusal.
+    #[error("refused: {0}")]
+    Refused(WireError),
+    /// The exchange broke.
+    #[error("auth-server exchange failed: {0}")]
+    Exchange(#[from] StreamError),
+    /// The answer made no sense (wrong message, a ticket that does not verify).
+    #[error("auth-server answered nonsense: {0}")]
+    Protocol(String),
+    /// The profile could not be written.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+}
+
+/// What a login produced.
+#[derive(Debug, Clone)]
+pub struct LoggedIn {
+    /// The ticket.
+    pub ticket: Ticket,
+    /// Supernodes in the host cache now.
+    pub hosts: usize,
+    /// Entries in the bootstrap list received.
+    pub bootstrap: usize,
+}
+
+fn seconds(ms: u32) -> u64 {
+    u64::from(ms).div_ceil(1000).max(1)
+}
+
+impl From<WireError> for LoginError {
+    fn from(error: WireError) -> Self {
+        match error {
+            WireError::BadCredentials => Self::BadCredentials,
+            WireError::AccountDisabled => Self::Disabled,
+            WireError::Throttled { retry_after_ms } => Self::Throttled(seconds(retry_after_ms)),
+            WireError::Busy { retry_after_ms, .. } => Self::Busy(seconds(retry_after_ms)),
+            other => Self::Refused(other),
+        }
+    }
+}
+
+/// This build's version.
+pub fn software_version() -> SoftwareVersion {
+    env!("CARGO_PKG_VERSION").parse().unwrap_or_default()
+}
+
+/// Resolves `auth` (an address or `host:port`).
+async fn resolve(auth: &str) -> Result<SocketAddr, LoginError> {
+    tokio::net::lookup_host(auth)
+        .await
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| LoginError::Unreachable(auth.to_owned()))
+}
+
+/// Logs in (or signs up, then logs in) and stores the result in `profile`.
+pub async fn login(
+    profile: &Profile,
+    auth: &str,
+    trust: AuthKey,
+    user: Username,
+    password: Password,
+    signup: bool,
+) -> Result<LoggedIn, LoginError> {
+    let anchor = TrustAnchor::new(trust).map_err(|e| LoginError::Protocol(e.to_string()))?;
+    profile.create()?;
+    let key = profile.node_key()?;
+    let node = key.node_id();
+    let addr = resolve(auth).await?;
+    let policy = PeerPolicy::ExactKey(trust);
+    let config = client_config(
+        &Identity::new(key, None),
+        policy.clone(),
+        &[ALPN_AUTH],
+        transport_config(TransportRole::Dialer),
+        Resumption::Enabled,
+    )
+    .map_err(|e| LoginError::Protocol(e.to_string()))?;
+    let bind: SocketAddr = if addr.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from(([0u16; 8], 0))
+    };
+    let dialer = Dialer::bind(bind, config, policy).map_err(|e| LoginError::Handshake {
+        addr: auth.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let connection = match dialer.connect(addr, CONNECT_TIMEOUT).await {
+        Ok(connection) => connection,
+        Err(HandshakeError::Timeout(_))
+        | Err(HandshakeError::Connection(quinn::ConnectionError::TimedOut)) => {
+            return Err(LoginError::Unreachable(auth.to_owned()))
+        }
+        Err(e) => {
+            return Err(LoginError::Handshake {
+                addr: auth.to_owned(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    let conn = &connection.connection;
+    let hello = AuthRequest::Hello(Hello {
+        protocol: VersionRange::CURRENT,
+        software: software_version(),
+    });
+    match framed::request::<_, AuthResponse>(conn, &hello, REQUEST_TIMEOUT).await? {
+        AuthResponse::Welcome(_) => {}
+        AuthResponse::Error(e) => return Err(e.into()),
+        other => {
+            return Err(LoginError::Protocol(format!(
+                "{other:?} instead of Welcome"
+            )))
+        }
+    }
+    let request = if signup {
+        AuthRequest::Signup {
+            user: user.clone(),
+            password,
+        }
+    } else {
+        AuthRequest::Login {
+            user: user.clone(),
+            password,
+        }
+    };
+    let answer = framed::request::<_, AuthResponse>(conn, &request, REQUEST_TIMEOUT).await?;
+    dialer.shutdown(Duration::from_millis(200)).await;
+    let (ticket, bootstrap) = match answer {
+        AuthResponse::LoggedIn {
+            ticket,
+            auth_key,
+            bootstrap,
+        } => {
+            if auth_key != trust {
+                return Err(LoginError::Protocol("signed by another key".to_owned()));
+            }
+            (ticket, bootstrap)
+        }
+        AuthResponse::Error(e) => return Err(e.into()),
+        other => {
+            return Err(LoginError::Protocol(format!(
+                "{other:?} instead of a ticket"
+            )))
+        }
+    };
+    let body = ticket
+        .verify_for_peer(&anchor, switchboard_net::now_unix(), &node)
+        .map_err(|e| LoginError::Protocol(format!("the ticket does not verify: {e}")))?;
+    if body.user != user {
+        return Err(LoginError::Protocol(format!("a ticket for {}", body.user)));
+    }
+    profile.save_settings(&Settings {
+        user: user.to_string(),
+        auth: auth.to_owned(),
+        trust: trust.to_string(),
+    })?;
+    profile.save_ticket(&ticket)?;
+    let hosts = profile.merge_bootstrap(&bootstrap)?;
+    Ok(LoggedIn {
+        ticket,
+        hosts,
+        bootstrap: bootstrap.len(),
+    })
+}

@@ -1,0 +1,102 @@
+//! The daemons' HTTP side door: Prometheus text on `GET /metrics` and `ok` on `GET /healthz`.
+//!
+//! Hand-written (about a page) rather than pulling in hyper for two fixed GET routes: it reads
+//! one request head of bounded size under a deadline, answers, and closes. Connections are
+//! capped; one slow scraper cannot hold more than its own slot.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+/// Most scrapes served at once. Prometheus scrapes one at a time; 16 leaves room for humans.
+pub const MAX_METRICS_CONNECTIONS: usize = 16;
+
+/// Largest request head read. A GET line and a few headers fit in far less.
+const MAX_REQUEST_HEAD: usize = 8 * 1024;
+
+/// A scraper that sends nothing for this long is dropped.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Produces the current metrics as Prometheus text.
+pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Prometheus text for one metric: `# HELP`, `# TYPE` and the sample.
+pub fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    // Writing to a String cannot fail.
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
+/// Binds the metrics listener. Bind errors surface here, before the daemon reports ready.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves `/metrics` and `/healthz` until the task is dropped.
+pub async fn serve(listener: TcpListener, render: Render) {
+    let slots = Arc::new(Semaphore::new(MAX_METRICS_CONNECTIONS));
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::debug!(%peer, "metrics connection refused: too many");
+            continue;
+        };
+        let render = Arc::clone(&render);
+        tokio::spawn(async move {
+            if let Err(e) = answer(stream, &render).await {
+                tracing::debug!(%peer, "metrics request failed: {e}");
+            }
+            drop(slot);
+        });
+    }
+}
+
+async fn answer(mut stream: TcpStream, render: &Render) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    let read_head = async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_REQUEST_HEAD {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(buf.get(..n).unwrap_or_default());
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, read_head)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request head"))??;
+    let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split_whitespace();
+    let (status, content_type, body) = match (parts.next(), parts.next()) {
+        (Some("GET"), Some("/metrics")) => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            render(),
+        ),
+        (Some("GET"), Some("/healthz")) => ("200 OK", "text/plain", "ok\n".to_owned()),
+        (Some("GET"), Some(_)) => ("404 Not Found", "text/plain", "not found\n".to_owned()),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "only GET /metrics and GET /healthz\n".to_owned(),
+        ),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
