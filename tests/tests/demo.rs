@@ -1,0 +1,30 @@
+//! The README's command that runs the system (`deploy/demo.sh`) works, on the debug binaries.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use switchboard_tests::Binary;
+
+#[test]
+fn the_demo_script_logs_a_client_in_and_exits_cleanly() {
+    let bin_dir = Binary::AuthServer
+        .path()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    Binary::Client.path().unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/demo.sh");
+    let output = std::process::Command::new("bash")
+        .arg(script)
+        .env("SWITCHBOARD_BIN_DIR", bin_dir)
+        .env("DEMO_ONCE", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("logged in as alice"), "{stdout}");
+    assert!(stderr.contains("wrong username or password"), "{stderr}");
+    assert!(stdout.contains("switchboard_auth_logins_ok_total 1"), "{stdout}");
+    assert!(stdout.contains("demo done"), "{stdout}");
+}
