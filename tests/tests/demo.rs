@@ -25,6 +25,9 @@ fn the_demo_script_logs_a_client_in_and_exits_cleanly() {
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("logged in as alice"), "{stdout}");
     assert!(stderr.contains("wrong username or password"), "{stderr}");
-    assert!(stdout.contains("switchboard_auth_logins_ok_total 1"), "{stdout}");
+    assert!(
+        stdout.contains("switchboard_auth_logins_ok_total 1"),
+        "{stdout}"
+    );
     assert!(stdout.contains("demo done"), "{stdout}");
 }
