@@ -118,14 +118,35 @@ fn no_command_takes_a_password_on_the_command_line() {
 }
 
 #[test]
-fn a_command_not_built_yet_says_so_and_exits_2() {
+fn a_command_without_a_profile_says_to_log_in_and_exits_1() {
     let output = Binary::Client
-        .run(&["lookup", "alice", "--profile", "/nonexistent"])
+        .run(&["lookup", "alice", "--profile", "/nonexistent/profile"])
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("run `client login` first"), "{stderr}");
+    assert!(output.stdout.is_empty(), "it must not print a result");
+}
+
+#[test]
+fn a_bad_config_file_exits_2_naming_the_file_and_the_key() {
+    let dir = switchboard_tests::temp_dir();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "data_dir = \"/x\"\nlisten_at = \"oops\"\n").unwrap();
+    let output = Binary::AuthServer
+        .run(&["--config", path.to_str().unwrap(), "serve"])
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains("not built yet"), "{stderr}");
-    assert!(output.stdout.is_empty(), "it must not print a result");
+    assert!(stderr.contains("bad.toml"), "{stderr}");
+    assert!(stderr.contains("listen_at"), "{stderr}");
+    let output = Binary::Supernode
+        .run(&["--config", path.to_str().unwrap(), "serve"])
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8(output.stderr)
+        .unwrap()
+        .contains("listen_at"));
 }
 
 #[test]

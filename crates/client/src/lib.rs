@@ -6,11 +6,14 @@
 //! never read a password from argv, never stampede (every retry goes through capped full
 //! jitter), and never trust a record or a ticket it has not verified.
 //!
-//! Built so far: `login` and `signup`. `online`, `lookup`, `send` and `watch` answer that they
-//! are not built yet and exit 2 (issue #4).
+//! Every command of the contract is built; with one supernode (or several that do not yet
+//! share a directory, issue #5), lookups find the users registered on the supernode asked.
 
 pub mod login;
+pub mod online;
 pub mod profile;
+pub mod query;
+pub mod session;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -131,16 +134,166 @@ pub fn run(cli: Cli) -> ExitCode {
             trust,
             user,
         } => login_command(&profile, &auth, &trust, &user, true, json),
-        Command::Online { .. } => not_built("online"),
-        Command::Lookup { .. } => not_built("lookup"),
-        Command::Send { .. } => not_built("send"),
-        Command::Watch { .. } => not_built("watch"),
+        Command::Online {
+            profile,
+            listen,
+            promotable: _,
+        } => online_command(&profile, listen.as_deref()),
+        Command::Lookup { name, profile } => lookup_command(&profile, &name, json),
+        Command::Send {
+            name,
+            text,
+            profile,
+        } => send_command(&profile, &name, &text),
+        Command::Watch { names, profile } => watch_command(&profile, &names),
     }
 }
 
-fn not_built(command: &str) -> ExitCode {
-    eprintln!("client {command}: not built yet (issue #4)");
-    ExitCode::from(EXIT_USAGE)
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(EXIT_FAILED, format!("tokio runtime: {e}")))
+}
+
+fn session_failure(e: &session::SessionError) -> ExitCode {
+    match e {
+        session::SessionError::Unauthorized(reason) => {
+            fail(EXIT_FAILED, format!("{reason}; run `client login` again"))
+        }
+        other => fail(EXIT_FAILED, other),
+    }
+}
+
+fn online_command(profile: &std::path::Path, listen: Option<&str>) -> ExitCode {
+    let listen: std::net::SocketAddr = match listen.unwrap_or("0.0.0.0:0").parse() {
+        Ok(addr) => addr,
+        Err(e) => return fail(EXIT_USAGE, format!("--listen: {e}")),
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let profile = profile::Profile::new(profile);
+    match runtime.block_on(online::run(
+        profile,
+        listen,
+        switchboard_net::shutdown::signal(),
+    )) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(online::OnlineError::Session(e)) => session_failure(&e),
+        Err(e) => fail(EXIT_FAILED, e),
+    }
+}
+
+fn parse_user(name: &str) -> Result<switchboard_proto::Username, ExitCode> {
+    switchboard_proto::Username::new(name).map_err(|e| fail(EXIT_USAGE, format!("{name:?}: {e}")))
+}
+
+fn lookup_command(profile: &std::path::Path, name: &str, json: bool) -> ExitCode {
+    let user = match parse_user(name) {
+        Ok(user) => user,
+        Err(code) => return code,
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let result = runtime.block_on(async {
+        let context = query::context(profile)?;
+        query::lookup(&context, &user).await
+    });
+    match result {
+        Ok(devices) => {
+            let devices: Vec<query::Device> = devices.into_iter().map(|(d, _)| d).collect();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&devices).unwrap_or_else(|_| "[]".to_owned())
+                );
+            } else {
+                for device in &devices {
+                    let endpoints: Vec<String> =
+                        device.endpoints.iter().map(ToString::to_string).collect();
+                    println!(
+                        "{} {} (device {})",
+                        device.user,
+                        endpoints.join(" "),
+                        device.node.get(..8).unwrap_or(&device.node)
+                    );
+                }
+            }
+            if devices.is_empty() {
+                eprintln!("client: {user} is not online");
+                return ExitCode::from(EXIT_FAILED);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => session_failure(&e),
+    }
+}
+
+fn send_command(profile: &std::path::Path, name: &str, text: &str) -> ExitCode {
+    let user = match parse_user(name) {
+        Ok(user) => user,
+        Err(code) => return code,
+    };
+    let Ok(text) = switchboard_proto::messages::Text::try_from(text) else {
+        return fail(
+            EXIT_USAGE,
+            format!(
+                "the text is longer than {} bytes",
+                switchboard_proto::limits::MAX_TEXT_LEN
+            ),
+        );
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let result = runtime.block_on(async {
+        let context = query::context(profile).map_err(query::SendError::from)?;
+        query::send(&context, &user, text).await
+    });
+    match result {
+        Ok(node) => {
+            println!("delivered to {user} (device {})", node.short());
+            ExitCode::SUCCESS
+        }
+        Err(query::SendError::Session(e)) => session_failure(&e),
+        Err(e) => fail(EXIT_FAILED, e),
+    }
+}
+
+fn watch_command(profile: &std::path::Path, names: &[String]) -> ExitCode {
+    let mut users = Vec::new();
+    for name in names {
+        match parse_user(name) {
+            Ok(user) => users.push(user),
+            Err(code) => return code,
+        }
+    }
+    let Ok(users) = switchboard_proto::messages::WatchList::try_from(users) else {
+        return fail(
+            EXIT_USAGE,
+            format!(
+                "at most {} users per watch",
+                switchboard_proto::limits::MAX_WATCH_BATCH
+            ),
+        );
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let result = runtime.block_on(async {
+        let context = query::context(profile)?;
+        query::watch(&context, users, switchboard_net::shutdown::signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => session_failure(&e),
+    }
 }
 
 fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {

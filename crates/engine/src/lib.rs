@@ -8,15 +8,24 @@
 //! checks this with `cargo tree`), so the same code runs in `supernode`, `client` and `sim`.
 //!
 //! Built so far:
+//! - [`admission`]: a supernode's gates (handshake rate, capacity, prioritized requests);
 //! - [`backoff`]: capped full-jitter retry delays with a retry budget (DESIGN.md section 6),
 //!   which every reconnecting client uses so that a failover spreads out instead of stampeding;
+//! - [`directory`]: registrations as leases, lookups, watches and presence notices;
+//! - [`rate`]: token buckets;
 //! - [`throttle`]: growing lockouts and attempt rates per key (the auth-server's logins);
 //! - [`time`]: the engine's notion of time, a monotonic millisecond count the driver supplies.
 
+pub mod admission;
 pub mod backoff;
+pub mod directory;
+pub mod rate;
 pub mod throttle;
 pub mod time;
 
+pub use admission::{Admission, AdmissionConfig, Refused, RequestClass};
 pub use backoff::{Backoff, BackoffConfig, BackoffError};
+pub use directory::{Directory, DirectoryConfig, PresenceNotice, RegisterError};
+pub use rate::TokenBucket;
 pub use throttle::{Throttle, ThrottleConfig, Throttled};
 pub use time::Time;

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::Duration;
 
+use crate::rate::TokenBucket;
 use crate::time::Time;
 
 /// Tuning of a [`Throttle`].
@@ -90,9 +91,7 @@ struct Entry {
     failures: u32,
     last_failure: Time,
     locked_until: Time,
-    /// Attempt tokens, in thousandths (so refill at any rate stays integral).
-    tokens_milli: u64,
-    refilled_at: Time,
+    attempts: TokenBucket,
 }
 
 /// Per-key lockouts and attempt rates; see the module doc.
@@ -121,10 +120,6 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
         self.entries.is_empty()
     }
 
-    fn full_tokens(&self) -> u64 {
-        u64::from(self.config.burst.max(1)) * 1000
-    }
-
     /// Asks to make an attempt for `key` at `now`; consumes one attempt token when allowed.
     pub fn attempt(&mut self, now: Time, key: &K) -> Result<(), Throttled> {
         if !self.entries.contains_key(key) {
@@ -136,20 +131,20 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
                     retry_after: self.config.base_lockout,
                 });
             }
-            let full = self.full_tokens();
             self.entries.insert(
                 key.clone(),
                 Entry {
                     failures: 0,
                     last_failure: now,
                     locked_until: Time::ZERO,
-                    tokens_milli: full,
-                    refilled_at: now,
+                    attempts: TokenBucket::new(
+                        now,
+                        self.config.attempts_per_sec,
+                        self.config.burst,
+                    ),
                 },
             );
         }
-        let full = self.full_tokens();
-        let rate = u64::from(self.config.attempts_per_sec.max(1));
         let Some(entry) = self.entries.get_mut(key) else {
             return Ok(());
         };
@@ -158,21 +153,10 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
                 retry_after: entry.locked_until - now,
             });
         }
-        // Refill: `rate` tokens per second = `rate` thousandths per millisecond.
-        let elapsed_ms = now.0.saturating_sub(entry.refilled_at.0);
-        entry.tokens_milli = entry
-            .tokens_milli
-            .saturating_add(elapsed_ms.saturating_mul(rate))
-            .min(full);
-        entry.refilled_at = now;
-        if entry.tokens_milli < 1000 {
-            let missing = 1000 - entry.tokens_milli;
-            return Err(Throttled::TooFast {
-                retry_after: Duration::from_millis(missing.div_ceil(rate)),
-            });
-        }
-        entry.tokens_milli -= 1000;
-        Ok(())
+        entry
+            .attempts
+            .take(now)
+            .map_err(|retry_after| Throttled::TooFast { retry_after })
     }
 
     /// Records a failed attempt for `key`; past the free failures, locks the key for a time
@@ -205,18 +189,11 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
     /// Drops entries that are neither locked nor remembered any more.
     pub fn prune(&mut self, now: Time) {
         let config = self.config;
-        let full = self.full_tokens();
-        let rate = u64::from(config.attempts_per_sec.max(1));
         self.entries.retain(|_, entry| {
             let locked = entry.locked_until > now;
             let remembered =
                 entry.failures > 0 && now.since(entry.last_failure) < config.forget_after;
-            let refilled = entry.tokens_milli.saturating_add(
-                now.0
-                    .saturating_sub(entry.refilled_at.0)
-                    .saturating_mul(rate),
-            ) >= full;
-            locked || remembered || !refilled
+            locked || remembered || !entry.attempts.is_full(now)
         });
     }
 }

@@ -42,6 +42,18 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// binding timeouts (30 s and up), so the path stays open without chatter.
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
+/// How often a client pings its home supernode. Short, so that a supernode killed without a
+/// goodbye is noticed within [`SESSION_IDLE_TIMEOUT`] and the client re-homed in well under
+/// 5 s (DESIGN.md: heal in seconds). A PING is one small packet handled inside QUIC: 10,000
+/// clients send 20,000 a second, about a tenth of a core at the measured per-packet costs.
+pub const SESSION_KEEP_ALIVE: Duration = Duration::from_millis(500);
+
+/// A home session silent this long is dead: three missed keep-alives. QUIC restarts the idle
+/// timer when the first keep-alive after the last received packet goes out, so a supernode
+/// killed without a goodbye is noticed after about twice this (3 s measured on loopback; the
+/// failover test in `tests/tests/directory.rs` re-homes a client in about 3.1 s).
+pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_millis(1500);
+
 /// Which side of which kind of connection a transport config is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -51,13 +63,15 @@ pub enum Role {
     Dialer,
     /// Supernode <-> supernode.
     Overlay,
+    /// A client's session with its home supernode: fast keep-alives, short idle timeout.
+    Session,
 }
 
 /// The transport parameters for `role`; see the constants for the reasons.
 pub fn transport_config(role: Role) -> TransportConfig {
     let mut config = TransportConfig::default();
     let bidi = match role {
-        Role::ClientFacing | Role::Dialer => CLIENT_MAX_BIDI_STREAMS,
+        Role::ClientFacing | Role::Dialer | Role::Session => CLIENT_MAX_BIDI_STREAMS,
         Role::Overlay => PEER_MAX_BIDI_STREAMS,
     };
     config
@@ -68,11 +82,14 @@ pub fn transport_config(role: Role) -> TransportConfig {
         .send_window(SEND_WINDOW)
         // Datagrams are unused; not reserving their buffer saves memory per connection.
         .datagram_receive_buffer_size(None);
-    // 30 s fits in a VarInt of milliseconds; the fallback is never taken.
-    config.max_idle_timeout(IdleTimeout::try_from(IDLE_TIMEOUT).ok());
-    if matches!(role, Role::Dialer | Role::Overlay) {
-        config.keep_alive_interval(Some(KEEP_ALIVE_INTERVAL));
-    }
+    let (idle, keep_alive) = match role {
+        Role::ClientFacing => (IDLE_TIMEOUT, None),
+        Role::Dialer | Role::Overlay => (IDLE_TIMEOUT, Some(KEEP_ALIVE_INTERVAL)),
+        Role::Session => (SESSION_IDLE_TIMEOUT, Some(SESSION_KEEP_ALIVE)),
+    };
+    // These durations fit in a VarInt of milliseconds; the fallback is never taken.
+    config.max_idle_timeout(IdleTimeout::try_from(idle).ok());
+    config.keep_alive_interval(keep_alive);
     config
 }
 

@@ -1,20 +1,31 @@
 //! The supernode daemon: accepts clients over QUIC, holds their registrations as leases,
 //! answers lookups, pushes presence and runs the overlay (DESIGN.md sections 2, 5 and 6).
 //!
-//! This crate owns the `supernode` binary's command line and, as they are built, its config
-//! and the driver that runs `engine`'s state machines on `net`. It must never exit under load
-//! (it answers `Busy`), never crash on a peer's input, and never hold unbounded state.
+//! This crate owns the `supernode` binary: its command line ([`Cli`]), configuration
+//! ([`config`]), the daemon ([`server`]), the per-client sessions ([`session`]) and the link
+//! to the auth-server ([`auth_link`]). The decisions (leases, admission) are `engine`'s; this
+//! crate drives them on `net`. It must never exit under load (it answers `Busy`), never crash
+//! on a peer's input, and never hold unbounded state.
 //!
-//! Built so far: the command-line contract. `serve` answers that it is not built yet and exits
-//! 2 (the daemon is issue #4, the overlay issue #5).
+//! Built so far: one supernode serving its own clients (registrations, lookups, watches,
+//! admission, refused versions, revocations, SIGTERM drain). The overlay that joins
+//! supernodes into one directory is issue #5.
+
+pub mod auth_link;
+pub mod config;
+pub mod server;
+pub mod session;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Exit code of a command that exists in the contract but is not built yet, and of bad usage.
-pub const EXIT_NOT_BUILT: u8 = 2;
+/// Exit code of bad usage or a bad configuration file.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Exit code of a failure to start.
+pub const EXIT_FAILED: u8 = 1;
 
 /// Switchboard's supernode: registrations, lookups, presence and the overlay.
 #[derive(Debug, Parser)]
@@ -47,7 +58,10 @@ pub struct ServeArgs {
     pub data_dir: Option<PathBuf>,
     /// UDP address to accept clients and peers on.
     #[arg(long, value_name = "ADDR")]
-    pub listen: Option<String>,
+    pub listen: Option<std::net::SocketAddr>,
+    /// Address announced to clients (default: --listen, 127.0.0.1 if unspecified).
+    #[arg(long, value_name = "ADDR")]
+    pub public_addr: Option<std::net::SocketAddr>,
     /// The auth-server's address.
     #[arg(long, value_name = "ADDR")]
     pub auth: Option<String>,
@@ -68,21 +82,124 @@ pub struct ServeArgs {
     pub standby: bool,
     /// An overlay member to join through (repeatable).
     #[arg(long = "seed", value_name = "ADDR")]
-    pub seeds: Vec<String>,
+    pub seeds: Vec<std::net::SocketAddr>,
     /// Most clients served at once.
     #[arg(long, value_name = "N")]
-    pub capacity: Option<u32>,
+    pub capacity: Option<usize>,
     /// Address for Prometheus /metrics and /healthz.
     #[arg(long, value_name = "ADDR")]
-    pub metrics: Option<String>,
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
-/// Runs a parsed command line.
+/// Runs a parsed command line and returns the process's exit code.
 pub fn run(cli: Cli) -> ExitCode {
-    match cli.command {
-        Command::Serve(_) => {
-            eprintln!("supernode serve: not built yet (the daemon is issue #4, the overlay #5)");
-        }
+    let Command::Serve(args) = cli.command;
+    let (mut file, source) = match &cli.config {
+        Some(path) => match config::FileConfig::load(path) {
+            Ok(file) => (file, path.display().to_string()),
+            Err(e) => return fail(EXIT_USAGE, e),
+        },
+        None => (config::FileConfig::default(), "command line".to_owned()),
+    };
+    file.data_dir = args.data_dir.or(file.data_dir);
+    file.listen = args.listen.or(file.listen);
+    file.public_addr = args.public_addr.or(file.public_addr);
+    file.auth = args.auth.or(file.auth);
+    file.trust = args.trust.or(file.trust);
+    file.user = args.user.or(file.user);
+    file.password_file = args.password_file.or(file.password_file);
+    if args.mega {
+        file.mega = Some(true);
     }
-    ExitCode::from(EXIT_NOT_BUILT)
+    if args.standby {
+        file.standby = Some(true);
+    }
+    if !args.seeds.is_empty() {
+        file.seeds = Some(args.seeds);
+    }
+    file.capacity = args.capacity.or(file.capacity);
+    file.metrics = args.metrics.or(file.metrics);
+    let config = match file.validate(&source) {
+        Ok(config) => config,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(EXIT_FAILED, format!("tokio runtime: {e}")),
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(EXIT_FAILED, e),
+    }
+}
+
+fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("supernode: {message}");
+    ExitCode::from(code)
+}
+
+/// Logs in (or, if the auth-server is unreachable, falls back to the stored ticket), binds,
+/// prints the readiness line and serves until SIGTERM.
+async fn serve(config: config::Config) -> Result<(), String> {
+    use std::io::Write;
+    use switchboard_client::login::{login, LoginError};
+    use switchboard_client::profile::Profile;
+
+    let password = std::fs::read_to_string(&config.password_file)
+        .map_err(|e| format!("{}: {e}", config.password_file.display()))?;
+    let password = password.lines().next().unwrap_or_default();
+    let password = switchboard_proto::messages::Password::new(password)
+        .ok_or_else(|| "the password file holds a password that is too long".to_owned())?;
+    let profile = Profile::new(&config.data_dir);
+    let logged_in = login(
+        &profile,
+        &config.auth,
+        config.trust,
+        config.user.clone(),
+        password,
+        false,
+    )
+    .await;
+    let ticket = match logged_in {
+        Ok(done) => done.ticket,
+        Err(e @ (LoginError::Unreachable(_) | LoginError::Busy(_) | LoginError::Exchange(_))) => {
+            // The network must outlive the auth-server: serve with the stored ticket.
+            let ticket = profile
+                .ticket()
+                .map_err(|_| format!("{e}, and no stored ticket to fall back on"))?;
+            tracing::warn!("{e}; serving with the stored ticket");
+            ticket
+        }
+        Err(e) => return Err(format!("login as {}: {e}", config.user)),
+    };
+    let role = ticket.body_unverified().role;
+    let mega = matches!(config.mode, config::Mode::Mega | config::Mode::MegaStandby);
+    if !role.may_serve(mega) {
+        return Err(format!(
+            "account {} has role {role}, which may not serve as a {}supernode",
+            config.user,
+            if mega { "mega-" } else { "" }
+        ));
+    }
+    let key = profile.node_key().map_err(|e| e.to_string())?;
+    let alternatives: Vec<switchboard_proto::PeerAddr> = profile
+        .hosts()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(switchboard_client::profile::Host::peer)
+        .collect();
+    let server = server::Server::bind(config, key, ticket, alternatives)
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = server.local_addr().map_err(|e| e.to_string())?;
+    if let Some(metrics) = server.metrics_addr() {
+        println!("metrics on {metrics}");
+    }
+    println!("listening on {addr}");
+    let _ = std::io::stdout().flush();
+    server.run(switchboard_net::shutdown::signal()).await;
+    Ok(())
 }

@@ -1,9 +1,18 @@
-//! The `supernode` binary: parses the command line and hands it to the library.
+//! The `supernode` binary: sets up logging, parses the command line and hands it to the
+//! library.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     switchboard_supernode::run(switchboard_supernode::Cli::parse())
 }

@@ -1,0 +1,331 @@
+//! `client online`: stay registered on a home supernode, fail over when it goes, and accept
+//! direct messages from peers.
+//!
+//! The loop: open a session ([`crate::session::open`]), register a freshly signed record,
+//! re-register every third of the lease (which keeps the record fresh for verifiers and the
+//! lease alive), print pushes, and on loss or redirect wait a capped full-jitter delay
+//! ([`switchboard_engine::Backoff`]) and go again, avoiding the supernode just lost. State
+//! changes go to stderr; messages from peers to stdout as `from USER: TEXT`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use switchboard_engine::{Backoff, BackoffConfig};
+use switchboard_net::config::Role as TransportRole;
+use switchboard_net::framed::{read_frame, write_frame};
+use switchboard_net::{
+    server_config, transport_config, Identity, Listener, PeerPolicy, HANDSHAKE_TIMEOUT,
+};
+use switchboard_proto::limits::MAX_FRAME_LEN;
+use switchboard_proto::messages::{ClientMessage, DirectMessage, SupernodeMessage};
+use switchboard_proto::version::{Welcome, ALPN_DIRECT};
+use switchboard_proto::wire_error::WireError;
+use switchboard_proto::{BoundedVec, NodeId, Record, RecordBody};
+use tokio::sync::mpsc;
+
+use crate::profile::Profile;
+use crate::session::{self, Context, Session, SessionError};
+
+/// Lease (record TTL) asked for: a killed client vanishes from lookups within a minute.
+pub const RECORD_TTL_SECS: u32 = 60;
+
+/// Direct connections accepted at once: a client is not a server.
+const MAX_DIRECT_HANDSHAKES: usize = 16;
+
+/// Why `client online` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum OnlineError {
+    /// Setting up failed.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The listening socket.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// How a session ended.
+enum Ended {
+    Lost(String),
+    Redirected,
+    Shutdown,
+}
+
+/// Runs `client online` until `shutdown` resolves.
+pub async fn run(
+    profile: Profile,
+    listen: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), OnlineError> {
+    // One endpoint for everything: direct connections in, supernode sessions out.
+    let ticket = profile.ticket().map_err(SessionError::from)?;
+    let trust = profile.trust().map_err(SessionError::from)?;
+    let key = profile.node_key().map_err(SessionError::from)?;
+    let anchor = switchboard_proto::TrustAnchor::new(trust)
+        .map_err(|e| SessionError::Transport(e.to_string()))?;
+    let direct_policy = PeerPolicy::any_ticket(anchor);
+    let direct = server_config(
+        &Identity::new(key, Some(ticket)),
+        direct_policy.clone(),
+        &[ALPN_DIRECT],
+        transport_config(TransportRole::ClientFacing),
+    )
+    .map_err(|e| SessionError::Transport(e.to_string()))?;
+    let listener =
+        Listener::bind(listen, direct, direct_policy, MAX_DIRECT_HANDSHAKES).map_err(|source| {
+            OnlineError::Listen {
+                addr: listen,
+                source,
+            }
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| OnlineError::Listen {
+            addr: listen,
+            source,
+        })?;
+    let context = Context::load(profile, Some(listener.endpoint().clone()))?;
+    eprintln!("listening for peers on {local}");
+
+    let inbox = tokio::spawn(serve_direct(listener));
+    tokio::pin!(shutdown);
+    let mut backoff = Backoff::new(BackoffConfig {
+        budget: None,
+        ..BackoffConfig::default()
+    });
+    let mut avoid: Option<NodeId> = None;
+    let mut seq = switchboard_net::now_unix().0.saturating_mul(1000);
+    let outcome = loop {
+        let opened = tokio::select! {
+            biased;
+            () = &mut shutdown => break Ok(()),
+            opened = session::open(&context, avoid) => opened,
+        };
+        let delay = match opened {
+            Ok(mut session) => {
+                backoff.succeeded();
+                let ended = tokio::select! {
+                    biased;
+                    () = &mut shutdown => Ended::Shutdown,
+                    ended = stay(&context, &mut session, local, &mut seq) => ended,
+                };
+                match ended {
+                    Ended::Shutdown => {
+                        let _ = session.ask(&ClientMessage::Unregister).await;
+                        session.goodbye().await;
+                        eprintln!("offline");
+                        break Ok(());
+                    }
+                    Ended::Redirected => {
+                        eprintln!("redirected by {}", session.node().short());
+                        avoid = Some(session.node());
+                        backoff
+                            .failed(&mut rand::thread_rng(), None)
+                            .unwrap_or_default()
+                    }
+                    Ended::Lost(reason) => {
+                        eprintln!("lost {} ({reason}); failing over", session.node().short());
+                        avoid = Some(session.node());
+                        backoff
+                            .failed(&mut rand::thread_rng(), None)
+                            .unwrap_or_default()
+                    }
+                }
+            }
+            Err(
+                e @ (SessionError::Unauthorized(_)
+                | SessionError::VersionRejected(_)
+                | SessionError::Profile(_)),
+            ) => {
+                break Err(e.into());
+            }
+            Err(SessionError::NoSupernode { tried, retry_after }) => {
+                let delay = backoff
+                    .failed(&mut rand::thread_rng(), retry_after)
+                    .unwrap_or(Duration::from_secs(30));
+                eprintln!(
+                    "no supernode admitted this client ({tried} tried); retrying in {delay:?}"
+                );
+                avoid = None;
+                delay
+            }
+            Err(e) => {
+                eprintln!("session failed: {e}");
+                backoff
+                    .failed(&mut rand::thread_rng(), None)
+                    .unwrap_or_default()
+            }
+        };
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break Ok(()),
+            () = tokio::time::sleep(delay) => {}
+        }
+    };
+    inbox.abort();
+    context
+        .dialer
+        .endpoint()
+        .close(switchboard_net::CloseCode::Done.code(), b"offline");
+    outcome
+}
+
+/// A freshly signed record for this device at `local` (the published endpoint).
+fn record(context: &Context, local: SocketAddr, seq: u64) -> Result<Record, SessionError> {
+    Record::sign(
+        &context.key,
+        RecordBody {
+            ticket: context.ticket.clone(),
+            endpoints: BoundedVec::truncating([local]),
+            seq,
+            issued_at: switchboard_net::now_unix(),
+            ttl_secs: RECORD_TTL_SECS,
+        },
+    )
+    .map_err(|e| SessionError::Protocol(e.to_string()))
+}
+
+/// The endpoint peers should dial: the listening address, with the address the supernode
+/// path uses when listening on all interfaces.
+fn published(session: &Session, local: SocketAddr) -> SocketAddr {
+    if local.ip().is_unspecified() {
+        let ip = session
+            .connection
+            .connection
+            .local_ip()
+            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+        SocketAddr::new(ip, local.port())
+    } else {
+        local
+    }
+}
+
+/// Registers and keeps the registration alive until the session ends.
+async fn stay(context: &Context, session: &mut Session, local: SocketAddr, seq: &mut u64) -> Ended {
+    let endpoint = published(session, local);
+    *seq += 1;
+    let lease = match register(context, session, endpoint, *seq).await {
+        Ok(lease) => lease,
+        Err(e) => return Ended::Lost(e.to_string()),
+    };
+    let node = session.node();
+    eprintln!(
+        "online via {} at {} (lease {lease} s)",
+        node.short(),
+        session.host.addr
+    );
+    if let Err(e) = session::mark_success(&context.profile, node) {
+        eprintln!("host cache not saved: {e}");
+    }
+    let (push_tx, mut pushes) = mpsc::channel(64);
+    let reader = tokio::spawn(read_pushes(session.connection.connection.clone(), push_tx));
+    let mut period = tokio::time::interval(Duration::from_secs(u64::from(lease.max(3)) / 3));
+    period.tick().await;
+    let ended = loop {
+        tokio::select! {
+            _ = period.tick() => {
+                *seq += 1;
+                if let Err(e) = register(context, session, endpoint, *seq).await {
+                    break Ended::Lost(e.to_string());
+                }
+            }
+            push = pushes.recv() => match push {
+                Some(SupernodeMessage::Redirect { targets, .. }) => {
+                    let _ = session::merge_alternatives(&context.profile, &targets);
+                    break Ended::Redirected;
+                }
+                Some(SupernodeMessage::Presence(event)) => {
+                    eprintln!("{} is {}", event.user, if event.online { "online" } else { "offline" });
+                }
+                Some(_) => {}
+                None => {
+                    let reason = session.connection.connection.closed().await;
+                    break Ended::Lost(reason.to_string());
+                }
+            },
+        }
+    };
+    reader.abort();
+    ended
+}
+
+async fn register(
+    context: &Context,
+    session: &mut Session,
+    endpoint: SocketAddr,
+    seq: u64,
+) -> Result<u32, SessionError> {
+    let record = record(context, endpoint, seq)?;
+    match session
+        .ask(&ClientMessage::Register {
+            record: Box::new(record),
+        })
+        .await?
+    {
+        SupernodeMessage::Registered { lease_secs, .. } => Ok(lease_secs),
+        SupernodeMessage::Error(e) => Err(SessionError::Refused(e)),
+        other => Err(SessionError::Protocol(format!("{other:?}"))),
+    }
+}
+
+/// Reads the supernode's push stream into `pushes`; ends (dropping the sender) when the
+/// connection does.
+pub async fn read_pushes(connection: quinn::Connection, pushes: mpsc::Sender<SupernodeMessage>) {
+    let Ok(mut stream) = connection.accept_uni().await else {
+        return;
+    };
+    while let Ok(Some(message)) = read_frame::<SupernodeMessage>(&mut stream, MAX_FRAME_LEN).await {
+        if pushes.send(message).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Accepts direct connections and prints their texts as `from USER: TEXT`.
+async fn serve_direct(listener: Listener) {
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            handshake = listener.accept() => {
+                let Some(handshake) = handshake else { return };
+                tasks.spawn(async move {
+                    let Ok(connection) = handshake.complete(HANDSHAKE_TIMEOUT).await else {
+                        return;
+                    };
+                    let user = connection
+                        .peer
+                        .ticket
+                        .as_ref()
+                        .map_or_else(|| "?".to_owned(), |t| t.user.to_string());
+                    let Ok((mut send, mut recv)) = connection.connection.accept_bi().await else {
+                        return;
+                    };
+                    while let Ok(Some(message)) = read_frame::<DirectMessage>(&mut recv, MAX_FRAME_LEN).await {
+                        let answer = match message {
+                            DirectMessage::Hello(_) => DirectMessage::Welcome(Welcome {
+                                protocol: switchboard_proto::PROTOCOL_VERSION,
+                                software: crate::login::software_version(),
+                            }),
+                            DirectMessage::Text(text) => {
+                                let mut stdout = std::io::stdout().lock();
+                                let _ = writeln!(stdout, "from {user}: {text}");
+                                let _ = stdout.flush();
+                                DirectMessage::Delivered
+                            }
+                            _ => DirectMessage::Error(WireError::unsupported("unexpected message")),
+                        };
+                        if write_frame(&mut send, &answer).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+}

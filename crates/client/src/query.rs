@@ -1,0 +1,257 @@
+//! `client lookup`, `client send` and `client watch`: short sessions that ask a supernode and,
+//! for `send`, talk to the peer directly.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use switchboard_net::config::Role as TransportRole;
+use switchboard_net::framed::{read_frame, write_frame};
+use switchboard_net::{client_config, transport_config, Dialer, Identity, PeerPolicy, Resumption};
+use switchboard_proto::limits::MAX_FRAME_LEN;
+use switchboard_proto::messages::{
+    ClientMessage, DirectMessage, SupernodeMessage, Text, WatchList,
+};
+use switchboard_proto::version::{Hello, VersionRange, ALPN_DIRECT};
+use switchboard_proto::{NodeId, Record, Role, Username};
+use tokio::sync::mpsc;
+
+use crate::login::software_version;
+use crate::profile::Profile;
+use crate::session::{self, Context, SessionError};
+
+/// A verified record, as printed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Device {
+    /// The user.
+    pub user: String,
+    /// The device's node id.
+    pub node: String,
+    /// Where it accepts direct connections.
+    pub endpoints: Vec<SocketAddr>,
+    /// When it signed its record (Unix seconds).
+    pub issued_at: u64,
+}
+
+/// Looks `user` up and returns the records that verify (others are dropped and logged).
+pub async fn lookup(
+    context: &Context,
+    user: &Username,
+) -> Result<Vec<(Device, Record)>, SessionError> {
+    let mut session = session::open(context, None).await?;
+    let answer = session
+        .ask(&ClientMessage::Lookup { user: user.clone() })
+        .await?;
+    session.goodbye().await;
+    let records = match answer {
+        SupernodeMessage::LookupResult { records, .. } => records.into_inner(),
+        SupernodeMessage::Error(e) => return Err(SessionError::Refused(e)),
+        other => return Err(SessionError::Protocol(format!("{other:?}"))),
+    };
+    let now = switchboard_net::now_unix();
+    let mut devices = Vec::new();
+    for record in records {
+        match record.verify(&context.anchor, now) {
+            Ok(body) if body.ticket.body_unverified().user == *user => {
+                devices.push((
+                    Device {
+                        user: user.to_string(),
+                        node: body.ticket.body_unverified().node.to_string(),
+                        endpoints: body.endpoints.to_vec(),
+                        issued_at: body.issued_at.0,
+                    },
+                    record.clone(),
+                ));
+            }
+            Ok(_) => tracing::warn!("a record for another user was returned; dropped"),
+            Err(e) => tracing::warn!("a record that does not verify was returned ({e}); dropped"),
+        }
+    }
+    Ok(devices)
+}
+
+/// Why a direct send failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The lookup failed.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The user has no online device.
+    #[error("{0} is not online")]
+    Offline(Username),
+    /// No endpoint accepted the message.
+    #[error("could not deliver to {user}: {reasons}")]
+    Undelivered {
+        /// To whom.
+        user: Username,
+        /// What each attempt said.
+        reasons: String,
+    },
+}
+
+/// How long a direct delivery may take per endpoint.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Looks `user` up and delivers `text` directly to one of their devices.
+pub async fn send(context: &Context, user: &Username, text: Text) -> Result<NodeId, SendError> {
+    let devices = lookup(context, user).await?;
+    if devices.is_empty() {
+        return Err(SendError::Offline(user.clone()));
+    }
+    let mut reasons = Vec::new();
+    for (device, _) in &devices {
+        let Ok(node) = device.node.parse::<NodeId>() else {
+            continue;
+        };
+        for endpoint in &device.endpoints {
+            match deliver(context, node, *endpoint, &text).await {
+                Ok(()) => return Ok(node),
+                Err(reason) => reasons.push(format!("{endpoint}: {reason}")),
+            }
+        }
+    }
+    Err(SendError::Undelivered {
+        user: user.clone(),
+        reasons: reasons.join("; "),
+    })
+}
+
+async fn deliver(
+    context: &Context,
+    node: NodeId,
+    endpoint: SocketAddr,
+    text: &Text,
+) -> Result<(), String> {
+    // The peer must be exactly the device whose record we verified.
+    let policy = PeerPolicy::Ticketed {
+        auth: context.anchor.clone(),
+        roles: Role::ALL.to_vec(),
+        node: Some(node),
+    };
+    let config = client_config(
+        &Identity::new(context.key.clone(), Some(context.ticket.clone())),
+        policy.clone(),
+        &[ALPN_DIRECT],
+        transport_config(TransportRole::Dialer),
+        Resumption::Enabled,
+    )
+    .map_err(|e| e.to_string())?;
+    let dialer = Dialer::on_endpoint(context.dialer.endpoint().clone(), config, policy);
+    let exchange = async {
+        let connection = dialer
+            .connect_to(node, endpoint, DELIVERY_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut send, mut recv) = connection
+            .connection
+            .open_bi()
+            .await
+            .map_err(|e| e.to_string())?;
+        let hello = DirectMessage::Hello(Hello {
+            protocol: VersionRange::CURRENT,
+            software: software_version(),
+        });
+        for message in [hello, DirectMessage::Text(text.clone())] {
+            write_frame(&mut send, &message)
+                .await
+                .map_err(|e| e.to_string())?;
+            match read_frame::<DirectMessage>(&mut recv, MAX_FRAME_LEN).await {
+                Ok(Some(DirectMessage::Welcome(_) | DirectMessage::Delivered)) => {}
+                Ok(Some(DirectMessage::Error(e))) => return Err(e.to_string()),
+                Ok(other) => return Err(format!("unexpected answer {other:?}")),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        let _ = send.finish();
+        connection
+            .connection
+            .close(switchboard_net::CloseCode::Done.code(), b"delivered");
+        Ok(())
+    };
+    tokio::time::timeout(DELIVERY_TIMEOUT, exchange)
+        .await
+        .map_err(|_| "timed out".to_owned())?
+}
+
+/// Watches `users` and prints `USER online` / `USER offline` lines until `shutdown`,
+/// re-opening the session (and the watch) when it is lost.
+pub async fn watch(
+    context: &Context,
+    users: WatchList,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), SessionError> {
+    tokio::pin!(shutdown);
+    let mut backoff = switchboard_engine::Backoff::new(switchboard_engine::BackoffConfig {
+        budget: None,
+        ..Default::default()
+    });
+    let mut avoid = None;
+    loop {
+        let opened = tokio::select! {
+            biased;
+            () = &mut shutdown => return Ok(()),
+            opened = session::open(context, avoid) => opened,
+        };
+        match opened {
+            Ok(mut session) => {
+                match session
+                    .ask(&ClientMessage::Watch {
+                        users: users.clone(),
+                    })
+                    .await?
+                {
+                    SupernodeMessage::WatchAck { .. } => {}
+                    SupernodeMessage::Error(e) => return Err(SessionError::Refused(e)),
+                    other => return Err(SessionError::Protocol(format!("{other:?}"))),
+                }
+                backoff.succeeded();
+                eprintln!(
+                    "watching {} users via {}",
+                    users.len(),
+                    session.node().short()
+                );
+                let (tx, mut pushes) = mpsc::channel(64);
+                let reader = tokio::spawn(crate::online::read_pushes(
+                    session.connection.connection.clone(),
+                    tx,
+                ));
+                loop {
+                    tokio::select! {
+                        biased;
+                        () = &mut shutdown => {
+                            reader.abort();
+                            session.goodbye().await;
+                            return Ok(());
+                        }
+                        push = pushes.recv() => match push {
+                            Some(SupernodeMessage::Presence(event)) => {
+                                let mut out = std::io::stdout().lock();
+                                let _ = writeln!(out, "{} {}", event.user, if event.online { "online" } else { "offline" });
+                                let _ = out.flush();
+                            }
+                            Some(_) => {}
+                            None => break,
+                        },
+                    }
+                }
+                eprintln!("lost {}; re-watching elsewhere", session.node().short());
+                avoid = Some(session.node());
+            }
+            Err(
+                e @ (SessionError::Unauthorized(_)
+                | SessionError::VersionRejected(_)
+                | SessionError::Profile(_)),
+            ) => return Err(e),
+            Err(e) => eprintln!("{e}"),
+        }
+        let delay = backoff
+            .failed(&mut rand::thread_rng(), None)
+            .unwrap_or_default();
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Loads a context for a one-shot command.
+pub fn context(profile: &std::path::Path) -> Result<Context, SessionError> {
+    Context::load(Profile::new(profile), None)
+}

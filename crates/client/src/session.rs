@@ -1,0 +1,281 @@
+//! A client's session with a supernode: choosing one from the host cache, `Hello`, and the
+//! request/answer exchange on the session stream.
+//!
+//! Host choice: supernodes that served this client before first (most recent first), then the
+//! least loaded; mega-supernodes last, as the fallback (DESIGN.md section 6). `Busy` answers
+//! add their alternatives to the cache and their `retry_after` to the next wait.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use switchboard_net::config::Role as TransportRole;
+use switchboard_net::framed::{read_frame, write_frame, StreamError};
+use switchboard_net::{
+    client_config, transport_config, Dialer, HandshakeError, Identity, PeerConnection, PeerPolicy,
+    Resumption,
+};
+use switchboard_proto::limits::MAX_FRAME_LEN;
+use switchboard_proto::messages::{ClientMessage, SupernodeMessage};
+use switchboard_proto::version::{Hello, VersionRange, ALPN_DIRECTORY};
+use switchboard_proto::wire_error::WireError;
+use switchboard_proto::{AuthKey, NodeId, SecretKey, Ticket, TrustAnchor};
+
+use crate::login::software_version;
+use crate::profile::{Host, Profile, ProfileError};
+
+/// How long one dial may take before the next host is tried.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long one request may wait for its answer.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a session attempt can end in.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The profile is unusable.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// The ticket is refused: log in again.
+    #[error("{0}")]
+    Unauthorized(WireError),
+    /// This build is refused by the network.
+    #[error("{0}")]
+    VersionRejected(WireError),
+    /// No supernode in the host cache admitted us now.
+    #[error("no supernode admitted this client ({tried} tried)")]
+    NoSupernode {
+        /// Hosts tried.
+        tried: usize,
+        /// The longest `retry_after` any of them asked for.
+        retry_after: Option<Duration>,
+    },
+    /// The exchange broke.
+    #[error("session: {0}")]
+    Stream(#[from] StreamError),
+    /// A request was refused.
+    #[error("{0}")]
+    Refused(WireError),
+    /// The answer made no sense.
+    #[error("unexpected answer: {0}")]
+    Protocol(String),
+    /// Setting up the transport failed.
+    #[error("transport: {0}")]
+    Transport(String),
+}
+
+/// What a client needs to talk to supernodes: its key and ticket, the trust anchor, the
+/// profile, and a dialer.
+#[derive(Debug)]
+pub struct Context {
+    /// The profile.
+    pub profile: Profile,
+    /// The node key.
+    pub key: SecretKey,
+    /// The ticket.
+    pub ticket: Ticket,
+    /// The auth-server's key.
+    pub trust: AuthKey,
+    /// The trust anchor.
+    pub anchor: TrustAnchor,
+    /// Dials supernodes.
+    pub dialer: Dialer,
+}
+
+impl Context {
+    /// Loads the profile and makes a dialer on `endpoint` (or on a fresh socket).
+    pub fn load(profile: Profile, endpoint: Option<quinn::Endpoint>) -> Result<Self, SessionError> {
+        // The ticket first: a missing one means "not logged in", the clearest message.
+        let ticket = profile.ticket()?;
+        let trust = profile.trust()?;
+        let key = profile.node_key()?;
+        let anchor = TrustAnchor::new(trust).map_err(|e| SessionError::Transport(e.to_string()))?;
+        let policy = PeerPolicy::supernode(anchor.clone());
+        let config = client_config(
+            &Identity::new(key.clone(), Some(ticket.clone())),
+            policy.clone(),
+            &[ALPN_DIRECTORY],
+            transport_config(TransportRole::Session),
+            Resumption::Enabled,
+        )
+        .map_err(|e| SessionError::Transport(e.to_string()))?;
+        let dialer = match endpoint {
+            Some(endpoint) => Dialer::on_endpoint(endpoint, config, policy),
+            None => Dialer::bind(SocketAddr::from(([0, 0, 0, 0], 0)), config, policy)
+                .map_err(|e| SessionError::Transport(e.to_string()))?,
+        };
+        Ok(Self {
+            profile,
+            key,
+            ticket,
+            trust,
+            anchor,
+            dialer,
+        })
+    }
+}
+
+/// An open session: the connection, the session stream, and the host it reached.
+#[derive(Debug)]
+pub struct Session {
+    /// The connection.
+    pub connection: PeerConnection,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    /// The supernode.
+    pub host: Host,
+}
+
+impl Session {
+    /// Sends `request` and returns the answer.
+    pub async fn ask(&mut self, request: &ClientMessage) -> Result<SupernodeMessage, SessionError> {
+        write_frame(&mut self.send, request).await?;
+        let answer =
+            tokio::time::timeout(ANSWER_TIMEOUT, read_frame(&mut self.recv, MAX_FRAME_LEN))
+                .await
+                .map_err(|_| SessionError::Stream(StreamError::Timeout(ANSWER_TIMEOUT)))??;
+        answer.ok_or(SessionError::Stream(StreamError::Truncated))
+    }
+
+    /// The supernode's id.
+    pub fn node(&self) -> NodeId {
+        self.connection.peer.node
+    }
+
+    /// Says goodbye and closes.
+    pub async fn goodbye(mut self) {
+        let _ = write_frame(&mut self.send, &ClientMessage::Goodbye).await;
+        let _ = self.send.finish();
+        let _ = tokio::time::timeout(Duration::from_millis(300), self.send.stopped()).await;
+        self.connection
+            .connection
+            .close(switchboard_net::CloseCode::Done.code(), b"goodbye");
+    }
+}
+
+/// The host cache in the order to try it; `avoid` (the supernode just lost) goes last.
+pub fn candidates(hosts: &[Host], avoid: Option<NodeId>) -> Vec<Host> {
+    let mut ordered: Vec<Host> = hosts.to_vec();
+    ordered.sort_by_key(|h| {
+        let avoided = avoid.is_some_and(|a| h.peer().is_some_and(|p| p.node == a));
+        (
+            avoided,
+            h.mode == "mega",
+            std::cmp::Reverse(h.last_success.unwrap_or(0)),
+            h.load_permille,
+        )
+    });
+    ordered
+}
+
+/// Reaches a supernode from the host cache and opens a session.
+pub async fn open(context: &Context, avoid: Option<NodeId>) -> Result<Session, SessionError> {
+    let hosts = context.profile.hosts()?;
+    let mut retry_after: Option<Duration> = None;
+    let mut tried = 0;
+    for host in candidates(&hosts, avoid) {
+        let Some(peer) = host.peer() else { continue };
+        tried += 1;
+        let connection = match context
+            .dialer
+            .connect_to(peer.node, peer.addr, DIAL_TIMEOUT)
+            .await
+        {
+            Ok(connection) => connection,
+            Err(e) => {
+                tracing::debug!(host = %peer.addr, "dial failed: {}", describe(&e));
+                continue;
+            }
+        };
+        let Ok((mut send, mut recv)) = connection.connection.open_bi().await else {
+            continue;
+        };
+        let hello = ClientMessage::Hello(Hello {
+            protocol: VersionRange::CURRENT,
+            software: software_version(),
+        });
+        if write_frame(&mut send, &hello).await.is_err() {
+            continue;
+        }
+        let answer =
+            tokio::time::timeout(ANSWER_TIMEOUT, read_frame(&mut recv, MAX_FRAME_LEN)).await;
+        match answer {
+            Ok(Ok(Some(SupernodeMessage::Welcome(_)))) => {
+                return Ok(Session {
+                    connection,
+                    send,
+                    recv,
+                    host,
+                })
+            }
+            Ok(Ok(Some(SupernodeMessage::Error(WireError::Busy {
+                retry_after_ms,
+                alternatives,
+            })))) => {
+                let wait = Duration::from_millis(u64::from(retry_after_ms));
+                retry_after = Some(retry_after.map_or(wait, |r| r.max(wait)));
+                tracing::debug!(host = %peer.addr, "busy, retry after {wait:?}");
+                merge_alternatives(&context.profile, &alternatives)?;
+            }
+            Ok(Ok(Some(SupernodeMessage::Error(e @ WireError::Unauthorized { .. })))) => {
+                return Err(SessionError::Unauthorized(e))
+            }
+            Ok(Ok(Some(SupernodeMessage::Error(e @ WireError::VersionRejected { .. })))) => {
+                return Err(SessionError::VersionRejected(e))
+            }
+            Ok(Ok(other)) => tracing::debug!(host = %peer.addr, "refused: {other:?}"),
+            Ok(Err(e)) => {
+                // A refused ticket shows as the connection closing with the server's reason.
+                if let StreamError::Read(quinn::ReadError::ConnectionLost(reason)) = &e {
+                    let text = reason.to_string();
+                    if text.contains("ticket") {
+                        return Err(SessionError::Unauthorized(WireError::unsupported(&text)));
+                    }
+                }
+                tracing::debug!(host = %peer.addr, "hello failed: {e}");
+            }
+            Err(_) => tracing::debug!(host = %peer.addr, "hello timed out"),
+        }
+    }
+    Err(SessionError::NoSupernode { tried, retry_after })
+}
+
+fn describe(error: &HandshakeError) -> String {
+    error.to_string()
+}
+
+/// Adds supernodes named by a `Busy` or `Redirect` to the host cache.
+pub fn merge_alternatives(
+    profile: &Profile,
+    alternatives: &[switchboard_proto::PeerAddr],
+) -> Result<(), ProfileError> {
+    if alternatives.is_empty() {
+        return Ok(());
+    }
+    let mut hosts = profile.hosts()?;
+    for peer in alternatives {
+        let node = peer.node.to_string();
+        if !hosts.iter().any(|h| h.node == node) {
+            hosts.push(Host {
+                node,
+                addr: peer.addr,
+                mode: "normal".to_owned(),
+                load_permille: 500,
+                last_success: None,
+            });
+        }
+    }
+    profile.save_hosts(hosts)
+}
+
+/// Records that `node` served this client now.
+pub fn mark_success(profile: &Profile, node: NodeId) -> Result<(), ProfileError> {
+    let mut hosts = profile.hosts()?;
+    let id = node.to_string();
+    let now = switchboard_net::now_unix().0;
+    for host in &mut hosts {
+        if host.node == id {
+            host.last_success = Some(now);
+        }
+    }
+    profile.save_hosts(hosts)
+}

@@ -1,0 +1,92 @@
+//! A token bucket on the engine's clock: `rate` tokens per second, at most `burst` saved up.
+//!
+//! Used for attempt rates (logins per key), new handshakes and request budgets. Tokens are
+//! counted in thousandths so that any rate refills in whole units per millisecond.
+
+use std::time::Duration;
+
+use crate::time::Time;
+
+/// A token bucket; see the module doc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenBucket {
+    rate: u64,
+    burst_milli: u64,
+    tokens_milli: u64,
+    refilled_at: Time,
+}
+
+impl TokenBucket {
+    /// A full bucket refilling `rate` tokens per second up to `burst` (both at least 1).
+    pub fn new(now: Time, rate: u32, burst: u32) -> Self {
+        let burst_milli = u64::from(burst.max(1)) * 1000;
+        Self {
+            rate: u64::from(rate.max(1)),
+            burst_milli,
+            tokens_milli: burst_milli,
+            refilled_at: now,
+        }
+    }
+
+    fn refill(&mut self, now: Time) {
+        let elapsed_ms = now.0.saturating_sub(self.refilled_at.0);
+        // `rate` tokens per second = `rate` thousandths per millisecond.
+        self.tokens_milli = self
+            .tokens_milli
+            .saturating_add(elapsed_ms.saturating_mul(self.rate))
+            .min(self.burst_milli);
+        if now > self.refilled_at {
+            self.refilled_at = now;
+        }
+    }
+
+    /// Takes one token, or says how long until one is available.
+    pub fn take(&mut self, now: Time) -> Result<(), Duration> {
+        self.take_keeping(now, 0)
+    }
+
+    /// Takes one token only if `reserve` tokens remain afterwards: lower-priority work leaves
+    /// room for higher-priority work. Says how long until that holds.
+    pub fn take_keeping(&mut self, now: Time, reserve: u32) -> Result<(), Duration> {
+        self.refill(now);
+        let needed = (u64::from(reserve) + 1) * 1000;
+        if self.tokens_milli < needed {
+            let missing = needed - self.tokens_milli;
+            return Err(Duration::from_millis(missing.div_ceil(self.rate)));
+        }
+        self.tokens_milli -= 1000;
+        Ok(())
+    }
+
+    /// Whether the bucket is full at `now` (an idle key that can be forgotten).
+    pub fn is_full(&mut self, now: Time) -> bool {
+        self.refill(now);
+        self.tokens_milli >= self.burst_milli
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_its_rate() {
+        let mut bucket = TokenBucket::new(Time(0), 2, 3);
+        for _ in 0..3 {
+            bucket.take(Time(0)).unwrap();
+        }
+        assert_eq!(bucket.take(Time(0)), Err(Duration::from_millis(500)));
+        assert!(bucket.take(Time(500)).is_ok());
+        assert!(bucket.take(Time(500)).is_err());
+        assert!(bucket.is_full(Time(10_000)));
+    }
+
+    #[test]
+    fn a_reserve_keeps_tokens_for_higher_priorities() {
+        let mut bucket = TokenBucket::new(Time(0), 10, 4);
+        assert!(bucket.take_keeping(Time(0), 2).is_ok()); // 3 left
+        assert!(bucket.take_keeping(Time(0), 2).is_ok()); // 2 left
+        assert!(bucket.take_keeping(Time(0), 2).is_err()); // would leave 1
+        assert!(bucket.take(Time(0)).is_ok()); // the higher priority still gets one
+    }
+}

@@ -1,0 +1,521 @@
+//! The supernode daemon: accepts clients, runs `engine`'s directory and admission on their
+//! requests, pushes presence, and drains on SIGTERM.
+//!
+//! Tasks, all owned by [`Server::run`]'s `JoinSet`:
+//! - the accept loop (this function): handshake gate, then one task per connection;
+//! - one task per client connection ([`crate::session`]), plus its push writer;
+//! - the timer: lease expiry and presence delivery every [`TICK`];
+//! - the auth link ([`crate::auth_link`]): announcements and revocations;
+//! - the metrics endpoint.
+//!
+//! Shutdown (SIGTERM), in order: refuse new connections; send every client `Redirect
+//! {Draining}` with other supernodes, in jittered batches; give the redirects a moment to
+//! leave; close every connection and the endpoint; exit 0, all within `drain_deadline`.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use switchboard_engine::{Admission, Directory, Time};
+use switchboard_net::config::Role as TransportRole;
+use switchboard_net::{
+    server_config, transport_config, CloseCode, Identity, Listener, PeerPolicy,
+    DEFAULT_MAX_CONCURRENT_HANDSHAKES,
+};
+use switchboard_proto::messages::{RedirectReason, SupernodeMessage};
+use switchboard_proto::version::ALPN_DIRECTORY;
+use switchboard_proto::{
+    BoundedVec, NodeId, PeerAddr, SecretKey, Ticket, TicketBody, TrustAnchor, Username,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+
+/// How often leases are expired and presence notices delivered. Presence within a quarter
+/// second is plenty for humans; lease expiry only needs to be within a lease's precision.
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// Pushes queued per client before further ones are dropped (presence sheds first). A client
+/// reads pushes as they come; 64 covers a burst of its contacts changing at once.
+pub const PUSH_QUEUE: usize = 64;
+
+/// Clients redirected per batch at shutdown, and the jitter between batches: 10,000 clients
+/// leave over about a second instead of landing on the alternatives in the same millisecond.
+const REDIRECT_BATCH: usize = 100;
+const REDIRECT_JITTER_MS: u64 = 100;
+
+/// The daemon's counters, exported on `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Registrations accepted.
+    pub registrations_total: AtomicU64,
+    /// Lookups answered.
+    pub lookups_total: AtomicU64,
+    /// `Busy` answers.
+    pub busy_total: AtomicU64,
+    /// Handshakes refused by the handshake gate.
+    pub handshakes_refused_total: AtomicU64,
+    /// Handshakes that failed (refused tickets included).
+    pub handshakes_failed_total: AtomicU64,
+    /// Clients refused as unauthorized (revoked tickets).
+    pub unauthorized_total: AtomicU64,
+    /// Clients refused for their software version.
+    pub version_rejected_total: AtomicU64,
+    /// Connections closed for a malformed frame.
+    pub malformed_total: AtomicU64,
+    /// Redirects sent.
+    pub redirects_total: AtomicU64,
+    /// Presence events dropped because a client's push queue was full.
+    pub presence_dropped_total: AtomicU64,
+}
+
+/// Bumps a counter.
+pub fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A live client session, as the rest of the daemon sees it.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    /// Distinguishes a session from a later one of the same node.
+    pub id: u64,
+    /// The connection.
+    pub connection: quinn::Connection,
+    /// Its push queue.
+    pub push: mpsc::Sender<SupernodeMessage>,
+    /// Its ticket's user.
+    pub user: Username,
+    /// Its ticket's serial.
+    pub serial: u64,
+}
+
+/// Revoked accounts and ticket serials, as last fetched from the auth-server.
+#[derive(Debug, Default)]
+pub struct Revoked {
+    /// Disabled accounts.
+    pub users: HashSet<Username>,
+    /// Revoked serials.
+    pub serials: HashSet<u64>,
+}
+
+/// State shared by the daemon's tasks.
+#[derive(Debug)]
+pub struct Shared {
+    /// The configuration.
+    pub config: Config,
+    /// The auth-server's key.
+    pub anchor: TrustAnchor,
+    /// This supernode's id.
+    pub node: NodeId,
+    /// The address announced to the auth-server.
+    pub public_addr: SocketAddr,
+    started: Instant,
+    /// The directory.
+    pub directory: Mutex<Directory>,
+    /// Admission control.
+    pub admission: Mutex<Admission>,
+    /// Live sessions by node.
+    pub sessions: Mutex<HashMap<NodeId, SessionHandle>>,
+    /// Revocations.
+    pub revoked: Mutex<Revoked>,
+    /// Other supernodes, for `Busy` and `Redirect`.
+    pub alternatives: Mutex<Vec<PeerAddr>>,
+    next_session: AtomicU64,
+    /// Counters.
+    pub metrics: Metrics,
+}
+
+/// Locks a mutex, recovering from poisoning (the state stays consistent across a panic in
+/// one connection's task, which is contained and does not stop the others).
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    /// The engine's clock.
+    pub fn now(&self) -> Time {
+        Time(u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// A fresh session id.
+    pub fn session_id(&self) -> u64 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether a ticket is revoked.
+    pub fn is_revoked(&self, ticket: &TicketBody) -> bool {
+        let revoked = lock(&self.revoked);
+        revoked.users.contains(&ticket.user) || revoked.serials.contains(&ticket.serial)
+    }
+
+    /// Alternatives to offer, this node excluded.
+    pub fn alternatives(
+        &self,
+    ) -> BoundedVec<PeerAddr, { switchboard_proto::limits::MAX_ALTERNATIVES }> {
+        let node = self.node;
+        BoundedVec::truncating(
+            lock(&self.alternatives)
+                .iter()
+                .filter(|p| p.node != node)
+                .copied(),
+        )
+    }
+
+    /// Closes the sessions whose tickets are revoked now.
+    pub fn close_revoked(&self) {
+        let revoked = lock(&self.revoked);
+        for session in lock(&self.sessions).values() {
+            if revoked.users.contains(&session.user) || revoked.serials.contains(&session.serial) {
+                bump(&self.metrics.unauthorized_total);
+                session
+                    .connection
+                    .close(CloseCode::Unauthorized.code(), b"ticket revoked");
+            }
+        }
+    }
+
+    /// Prometheus text.
+    pub fn render_metrics(&self) -> String {
+        use switchboard_net::metrics::metric;
+        let m = &self.metrics;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let (clients, capacity) = {
+            let admission = lock(&self.admission);
+            (admission.clients() as u64, admission.capacity() as u64)
+        };
+        let registrations = lock(&self.directory).registrations() as u64;
+        let mut out = String::new();
+        metric(
+            &mut out,
+            "switchboard_supernode_clients_connected",
+            "gauge",
+            "Clients in session.",
+            clients,
+        );
+        metric(
+            &mut out,
+            "switchboard_supernode_capacity",
+            "gauge",
+            "Most clients in session.",
+            capacity,
+        );
+        metric(
+            &mut out,
+            "switchboard_supernode_registrations",
+            "gauge",
+            "Live registrations (leases).",
+            registrations,
+        );
+        metric(
+            &mut out,
+            "switchboard_supernode_registrations_total",
+            "counter",
+            "Registrations accepted.",
+            get(&m.registrations_total),
+        );
+        metric(
+            &mut out,
+            "switchboard_supernode_lookups_total",
+            "counter",
+            "Lookups answered.",
+            get(&m.lookups_total),
+        );
+        metric(
+            &mut out,
+            "switchboard_supernode_busy_total",
+            "counter",
+            "Busy answers.",
+            get(&m.busy_total),
+        );
+        metric(
+            &mut out,
+            "switchboard_supernode_handshakes_refused_total",
+            "counter",
+            "Handshakes refused by the handshake gate.",
+            get(&m.handshakes_refused_total),
+        );
+        metric(
+            &mut out,
+            "switchboard_supernode_handshakes_failed_total",
+            "counter",
+            "Handshakes that failed, refused tickets included.",
+            get(&m.handshakes_failed_total),
+        );
+        metric(
+            &mut out,
+            "switchboard_supernode_unauthorized_total",
+            "counter",
+            "Clients refused or closed for a revoked ticket.",
+            get(&m.unauthorized_total),
+        );
+        metric(
+            &mut out,
+            "switchboard_supernode_version_rejected_total",
+            "counter",
+            "Clients refused for their software version.",
+            get(&m.version_rejected_total),
+        );
+        metric(
+            &mut out,
+            "switchboard_supernode_malformed_total",
+            "counter",
+            "Connections closed for a malformed frame.",
+            get(&m.malformed_total),
+        );
+        metric(
+            &mut out,
+            "switchboard_supernode_redirects_total",
+            "counter",
+            "Redirects sent.",
+            get(&m.redirects_total),
+        );
+        metric(
+            &mut out,
+            "switchboard_supernode_presence_dropped_total",
+            "counter",
+            "Presence events shed.",
+            get(&m.presence_dropped_total),
+        );
+        out
+    }
+}
+
+/// The daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// TLS configuration.
+    #[error(transparent)]
+    Tls(#[from] switchboard_net::TlsConfigError),
+    /// A socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The trust anchor is not a usable key.
+    #[error("trust: {0}")]
+    Trust(String),
+}
+
+/// The bound daemon.
+#[derive(Debug)]
+pub struct Server {
+    shared: Arc<Shared>,
+    listener: Listener,
+    metrics: Option<tokio::net::TcpListener>,
+    key: SecretKey,
+}
+
+impl Server {
+    /// Binds the sockets with `key` and `ticket` as the TLS identity.
+    pub async fn bind(
+        config: Config,
+        key: SecretKey,
+        ticket: Ticket,
+        alternatives: Vec<PeerAddr>,
+    ) -> Result<Self, StartError> {
+        let anchor =
+            TrustAnchor::new(config.trust).map_err(|e| StartError::Trust(e.to_string()))?;
+        let policy = PeerPolicy::any_ticket(anchor.clone());
+        let identity = Identity::new(key.clone(), Some(ticket));
+        let tls = server_config(
+            &identity,
+            policy.clone(),
+            &[ALPN_DIRECTORY],
+            transport_config(TransportRole::ClientFacing),
+        )?;
+        let listener = Listener::bind(
+            config.listen,
+            tls,
+            policy,
+            DEFAULT_MAX_CONCURRENT_HANDSHAKES,
+        )
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let metrics = match config.metrics {
+            Some(addr) => Some(
+                switchboard_net::metrics::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
+        let bound = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let public_addr = config.public_addr.unwrap_or_else(|| {
+            if bound.ip().is_unspecified() {
+                SocketAddr::from(([127, 0, 0, 1], bound.port()))
+            } else {
+                bound
+            }
+        });
+        let started = Instant::now();
+        let shared = Arc::new(Shared {
+            node: key.node_id(),
+            public_addr,
+            anchor,
+            started,
+            directory: Mutex::new(Directory::new(config.directory)),
+            admission: Mutex::new(Admission::new(Time::ZERO, config.admission)),
+            sessions: Mutex::new(HashMap::new()),
+            revoked: Mutex::new(Revoked::default()),
+            alternatives: Mutex::new(alternatives),
+            next_session: AtomicU64::new(1),
+            metrics: Metrics::default(),
+            config,
+        });
+        Ok(Self {
+            shared,
+            listener,
+            metrics,
+            key,
+        })
+    }
+
+    /// The bound UDP address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The metrics address, if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|m| m.local_addr().ok())
+    }
+
+    /// The state shared with the tasks.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Serves until `shutdown` resolves, then drains.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        let Self {
+            shared,
+            listener,
+            metrics,
+            key,
+        } = self;
+        let mut tasks = JoinSet::new();
+        if let Some(metrics) = metrics {
+            let shared = Arc::clone(&shared);
+            tasks.spawn(switchboard_net::metrics::serve(
+                metrics,
+                Arc::new(move || shared.render_metrics()),
+            ));
+        }
+        tasks.spawn(timer(Arc::clone(&shared)));
+        tasks.spawn(crate::auth_link::run(Arc::clone(&shared), key));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                handshake = listener.accept() => {
+                    let Some(handshake) = handshake else { break };
+                    let now = shared.now();
+                    if lock(&shared.admission).handshake(now).is_err() {
+                        bump(&shared.metrics.handshakes_refused_total);
+                        handshake.refuse();
+                        continue;
+                    }
+                    tasks.spawn(crate::session::run(Arc::clone(&shared), handshake));
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        let deadline = shared.config.drain_deadline;
+        if tokio::time::timeout(deadline, drain(&shared, &listener))
+            .await
+            .is_err()
+        {
+            tracing::warn!("drain took longer than {deadline:?}; closing anyway");
+        }
+        listener
+            .shutdown(
+                CloseCode::ShuttingDown,
+                "supernode shutting down",
+                Duration::from_secs(1),
+            )
+            .await;
+        tasks.shutdown().await;
+        tracing::info!("stopped");
+    }
+}
+
+/// The SIGTERM drain: no new connections, jittered redirects, then closes.
+async fn drain(shared: &Arc<Shared>, listener: &Listener) {
+    listener.endpoint().set_server_config(None);
+    let sessions: Vec<SessionHandle> = lock(&shared.sessions).values().cloned().collect();
+    tracing::info!(clients = sessions.len(), "draining: redirecting clients");
+    let targets = shared.alternatives();
+    for batch in sessions.chunks(REDIRECT_BATCH) {
+        for session in batch {
+            let redirect = SupernodeMessage::Redirect {
+                reason: RedirectReason::Draining,
+                targets: targets.clone(),
+            };
+            if session.push.try_send(redirect).is_ok() {
+                bump(&shared.metrics.redirects_total);
+            }
+        }
+        let jitter = rand::thread_rng().gen_range(0..=REDIRECT_JITTER_MS);
+        tokio::time::sleep(Duration::from_millis(jitter)).await;
+    }
+    // Let the push writers put the redirects on the wire before the connections close.
+    let flushed = async {
+        while sessions
+            .iter()
+            .any(|s| s.push.capacity() < s.push.max_capacity())
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), flushed).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for session in &sessions {
+        session
+            .connection
+            .close(CloseCode::ShuttingDown.code(), b"supernode draining");
+    }
+}
+
+/// Expires leases and delivers presence notices every [`TICK`].
+async fn timer(shared: Arc<Shared>) {
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let notices: Vec<_> = {
+            let mut directory = lock(&shared.directory);
+            directory.handle_timeout(shared.now());
+            std::iter::from_fn(|| directory.poll_notice()).collect()
+        };
+        if notices.is_empty() {
+            continue;
+        }
+        let sessions = lock(&shared.sessions);
+        for notice in notices {
+            if let Some(session) = sessions.get(&notice.watcher) {
+                if session
+                    .push
+                    .try_send(SupernodeMessage::Presence(notice.event))
+                    .is_err()
+                {
+                    bump(&shared.metrics.presence_dropped_total);
+                }
+            }
+        }
+    }
+}

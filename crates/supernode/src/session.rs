@@ -1,0 +1,374 @@
+//! One client connection: handshake, `Hello`, then requests on the session stream and pushes
+//! on a stream the supernode opens.
+//!
+//! The client opens one bidirectional stream and sends `Hello` first; then request and answer
+//! frames alternate on it (one long-lived stream: cheaper per request than a stream each,
+//! BENCHMARKS.md). The supernode opens one unidirectional stream for pushes (presence,
+//! redirects). A malformed frame closes the connection with `Malformed`; the supernode goes on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_engine::{Refused, RegisterError, RequestClass};
+use switchboard_net::framed::{read_frame, write_frame, StreamError};
+use switchboard_net::{now_unix, CloseCode, Handshake, PeerConnection, HANDSHAKE_TIMEOUT};
+use switchboard_proto::limits::{MAX_FRAME_LEN, MAX_RECORDS_PER_USER, MAX_WATCHES_PER_CLIENT};
+use switchboard_proto::messages::{ClientMessage, SupernodeMessage};
+use switchboard_proto::version::{negotiate, Hello, VersionRange, Welcome};
+use switchboard_proto::wire_error::{LimitKind, UnauthorizedReason, WireError};
+use switchboard_proto::{BoundedVec, NodeId, SoftwareVersion, TicketBody};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::config::Mode;
+use crate::server::{bump, lock, SessionHandle, Shared, PUSH_QUEUE};
+
+/// How long a new connection may take to open its session stream and say `Hello`.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// This build's version.
+pub fn software_version() -> SoftwareVersion {
+    env!("CARGO_PKG_VERSION").parse().unwrap_or_default()
+}
+
+fn millis(duration: Duration) -> u32 {
+    u32::try_from(duration.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// Drives one connection from handshake to close.
+pub async fn run(shared: Arc<Shared>, handshake: Handshake) {
+    let remote = handshake.remote_address();
+    let connection = match handshake.complete(HANDSHAKE_TIMEOUT).await {
+        Ok(connection) => connection,
+        Err(e) => {
+            bump(&shared.metrics.handshakes_failed_total);
+            tracing::debug!(%remote, "handshake failed: {e}");
+            return;
+        }
+    };
+    let span = tracing::info_span!("client", peer = %connection.peer.node.short(), %remote);
+    serve(shared, connection).instrument(span).await;
+}
+
+async fn serve(shared: Arc<Shared>, connection: PeerConnection) {
+    let node = connection.peer.node;
+    let Some(ticket) = connection.peer.ticket.clone() else {
+        connection.close(CloseCode::Unauthorized, "no ticket");
+        return;
+    };
+    let streams = tokio::time::timeout(HELLO_TIMEOUT, connection.connection.accept_bi()).await;
+    let Ok(Ok((mut send, mut recv))) = streams else {
+        return;
+    };
+    let hello = match tokio::time::timeout(
+        HELLO_TIMEOUT,
+        read_frame::<ClientMessage>(&mut recv, MAX_FRAME_LEN),
+    )
+    .await
+    {
+        Ok(Ok(Some(ClientMessage::Hello(hello)))) => hello,
+        Ok(Ok(Some(_))) => {
+            refuse(
+                &shared,
+                &connection,
+                &mut send,
+                WireError::malformed("the first message must be Hello"),
+                CloseCode::Malformed,
+            )
+            .await;
+            return;
+        }
+        Ok(Err(e)) if e.is_malformed() => {
+            refuse(
+                &shared,
+                &connection,
+                &mut send,
+                WireError::malformed(&e.to_string()),
+                CloseCode::Malformed,
+            )
+            .await;
+            return;
+        }
+        _ => return,
+    };
+    if let Err((error, code)) = admit(&shared, &ticket, &hello) {
+        refuse(&shared, &connection, &mut send, error, code).await;
+        return;
+    }
+    let welcome = SupernodeMessage::Welcome(Welcome {
+        protocol: negotiate(VersionRange::CURRENT, hello.protocol)
+            .unwrap_or(VersionRange::CURRENT.max),
+        software: software_version(),
+    });
+    if write_frame(&mut send, &welcome).await.is_err() {
+        lock(&shared.admission).close_session();
+        return;
+    }
+    tracing::debug!(user = %ticket.user, version = %hello.software, "session open");
+
+    let (push_tx, push_rx) = mpsc::channel(PUSH_QUEUE);
+    let pusher = tokio::spawn(push_writer(connection.connection.clone(), push_rx));
+    let id = shared.session_id();
+    let previous = lock(&shared.sessions).insert(
+        node,
+        SessionHandle {
+            id,
+            connection: connection.connection.clone(),
+            push: push_tx,
+            user: ticket.user.clone(),
+            serial: ticket.serial,
+        },
+    );
+    if let Some(previous) = previous {
+        // The same device reconnected before its old connection died: the new one wins.
+        previous
+            .connection
+            .close(CloseCode::Done.code(), b"replaced by a newer connection");
+    }
+
+    loop {
+        let request = match read_frame::<ClientMessage>(&mut recv, MAX_FRAME_LEN).await {
+            Ok(Some(request)) => request,
+            Ok(None) => break,
+            Err(e) if e.is_malformed() => {
+                bump(&shared.metrics.malformed_total);
+                tracing::warn!("malformed frame: {e}");
+                let _ = write_frame(
+                    &mut send,
+                    &SupernodeMessage::Error(WireError::malformed(&e.to_string())),
+                )
+                .await;
+                connection.close(CloseCode::Malformed, &e.to_string());
+                break;
+            }
+            Err(e) => {
+                log_stream_end(&e);
+                break;
+            }
+        };
+        let Some(answer) = handle(&shared, node, &ticket, request) else {
+            break;
+        };
+        if write_frame(&mut send, &answer).await.is_err() {
+            break;
+        }
+    }
+
+    // Cleanup: this session's watches end; its lease lives on until it expires.
+    {
+        let mut sessions = lock(&shared.sessions);
+        if sessions.get(&node).is_some_and(|s| s.id == id) {
+            sessions.remove(&node);
+            lock(&shared.directory).disconnected(&node);
+        }
+    }
+    lock(&shared.admission).close_session();
+    pusher.abort();
+    tracing::debug!("session closed");
+}
+
+fn log_stream_end(error: &StreamError) {
+    tracing::debug!("session stream ended: {error}");
+}
+
+/// Checks a `Hello` and takes a session slot.
+fn admit(
+    shared: &Shared,
+    ticket: &TicketBody,
+    hello: &Hello,
+) -> Result<(), (WireError, CloseCode)> {
+    if shared.is_revoked(ticket) {
+        bump(&shared.metrics.unauthorized_total);
+        return Err((
+            WireError::Unauthorized {
+                reason: UnauthorizedReason::Revoked,
+            },
+            CloseCode::Unauthorized,
+        ));
+    }
+    let config = &shared.config;
+    let too_old = config
+        .minimum_version
+        .is_some_and(|min| hello.software < min);
+    if too_old || config.refuse_versions.contains(&hello.software) {
+        bump(&shared.metrics.version_rejected_total);
+        let minimum = config
+            .minimum_version
+            .unwrap_or_else(software_version)
+            .max(software_version());
+        return Err((
+            WireError::VersionRejected { minimum },
+            CloseCode::VersionRejected,
+        ));
+    }
+    if negotiate(VersionRange::CURRENT, hello.protocol).is_err() {
+        return Err((
+            WireError::ProtocolUnsupported {
+                min: VersionRange::CURRENT.min,
+                max: VersionRange::CURRENT.max,
+            },
+            CloseCode::VersionRejected,
+        ));
+    }
+    if config.mode == Mode::MegaStandby {
+        bump(&shared.metrics.busy_total);
+        return Err((
+            WireError::Busy {
+                retry_after_ms: 5_000,
+                alternatives: shared.alternatives(),
+            },
+            CloseCode::Busy,
+        ));
+    }
+    let opened = lock(&shared.admission).open_session(&mut rand::thread_rng());
+    match opened {
+        Ok(()) => Ok(()),
+        Err(Refused::Full(retry) | Refused::Overloaded(retry)) => {
+            bump(&shared.metrics.busy_total);
+            Err((
+                WireError::Busy {
+                    retry_after_ms: millis(retry),
+                    alternatives: shared.alternatives(),
+                },
+                CloseCode::Busy,
+            ))
+        }
+        Err(Refused::Handshake) => Err((WireError::Internal, CloseCode::Busy)),
+    }
+}
+
+/// Answers a refused `Hello` and closes once the answer is sent.
+async fn refuse(
+    shared: &Shared,
+    connection: &PeerConnection,
+    send: &mut quinn::SendStream,
+    error: WireError,
+    code: CloseCode,
+) {
+    if code == CloseCode::Malformed {
+        bump(&shared.metrics.malformed_total);
+        tracing::warn!("refused: {error}");
+    } else {
+        tracing::debug!("refused: {error}");
+    }
+    let reason = error.to_string();
+    let _ = write_frame(send, &SupernodeMessage::Error(error)).await;
+    let _ = send.finish();
+    // Give the answer a moment to leave before the close overtakes it.
+    let _ = tokio::time::timeout(Duration::from_millis(500), send.stopped()).await;
+    connection.close(code, &reason);
+}
+
+fn busy(shared: &Shared, retry: Duration) -> SupernodeMessage {
+    bump(&shared.metrics.busy_total);
+    SupernodeMessage::Error(WireError::Busy {
+        retry_after_ms: millis(retry),
+        alternatives: shared.alternatives(),
+    })
+}
+
+/// Answers one request; `None` ends the session (the client said goodbye).
+fn handle(
+    shared: &Shared,
+    node: NodeId,
+    ticket: &TicketBody,
+    request: ClientMessage,
+) -> Option<SupernodeMessage> {
+    let now = shared.now();
+    let class = match &request {
+        ClientMessage::Refresh | ClientMessage::Unregister | ClientMessage::Goodbye => {
+            RequestClass::Refresh
+        }
+        ClientMessage::Register { .. } => RequestClass::Register,
+        _ => RequestClass::Lookup,
+    };
+    if let Err(Refused::Overloaded(retry) | Refused::Full(retry)) =
+        lock(&shared.admission).request(now, class)
+    {
+        return Some(busy(shared, retry));
+    }
+    let answer = match request {
+        ClientMessage::Hello(_) => SupernodeMessage::Error(WireError::malformed("Hello twice")),
+        ClientMessage::Register { record } => match record.verify(&shared.anchor, now_unix()) {
+            Ok(body) if body.ticket.body_unverified().user != ticket.user => {
+                SupernodeMessage::Error(WireError::Unauthorized {
+                    reason: UnauthorizedReason::KeyMismatch,
+                })
+            }
+            Ok(_) => match lock(&shared.directory).register(now, node, *record) {
+                Ok(lease) => {
+                    bump(&shared.metrics.registrations_total);
+                    SupernodeMessage::Registered {
+                        lease_secs: u32::try_from(lease.as_secs()).unwrap_or(u32::MAX),
+                        home: shared.node,
+                    }
+                }
+                Err(RegisterError::TooManyDevices) => {
+                    SupernodeMessage::Error(WireError::LimitExceeded {
+                        kind: LimitKind::Devices,
+                        max: MAX_RECORDS_PER_USER as u32,
+                    })
+                }
+                Err(e) => SupernodeMessage::Error(WireError::unsupported(&e.to_string())),
+            },
+            Err(e) => {
+                SupernodeMessage::Error(WireError::unsupported(&format!("record refused: {e}")))
+            }
+        },
+        ClientMessage::Refresh => match lock(&shared.directory).refresh(now, &node) {
+            Some(lease) => SupernodeMessage::Refreshed {
+                lease_secs: u32::try_from(lease.as_secs()).unwrap_or(u32::MAX),
+            },
+            None => SupernodeMessage::Error(WireError::NotFound),
+        },
+        ClientMessage::Unregister => {
+            lock(&shared.directory).unregister(&node);
+            SupernodeMessage::Unregistered
+        }
+        ClientMessage::Lookup { user } => {
+            bump(&shared.metrics.lookups_total);
+            let records = lock(&shared.directory).lookup(&user);
+            SupernodeMessage::LookupResult {
+                user,
+                records: BoundedVec::truncating(records),
+            }
+        }
+        ClientMessage::Watch { users } => match lock(&shared.directory).watch(node, &users) {
+            Ok(watching) => SupernodeMessage::WatchAck {
+                watching: u32::try_from(watching).unwrap_or(u32::MAX),
+            },
+            Err(_) => SupernodeMessage::Error(WireError::LimitExceeded {
+                kind: LimitKind::Watches,
+                max: MAX_WATCHES_PER_CLIENT as u32,
+            }),
+        },
+        ClientMessage::Unwatch { users } => {
+            let watching = lock(&shared.directory).unwatch(&node, &users);
+            SupernodeMessage::WatchAck {
+                watching: u32::try_from(watching).unwrap_or(u32::MAX),
+            }
+        }
+        ClientMessage::OfferPromotion { .. } | ClientMessage::DialBackEcho { .. } => {
+            SupernodeMessage::Error(WireError::unsupported(
+                "promotion is not offered by this supernode yet",
+            ))
+        }
+        ClientMessage::Goodbye => {
+            lock(&shared.directory).unregister(&node);
+            return None;
+        }
+    };
+    Some(answer)
+}
+
+/// Writes queued pushes on a unidirectional stream, in order.
+async fn push_writer(connection: quinn::Connection, mut queue: mpsc::Receiver<SupernodeMessage>) {
+    let Ok(mut stream) = connection.open_uni().await else {
+        return;
+    };
+    while let Some(message) = queue.recv().await {
+        if write_frame(&mut stream, &message).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! Supernodes and clients on real processes: register, look up, send directly, watch, fail
+//! over, refused versions and garbage frames.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use switchboard_tests::{http_get, temp_dir, Binary, Daemon};
+
+const READY: Duration = Duration::from_secs(30);
+const PASSWORD: &str = "pw";
+
+/// An auth-server with accounts, and helpers to start supernodes and log clients in.
+struct Network {
+    dir: tempfile::TempDir,
+    pubkey: String,
+    auth: Daemon,
+}
+
+impl Network {
+    fn new(users: &[&str], supernodes: &[&str]) -> Self {
+        let dir = temp_dir();
+        let data = dir.path().join("auth");
+        let data = data.to_str().unwrap();
+        let output = Binary::AuthServer
+            .run(&["init", "--data-dir", data])
+            .unwrap();
+        let pubkey = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+        for (names, role) in [(users, "user"), (supernodes, "supernode")] {
+            for name in names {
+                let out = Binary::AuthServer
+                    .run_with_stdin(
+                        &["user", "add", name, "--role", role, "--data-dir", data],
+                        &format!("{PASSWORD}\n"),
+                    )
+                    .unwrap();
+                assert!(out.status.success());
+            }
+        }
+        std::fs::write(dir.path().join("pw"), format!("{PASSWORD}\n")).unwrap();
+        let auth = Binary::AuthServer
+            .spawn_daemon(
+                &["serve", "--data-dir", data, "--listen", "127.0.0.1:0"],
+                READY,
+            )
+            .unwrap();
+        Self { dir, pubkey, auth }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn supernode(&self, name: &str, extra: &[&str]) -> Daemon {
+        let data = self.path(name);
+        let password = self.path("pw");
+        let auth = self.auth.addr().to_string();
+        let mut args = vec![
+            "serve",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+            "--auth",
+            &auth,
+            "--trust",
+            &self.pubkey,
+            "--user",
+            name,
+            "--password-file",
+            password.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let daemon = Binary::Supernode.spawn_daemon(&args, READY).unwrap();
+        // The announcement reaches the auth-server's bootstrap list at start-up.
+        wait_until(Duration::from_secs(10), || {
+            http_get(daemon.metrics_addr().unwrap(), "/healthz").is_ok()
+        });
+        daemon
+    }
+
+    fn login(&self, user: &str) -> PathBuf {
+        let profile = self.path(&format!("profile-{user}"));
+        let output = Binary::Client
+            .run_with_stdin(
+                &[
+                    "login",
+                    "--profile",
+                    profile.to_str().unwrap(),
+                    "--auth",
+                    &self.auth.addr().to_string(),
+                    "--trust",
+                    &self.pubkey,
+                    "--user",
+                    user,
+                ],
+                &format!("{PASSWORD}\n"),
+            )
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        profile
+    }
+}
+
+fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A long-running client command whose stdout and stderr lines are collected.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Binary::Client
+            .command(args)
+            .unwrap()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line containing `needle`; returns it.
+    fn expect(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    println!(
+                        "  | {:?} {line}",
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap_or_default()
+                            .as_millis()
+                            % 100_000
+                    );
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {needle:?} within {timeout:?}; saw {:?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn client(args: &[&str]) -> (bool, String, String) {
+    let output = Binary::Client.run(args).unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn online(profile: &Path) -> Running {
+    Running::start(&[
+        "online",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+}
+
+#[test]
+fn alice_and_bob_find_each_other_talk_directly_and_watch_presence() {
+    let network = Network::new(&["alice", "bob"], &["sn1"]);
+    let _sn1 = network.supernode("sn1", &["--config", &write_lease_config(&network, 3)]);
+    let alice = network.login("alice");
+    let bob = network.login("bob");
+    let mut alice_online = online(&alice);
+    alice_online.expect("online via", Duration::from_secs(15));
+
+    let (ok, stdout, stderr) = client(&["lookup", "alice", "--profile", bob.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let endpoint = stdout.split_whitespace().nth(1).unwrap().to_owned();
+    let endpoint: SocketAddr = endpoint.parse().unwrap();
+    assert_eq!(endpoint.ip().to_string(), "127.0.0.1");
+    let (ok, json, _) = client(&[
+        "lookup",
+        "alice",
+        "--profile",
+        bob.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(ok);
+    assert!(json.contains(&format!("\"{endpoint}\"")), "{json}");
+
+    let (ok, stdout, stderr) = client(&["send", "alice", "hi", "--profile", bob.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("delivered to alice"));
+    alice_online.expect("from bob: hi", Duration::from_secs(5));
+
+    let mut watch = Running::start(&["watch", "alice", "--profile", bob.to_str().unwrap()]);
+    watch.expect("alice online", Duration::from_secs(10));
+    let killed = Instant::now();
+    alice_online.kill9();
+    watch.expect("alice offline", Duration::from_secs(10));
+    println!(
+        "offline seen {:?} after the kill (lease 3 s)",
+        killed.elapsed()
+    );
+
+    let (ok, _, stderr) = client(&["lookup", "alice", "--profile", bob.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("alice is not online"), "{stderr}");
+}
+
+/// How `client online` names the supernode it is online via: `at ADDR`.
+fn short(daemon: &Daemon) -> String {
+    format!("at {}", daemon.addr())
+}
+
+fn write_lease_config(network: &Network, lease: u64) -> String {
+    let path = network.path(&format!("lease-{lease}.toml"));
+    std::fs::write(&path, format!("max_lease_secs = {lease}\n")).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn when_alices_supernode_is_killed_she_is_registered_on_the_other_within_5_s() {
+    let network = Network::new(&["alice", "bob"], &["sn1", "sn2"]);
+    let sn1 = network.supernode("sn1", &[]);
+    let sn2 = network.supernode("sn2", &[]);
+    let alice = network.login("alice");
+    let bob = network.login("bob");
+    let hosts = std::fs::read_to_string(alice.join("hosts.toml")).unwrap();
+    for daemon in [&sn1, &sn2] {
+        assert!(hosts.contains(&daemon.addr().to_string()), "{hosts}");
+    }
+    let mut alice_online = online(&alice);
+    let line = alice_online.expect("online via", Duration::from_secs(15));
+    let (home, other) = if line.contains(&format!("at {}", sn1.addr())) {
+        (sn1, sn2)
+    } else {
+        (sn2, sn1)
+    };
+    let killed = Instant::now();
+    println!(
+        "kill at {}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis()
+            % 100_000
+    );
+    home.kill9();
+    alice_online.expect(&short(&other), Duration::from_secs(10));
+    let elapsed = killed.elapsed();
+    println!("re-homed after {elapsed:?}");
+    assert!(
+        elapsed <= Duration::from_secs(5),
+        "re-homed after {elapsed:?}"
+    );
+    // Bob, whose cache names both, finds her on the survivor.
+    let (ok, _, stderr) = client(&["lookup", "alice", "--profile", bob.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let hosts = std::fs::read_to_string(alice.join("hosts.toml")).unwrap();
+    assert!(hosts.contains(&other.addr().to_string()));
+}
+
+#[test]
+fn a_refused_version_and_garbage_frames_get_their_errors_and_the_supernode_keeps_serving() {
+    let network = Network::new(&["alice", "bob"], &["sn1"]);
+    let config = network.path("refuse.toml");
+    std::fs::write(
+        &config,
+        format!("refuse_versions = [\"{}\"]\n", env!("CARGO_PKG_VERSION")),
+    )
+    .unwrap();
+    let mut refusing = network.supernode("sn1", &["--config", config.to_str().unwrap()]);
+    let alice = network.login("alice");
+    let (ok, _, stderr) = client(&["lookup", "bob", "--profile", alice.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("software version refused; upgrade to"),
+        "{stderr}"
+    );
+
+    // Garbage: random datagrams and malformed frames after a valid handshake.
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..500u32 {
+        let datagram: Vec<u8> = (0..(i % 1200 + 1)).map(|j| (j * 31 + i) as u8).collect();
+        socket.send_to(&datagram, refusing.addr()).unwrap();
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use switchboard_client::profile::Profile;
+        let context =
+            switchboard_client::session::Context::load(Profile::new(&alice), None).unwrap();
+        let host = Profile::new(&alice).hosts().unwrap()[0].peer().unwrap();
+        let connection = context
+            .dialer
+            .connect_to(host.node, host.addr, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let (mut send, _recv) = connection.connection.open_bi().await.unwrap();
+        send.write_all(&[0, 0, 0, 2, 0xff, 0xff]).await.unwrap();
+        let closed = tokio::time::timeout(Duration::from_secs(5), connection.connection.closed())
+            .await
+            .expect("closed for the malformed frame");
+        println!("closed: {closed}");
+    });
+    assert!(refusing.is_running());
+    let metrics = http_get(refusing.metrics_addr().unwrap(), "/metrics").unwrap();
+    assert!(
+        metrics.contains("switchboard_supernode_version_rejected_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchboard_supernode_malformed_total 1"),
+        "{metrics}"
+    );
+    // SIGTERM: exits 0.
+    refusing.signal("TERM").unwrap();
+    let status = refusing.wait_exit(Duration::from_secs(15)).expect("exits");
+    assert!(status.success(), "{status}");
+}
