@@ -374,3 +374,200 @@ fn a_refused_version_and_garbage_frames_get_their_errors_and_the_supernode_keeps
     let status = refusing.wait_exit(Duration::from_secs(15)).expect("exits");
     assert!(status.success(), "{status}");
 }
+
+/// Writes a profile for `user` whose ticket is minted by `signer` (the real auth key, or a
+/// forger's), valid from `issued` for `lifetime` seconds, with the host cache of `from`.
+fn minted_profile(
+    network: &Network,
+    from: &Path,
+    user: &str,
+    signer: &switchboard_proto::SecretKey,
+    issued: u64,
+    lifetime: u64,
+) -> PathBuf {
+    use switchboard_client::profile::{Profile, Settings};
+    use switchboard_proto::{Role, Ticket, TicketBody, UnixTime, Username};
+    let dir = network.path(&format!("minted-{user}-{issued}"));
+    let profile = Profile::new(&dir);
+    profile.create().unwrap();
+    let key = profile.node_key().unwrap();
+    let ticket = Ticket::issue(
+        signer,
+        TicketBody {
+            user: Username::new(user).unwrap(),
+            node: key.node_id(),
+            role: Role::User,
+            issued_at: UnixTime(issued),
+            expires_at: UnixTime(issued + lifetime),
+            serial: issued,
+        },
+    )
+    .unwrap();
+    profile.save_ticket(&ticket).unwrap();
+    profile
+        .save_settings(&Settings {
+            user: user.to_owned(),
+            auth: network.auth.addr().to_string(),
+            trust: network.pubkey.clone(),
+        })
+        .unwrap();
+    profile
+        .save_hosts(Profile::new(from).hosts().unwrap())
+        .unwrap();
+    dir
+}
+
+#[test]
+fn expired_forged_and_revoked_tickets_get_clear_errors_and_the_supernode_keeps_serving() {
+    let network = Network::new(&["alice", "bob", "mallory"], &["sn1"]);
+    let config = network.path("poll.toml");
+    std::fs::write(
+        &config,
+        "revocation_poll_secs = 1\nannounce_interval_secs = 1\n",
+    )
+    .unwrap();
+    let mut sn1 = network.supernode("sn1", &["--config", config.to_str().unwrap()]);
+    let alice = network.login("alice");
+    let auth_key = switchboard_net::keyfile::load(&network.path("auth").join("auth.key")).unwrap();
+    let now = switchboard_net::now_unix().0;
+
+    let expired = minted_profile(&network, &alice, "alice", &auth_key, now - 7_200, 3_600);
+    let (ok, _, stderr) = client(&["lookup", "bob", "--profile", expired.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("ticket expired"), "{stderr}");
+    assert!(stderr.contains("client login"), "{stderr}");
+
+    let forger = switchboard_proto::SecretKey::from_seed([66; 32]);
+    let forged = minted_profile(&network, &alice, "alice", &forger, now - 60, 3_600);
+    let (ok, _, stderr) = client(&["lookup", "bob", "--profile", forged.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("not signed by the trusted auth-server"),
+        "{stderr}"
+    );
+
+    let mallory = network.login("mallory");
+    let (ok, _, _) = client(&["lookup", "alice", "--profile", mallory.to_str().unwrap()]);
+    assert!(!ok, "alice is offline, but mallory's session worked");
+    let disable = Binary::AuthServer
+        .run(&[
+            "user",
+            "disable",
+            "mallory",
+            "--data-dir",
+            network.path("auth").to_str().unwrap(),
+        ])
+        .unwrap();
+    assert!(disable.status.success());
+    let refused = wait_until(Duration::from_secs(10), || {
+        let (_, _, stderr) = client(&["lookup", "alice", "--profile", mallory.to_str().unwrap()]);
+        stderr.contains("ticket revoked")
+    });
+    assert!(
+        refused,
+        "the revoked ticket is refused once the supernode polled the list"
+    );
+
+    // The supernode still serves everyone else.
+    assert!(sn1.is_running());
+    let mut alice_online = online(&alice);
+    alice_online.expect("online via", Duration::from_secs(15));
+    let bob = network.login("bob");
+    let (ok, _, stderr) = client(&["lookup", "alice", "--profile", bob.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+}
+
+#[test]
+fn a_supernode_at_capacity_admits_exactly_its_capacity_and_the_rest_go_elsewhere() {
+    use switchboard_client::profile::Profile;
+    use switchboard_client::session::{self, Context, SessionError};
+    let network = Network::new(&["filler"], &["sn1", "sn2"]);
+    let small = network.supernode("sn1", &["--capacity", "50"]);
+    let large = network.supernode("sn2", &["--capacity", "1000"]);
+    let filler = network.login("filler");
+    let auth_key = switchboard_net::keyfile::load(&network.path("auth").join("auth.key")).unwrap();
+    let now = switchboard_net::now_unix().0;
+    let rss_before = rss_kib(small.pid());
+
+    // 200 clients, each preferring the small supernode (it served them before).
+    let small_node = Profile::new(&network.path("sn1"))
+        .node_key()
+        .unwrap()
+        .node_id()
+        .to_string();
+    let profiles: Vec<PathBuf> = (0..200)
+        .map(|i| {
+            let dir = minted_profile(
+                &network,
+                &filler,
+                &format!("c{i:03}"),
+                &auth_key,
+                now - 60,
+                3_600,
+            );
+            let profile = Profile::new(&dir);
+            let mut hosts = profile.hosts().unwrap();
+            for host in &mut hosts {
+                if host.node == small_node {
+                    host.last_success = Some(now);
+                }
+            }
+            profile.save_hosts(hosts).unwrap();
+            dir
+        })
+        .collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let homes = runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for dir in profiles {
+            tasks.push(tokio::spawn(async move {
+                let context = Context::load(Profile::new(&dir), None).unwrap();
+                let opened: Result<session::Session, SessionError> =
+                    session::open(&context, None).await;
+                let session = opened.unwrap();
+                (session.host.addr, session)
+            }));
+        }
+        let mut homes = Vec::new();
+        for task in tasks {
+            homes.push(task.await.unwrap());
+        }
+        homes
+    });
+    let on_small = homes
+        .iter()
+        .filter(|(addr, _)| *addr == small.addr())
+        .count();
+    let on_large = homes
+        .iter()
+        .filter(|(addr, _)| *addr == large.addr())
+        .count();
+    println!("{on_small} on the small supernode, {on_large} on the large one");
+    assert_eq!(on_small, 50, "exactly its capacity");
+    assert_eq!(on_large, 150, "the rest were told Busy and went elsewhere");
+    let metrics = http_get(small.metrics_addr().unwrap(), "/metrics").unwrap();
+    assert!(
+        metrics.contains("switchboard_supernode_clients_connected 50\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchboard_supernode_busy_total 150\n"),
+        "{metrics}"
+    );
+    let rss_after = rss_kib(small.pid());
+    println!("small supernode RSS {rss_before} KiB -> {rss_after} KiB");
+    assert!(rss_after < rss_before + 64 * 1024, "RSS stays bounded");
+    drop(homes);
+    let mut small = small;
+    assert!(small.is_running(), "it never exits");
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}

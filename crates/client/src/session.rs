@@ -38,6 +38,9 @@ pub enum SessionError {
     /// The ticket is refused: log in again.
     #[error("{0}")]
     Unauthorized(WireError),
+    /// The supernode's TLS layer refused the ticket (forged, expired, for another key).
+    #[error("the supernode refused this client's ticket: {0}")]
+    TicketRefused(String),
     /// This build is refused by the network.
     #[error("{0}")]
     VersionRejected(WireError),
@@ -187,6 +190,9 @@ pub async fn open(context: &Context, avoid: Option<NodeId>) -> Result<Session, S
             }
         };
         let Ok((mut send, mut recv)) = connection.connection.open_bi().await else {
+            if let Some(refusal) = ticket_refusal(&connection.connection) {
+                return Err(refusal);
+            }
             continue;
         };
         let hello = ClientMessage::Hello(Hello {
@@ -194,6 +200,9 @@ pub async fn open(context: &Context, avoid: Option<NodeId>) -> Result<Session, S
             software: software_version(),
         });
         if write_frame(&mut send, &hello).await.is_err() {
+            if let Some(refusal) = ticket_refusal(&connection.connection) {
+                return Err(refusal);
+            }
             continue;
         }
         let answer =
@@ -224,12 +233,8 @@ pub async fn open(context: &Context, avoid: Option<NodeId>) -> Result<Session, S
             }
             Ok(Ok(other)) => tracing::debug!(host = %peer.addr, "refused: {other:?}"),
             Ok(Err(e)) => {
-                // A refused ticket shows as the connection closing with the server's reason.
-                if let StreamError::Read(quinn::ReadError::ConnectionLost(reason)) = &e {
-                    let text = reason.to_string();
-                    if text.contains("ticket") {
-                        return Err(SessionError::Unauthorized(WireError::unsupported(&text)));
-                    }
+                if let Some(refusal) = ticket_refusal(&connection.connection) {
+                    return Err(refusal);
                 }
                 tracing::debug!(host = %peer.addr, "hello failed: {e}");
             }
@@ -237,6 +242,15 @@ pub async fn open(context: &Context, avoid: Option<NodeId>) -> Result<Session, S
         }
     }
     Err(SessionError::NoSupernode { tried, retry_after })
+}
+
+/// In TLS 1.3 a server refuses the client's certificate after the client has finished its
+/// handshake, so a refused ticket shows as the connection closing with the server's reason.
+fn ticket_refusal(connection: &quinn::Connection) -> Option<SessionError> {
+    let reason = connection.close_reason()?.to_string();
+    reason
+        .contains("ticket")
+        .then(|| SessionError::TicketRefused(reason))
 }
 
 fn describe(error: &HandshakeError) -> String {
