@@ -24,7 +24,6 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use switchboard_net::config::Role as TransportRole;
 use switchboard_net::framed;
 use switchboard_net::{
@@ -165,77 +164,6 @@ fn payloads() -> Payloads {
 enum ServerEndpoint {
     Raw(quinn::Endpoint),
     Ours(Listener),
-}
-
-/// Plain quinn configurations for both sides: server-only authentication, or standard mutual
-/// TLS under a throwaway CA.
-fn raw_configs(mutual: bool) -> (quinn::ServerConfig, quinn::ClientConfig) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let key_der =
-        |key: &KeyPair| rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    let server_key = KeyPair::generate().unwrap();
-    let server_params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    let server_cert = if mutual {
-        roots.add(ca.der().clone()).unwrap();
-        server_params.signed_by(&server_key, &ca).unwrap()
-    } else {
-        let cert = server_params.self_signed(&server_key).unwrap();
-        roots.add(cert.der().clone()).unwrap();
-        cert
-    };
-    let roots = Arc::new(roots);
-
-    let server_builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap();
-    let server_builder = if mutual {
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::clone(&roots),
-            Arc::clone(&provider),
-        )
-        .build()
-        .unwrap();
-        server_builder.with_client_cert_verifier(verifier)
-    } else {
-        server_builder.with_no_client_auth()
-    };
-    let mut server_tls = server_builder
-        .with_single_cert(vec![server_cert.der().clone()], key_der(&server_key))
-        .unwrap();
-    server_tls.alpn_protocols = vec![ALPN_DIRECTORY.to_vec()];
-    let mut server = quinn::ServerConfig::with_crypto(Arc::new(
-        QuicServerConfig::try_from(Arc::new(server_tls)).unwrap(),
-    ));
-    server.transport_config(Arc::new(transport_config(TransportRole::ClientFacing)));
-
-    let client_builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates(roots);
-    let mut client_tls = if mutual {
-        let client_key = KeyPair::generate().unwrap();
-        let client_cert = CertificateParams::new(vec!["client".to_owned()])
-            .unwrap()
-            .signed_by(&client_key, &ca)
-            .unwrap();
-        client_builder
-            .with_client_auth_cert(vec![client_cert.der().clone()], key_der(&client_key))
-            .unwrap()
-    } else {
-        client_builder.with_no_client_auth()
-    };
-    client_tls.alpn_protocols = vec![ALPN_DIRECTORY.to_vec()];
-    client_tls.resumption = rustls::client::Resumption::disabled();
-    let mut client = quinn::ClientConfig::new(Arc::new(
-        QuicClientConfig::try_from(Arc::new(client_tls)).unwrap(),
-    ));
-    client.transport_config(Arc::new(transport_config(TransportRole::Dialer)));
-    (server, client)
 }
 
 /// Serves one connection's requests for the given variant.
@@ -492,7 +420,8 @@ fn run_round(scenario: Scenario, duration: Duration, payloads: &Arc<Payloads>) -
         Scenario::Requests(v) | Scenario::Handshakes(v) => v,
     };
     let (raw_server, raw_client) = if variant.is_raw() {
-        let (server, client) = raw_configs(variant == Variant::RawMutual);
+        let (server, client) =
+            switchboard_net::testing::raw_quinn_configs(variant == Variant::RawMutual);
         (Some(server), Some(client))
     } else {
         (None, None)

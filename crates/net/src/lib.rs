@@ -22,6 +22,8 @@ pub mod identity;
 pub mod keyfile;
 pub mod metrics;
 pub mod shutdown;
+#[doc(hidden)]
+pub mod testing;
 pub mod verify;
 
 pub use config::{client_config, server_config, transport_config, Resumption, TlsConfigError};
