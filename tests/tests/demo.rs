@@ -5,7 +5,7 @@
 use switchboard_tests::Binary;
 
 #[test]
-fn the_demo_script_logs_a_client_in_and_exits_cleanly() {
+fn the_demo_script_runs_a_network_delivers_a_message_and_exits_cleanly() {
     let bin_dir = Binary::AuthServer
         .path()
         .unwrap()
@@ -13,6 +13,7 @@ fn the_demo_script_logs_a_client_in_and_exits_cleanly() {
         .unwrap()
         .to_path_buf();
     Binary::Client.path().unwrap();
+    Binary::Supernode.path().unwrap();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/demo.sh");
     let output = std::process::Command::new("bash")
         .arg(script)
@@ -29,5 +30,7 @@ fn the_demo_script_logs_a_client_in_and_exits_cleanly() {
         stdout.contains("switchboard_auth_logins_ok_total 1"),
         "{stdout}"
     );
+    assert!(stdout.contains("delivered to alice"), "{stdout}");
+    assert!(stdout.contains("alice printed: from bob: hello from bob"), "{stdout}");
     assert!(stdout.contains("demo done"), "{stdout}");
 }
