@@ -27,7 +27,7 @@ fn the_demo_script_runs_a_network_delivers_a_message_and_exits_cleanly() {
     assert!(stdout.contains("logged in as alice"), "{stdout}");
     assert!(stderr.contains("wrong username or password"), "{stderr}");
     assert!(
-        stdout.contains("switchboard_auth_logins_ok_total 1"),
+        stdout.contains("switchboard_auth_logins_ok_total 3"),
         "{stdout}"
     );
     assert!(stdout.contains("delivered to alice"), "{stdout}");
