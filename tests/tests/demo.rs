@@ -31,6 +31,9 @@ fn the_demo_script_runs_a_network_delivers_a_message_and_exits_cleanly() {
         "{stdout}"
     );
     assert!(stdout.contains("delivered to alice"), "{stdout}");
-    assert!(stdout.contains("alice printed: from bob: hello from bob"), "{stdout}");
+    assert!(
+        stdout.contains("alice printed: from bob: hello from bob"),
+        "{stdout}"
+    );
     assert!(stdout.contains("demo done"), "{stdout}");
 }

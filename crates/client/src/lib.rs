@@ -9,6 +9,7 @@
 //! Every command of the contract is built; with one supernode (or several that do not yet
 //! share a directory, issue #5), lookups find the users registered on the supernode asked.
 
+pub mod config;
 pub mod login;
 pub mod online;
 pub mod profile;
@@ -51,37 +52,37 @@ pub enum Command {
     Login {
         /// The profile directory.
         #[arg(long, value_name = "DIR")]
-        profile: PathBuf,
+        profile: Option<PathBuf>,
         /// The auth-server's address.
         #[arg(long, value_name = "ADDR")]
-        auth: String,
+        auth: Option<String>,
         /// The auth-server's public key (64 hex digits).
         #[arg(long, value_name = "PUBKEY")]
-        trust: String,
+        trust: Option<String>,
         /// The account.
         #[arg(long, value_name = "NAME")]
-        user: String,
+        user: Option<String>,
     },
     /// Create an account on a server with open sign-up (password on stdin), then log in.
     Signup {
         /// The profile directory.
         #[arg(long, value_name = "DIR")]
-        profile: PathBuf,
+        profile: Option<PathBuf>,
         /// The auth-server's address.
         #[arg(long, value_name = "ADDR")]
-        auth: String,
+        auth: Option<String>,
         /// The auth-server's public key (64 hex digits).
         #[arg(long, value_name = "PUBKEY")]
-        trust: String,
+        trust: Option<String>,
         /// The account to create.
         #[arg(long, value_name = "NAME")]
-        user: String,
+        user: Option<String>,
     },
     /// Stay online: register, refresh, fail over, and print messages from peers.
     Online {
         /// The profile directory.
         #[arg(long, value_name = "DIR")]
-        profile: PathBuf,
+        profile: Option<PathBuf>,
         /// UDP address for direct connections from peers.
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
@@ -95,7 +96,7 @@ pub enum Command {
         name: String,
         /// The profile directory.
         #[arg(long, value_name = "DIR")]
-        profile: PathBuf,
+        profile: Option<PathBuf>,
     },
     /// Look NAME up and deliver TEXT directly over QUIC; exit 0 once delivered.
     Send {
@@ -105,7 +106,7 @@ pub enum Command {
         text: String,
         /// The profile directory.
         #[arg(long, value_name = "DIR")]
-        profile: PathBuf,
+        profile: Option<PathBuf>,
     },
     /// Stream presence changes of these users.
     Watch {
@@ -114,39 +115,90 @@ pub enum Command {
         names: Vec<String>,
         /// The profile directory.
         #[arg(long, value_name = "DIR")]
-        profile: PathBuf,
+        profile: Option<PathBuf>,
     },
 }
 
 /// Runs a parsed command line and returns the process's exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let json = cli.json;
-    match cli.command {
+    let file = match &cli.config {
+        Some(path) => match config::FileConfig::load(path) {
+            Ok(file) => file,
+            Err(e) => return fail(EXIT_USAGE, e),
+        },
+        None => config::FileConfig::default(),
+    };
+    match run_with(cli.command, &file, json) {
+        Ok(code) => code,
+        Err(missing) => fail(
+            EXIT_USAGE,
+            format!(
+                "--{missing} is required (on the command line or as `{}` in --config)",
+                missing.replace('-', "_")
+            ),
+        ),
+    }
+}
+
+/// `flag` if given, else the config file's value, else an error naming the option.
+fn pick<T: Clone>(
+    flag: Option<T>,
+    file: &Option<T>,
+    name: &'static str,
+) -> Result<T, &'static str> {
+    flag.or_else(|| file.clone()).ok_or(name)
+}
+
+fn run_with(
+    command: Command,
+    file: &config::FileConfig,
+    json: bool,
+) -> Result<ExitCode, &'static str> {
+    let profile_of = |flag: Option<PathBuf>| pick(flag, &file.profile, "profile");
+    Ok(match command {
         Command::Login {
             profile,
             auth,
             trust,
             user,
-        } => login_command(&profile, &auth, &trust, &user, false, json),
+        } => login_command(
+            &profile_of(profile)?,
+            &pick(auth, &file.auth, "auth")?,
+            &pick(trust, &file.trust, "trust")?,
+            &pick(user, &file.user, "user")?,
+            false,
+            json,
+        ),
         Command::Signup {
             profile,
             auth,
             trust,
             user,
-        } => login_command(&profile, &auth, &trust, &user, true, json),
+        } => login_command(
+            &profile_of(profile)?,
+            &pick(auth, &file.auth, "auth")?,
+            &pick(trust, &file.trust, "trust")?,
+            &pick(user, &file.user, "user")?,
+            true,
+            json,
+        ),
         Command::Online {
             profile,
             listen,
             promotable: _,
-        } => online_command(&profile, listen.as_deref()),
-        Command::Lookup { name, profile } => lookup_command(&profile, &name, json),
+        } => {
+            let listen = listen.or_else(|| file.listen.clone());
+            online_command(&profile_of(profile)?, listen.as_deref())
+        }
+        Command::Lookup { name, profile } => lookup_command(&profile_of(profile)?, &name, json),
         Command::Send {
             name,
             text,
             profile,
-        } => send_command(&profile, &name, &text),
-        Command::Watch { names, profile } => watch_command(&profile, &names),
-    }
+        } => send_command(&profile_of(profile)?, &name, &text),
+        Command::Watch { names, profile } => watch_command(&profile_of(profile)?, &names),
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {

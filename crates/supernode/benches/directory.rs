@@ -70,7 +70,9 @@ fn profile(dir: &std::path::Path, user: &str, server: SocketAddr, server_node: &
     let profile = Profile::new(dir);
     profile.create().unwrap();
     let key = profile.node_key().unwrap();
-    profile.save_ticket(&ticket_for(&key, user, Role::User)).unwrap();
+    profile
+        .save_ticket(&ticket_for(&key, user, Role::User))
+        .unwrap();
     profile
         .save_settings(&Settings {
             user: user.to_owned(),
@@ -93,7 +95,12 @@ fn profile(dir: &std::path::Path, user: &str, server: SocketAddr, server_node: &
 /// CPU time of the calling thread.
 fn thread_cpu() -> Duration {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    Duration::from_nanos(text.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0))
+    Duration::from_nanos(
+        text.split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+    )
 }
 
 fn rss_kib() -> u64 {
@@ -150,14 +157,19 @@ fn start_ours(data: &std::path::Path, capacity: usize) -> ServerThread {
 fn start_raw(answers: Arc<Vec<Vec<u8>>>) -> (ServerThread, quinn::ClientConfig) {
     let (server_config, client_config) = switchboard_net::testing::raw_quinn_configs(false);
     let thread = spawn_server(String::new(), move |ready, start, stop, cpu| async move {
-        let endpoint = quinn::Endpoint::server(server_config, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let endpoint =
+            quinn::Endpoint::server(server_config, "127.0.0.1:0".parse().unwrap()).unwrap();
         ready.send(endpoint.local_addr().unwrap()).unwrap();
         let accept = async {
             while let Some(incoming) = endpoint.accept().await {
                 let answers = Arc::clone(&answers);
                 tokio::spawn(async move {
-                    let Ok(connection) = incoming.await else { return };
-                    let Ok((mut send, mut recv)) = connection.accept_bi().await else { return };
+                    let Ok(connection) = incoming.await else {
+                        return;
+                    };
+                    let Ok((mut send, mut recv)) = connection.accept_bi().await else {
+                        return;
+                    };
                     // The same exchange shape as ours: frames in, one canned answer per
                     // request, answers in order (hello, then register or lookup answers).
                     let mut header = [0u8; 4];
@@ -258,7 +270,8 @@ where
                 for worker in 0..workers {
                     let (done, ops, op) = (Arc::clone(&done), Arc::clone(&ops), Arc::clone(&op));
                     tasks.push(tokio::task::spawn_local(async move {
-                        let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+                        let mut histogram =
+                            Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
                         while !done.load(Ordering::Relaxed) {
                             let t0 = Instant::now();
                             op(worker).await;
@@ -303,7 +316,10 @@ fn report(title: &str, raw: &[Round], ours: &[Round]) {
         for r in rounds {
             merged.add(&r.latency).unwrap();
         }
-        (merged.value_at_quantile(0.5), merged.value_at_quantile(0.99))
+        (
+            merged.value_at_quantile(0.5),
+            merged.value_at_quantile(0.99),
+        )
     };
     println!("## {title}\n");
     println!("| variant | ops/s (median) | server CPU µs/op | p50 µs | p99 µs |");
@@ -331,7 +347,12 @@ fn idle_clients(addr: SocketAddr, node: String, n: usize) {
     runtime.block_on(async {
         let mut sessions = Vec::new();
         for i in 0..n {
-            let profile = profile(&dir.path().join(format!("idle{i}")), &format!("idle{i}"), addr, &node);
+            let profile = profile(
+                &dir.path().join(format!("idle{i}")),
+                &format!("idle{i}"),
+                addr,
+                &node,
+            );
             let context = Context::load(profile, None).unwrap();
             let session = session::open(&context, None).await.unwrap();
             sessions.push((context, session));
@@ -354,7 +375,10 @@ fn main() {
     }
     // One client runtime for everything, so that endpoints made during set-up keep being
     // driven during the measurements.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let _guard = rt.enter();
     let numbers: Vec<u64> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
     let window = Duration::from_secs(numbers.first().copied().unwrap_or(3));
@@ -413,14 +437,25 @@ fn main() {
     let mut look_ours = Vec::new();
     for round in 0..rounds {
         // Registrations, raw: handshake + hello + register-sized exchange + close.
-        let (server, client_config) = start_raw(Arc::new(vec![vec![7u8; welcome_len], vec![7u8; registered_len]]));
+        let (server, client_config) = start_raw(Arc::new(vec![
+            vec![7u8; welcome_len],
+            vec![7u8; registered_len],
+        ]));
         let addr = server.addr;
         let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
         let hello_frame2 = hello_frame.clone();
         let raw = drive(&rt, server, REGISTER_DIALERS, window, move |_| {
-            let (endpoint, config, hello) = (endpoint.clone(), client_config.clone(), hello_frame2.clone());
+            let (endpoint, config, hello) = (
+                endpoint.clone(),
+                client_config.clone(),
+                hello_frame2.clone(),
+            );
             async move {
-                let connection = endpoint.connect_with(config, addr, "localhost").unwrap().await.unwrap();
+                let connection = endpoint
+                    .connect_with(config, addr, "localhost")
+                    .unwrap()
+                    .await
+                    .unwrap();
                 let (mut send, mut recv) = connection.open_bi().await.unwrap();
                 send.write_all(&hello).await.unwrap();
                 let mut buf = vec![0u8; welcome_len];
@@ -433,7 +468,10 @@ fn main() {
                 connection.close(0u32.into(), b"done");
             }
         });
-        eprintln!("round {round} registrations raw: {:.0}/s", raw.ops as f64 / raw.elapsed.as_secs_f64());
+        eprintln!(
+            "round {round} registrations raw: {:.0}/s",
+            raw.ops as f64 / raw.elapsed.as_secs_f64()
+        );
         reg_raw.push(raw);
 
         // Registrations, ours: full handshake with ticket checks, Hello, a signed Register.
@@ -447,7 +485,11 @@ fn main() {
             .map(|(i, (key, ticket))| {
                 let dir = dirs.path().join(format!("reg{i}"));
                 let p = profile(&dir, &format!("reg{i}"), addr, &node);
-                switchboard_net::keyfile::write_private(&dir.join("node.key"), &key.to_pkcs8_der().unwrap()).unwrap();
+                switchboard_net::keyfile::write_private(
+                    &dir.join("node.key"),
+                    &key.to_pkcs8_der().unwrap(),
+                )
+                .unwrap();
                 p.save_ticket(ticket).unwrap();
                 Arc::new(Context::load(p, None).unwrap())
             })
@@ -459,23 +501,41 @@ fn main() {
             async move {
                 let mut session = session::open(&context, None).await.unwrap();
                 let record = record_for(&context.key, &context.ticket, seq);
-                let answer = session.ask(&ClientMessage::Register { record: Box::new(record) }).await.unwrap();
-                assert!(matches!(answer, SupernodeMessage::Registered { .. }), "{answer:?}");
+                let answer = session
+                    .ask(&ClientMessage::Register {
+                        record: Box::new(record),
+                    })
+                    .await
+                    .unwrap();
+                assert!(
+                    matches!(answer, SupernodeMessage::Registered { .. }),
+                    "{answer:?}"
+                );
                 session.connection.connection.close(0u32.into(), b"done");
             }
         });
-        eprintln!("round {round} registrations ours: {:.0}/s", ours.ops as f64 / ours.elapsed.as_secs_f64());
+        eprintln!(
+            "round {round} registrations ours: {:.0}/s",
+            ours.ops as f64 / ours.elapsed.as_secs_f64()
+        );
         reg_ours.push(ours);
 
         // Lookups, raw: one stream per connection, lookup-sized frames.
-        let (server, client_config) = start_raw(Arc::new(vec![vec![7u8; welcome_len], vec![7u8; lookup_answer_len]]));
+        let (server, client_config) = start_raw(Arc::new(vec![
+            vec![7u8; welcome_len],
+            vec![7u8; lookup_answer_len],
+        ]));
         let addr = server.addr;
         let lookup_len = lookup_frame.len();
         let streams: Vec<_> = rt.block_on(async {
             let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
             let mut streams = Vec::new();
             for _ in 0..LOOKUP_SESSIONS {
-                let connection = endpoint.connect_with(client_config.clone(), addr, "localhost").unwrap().await.unwrap();
+                let connection = endpoint
+                    .connect_with(client_config.clone(), addr, "localhost")
+                    .unwrap()
+                    .await
+                    .unwrap();
                 let (mut send, mut recv) = connection.open_bi().await.unwrap();
                 send.write_all(&hello_frame).await.unwrap();
                 let mut buf = vec![0u8; welcome_len];
@@ -496,7 +556,10 @@ fn main() {
                 recv.read_exact(&mut buf).await.unwrap();
             }
         });
-        eprintln!("round {round} lookups raw: {:.0}/s", raw.ops as f64 / raw.elapsed.as_secs_f64());
+        eprintln!(
+            "round {round} lookups raw: {:.0}/s",
+            raw.ops as f64 / raw.elapsed.as_secs_f64()
+        );
         look_raw.push(raw);
 
         // Lookups, ours: sessions on the real supernode, the target registered.
@@ -510,10 +573,20 @@ fn main() {
             let target = Context::load(p, None).unwrap();
             let mut target_session = session::open(&target, None).await.unwrap();
             let record = record_for(&target.key, &target.ticket, 1);
-            target_session.ask(&ClientMessage::Register { record: Box::new(record) }).await.unwrap();
+            target_session
+                .ask(&ClientMessage::Register {
+                    record: Box::new(record),
+                })
+                .await
+                .unwrap();
             let mut sessions = vec![];
             for i in 0..LOOKUP_SESSIONS {
-                let p = profile(&dirs.path().join(format!("look{i}")), &format!("look{i}"), addr, &node);
+                let p = profile(
+                    &dirs.path().join(format!("look{i}")),
+                    &format!("look{i}"),
+                    addr,
+                    &node,
+                );
                 let context = Context::load(p, None).unwrap();
                 let session = session::open(&context, None).await.unwrap();
                 sessions.push(Arc::new(tokio::sync::Mutex::new((context, session))));
@@ -534,11 +607,22 @@ fn main() {
                 assert_eq!(records.len(), 1);
             }
         });
-        eprintln!("round {round} lookups ours: {:.0}/s", ours.ops as f64 / ours.elapsed.as_secs_f64());
+        eprintln!(
+            "round {round} lookups ours: {:.0}/s",
+            ours.ops as f64 / ours.elapsed.as_secs_f64()
+        );
         look_ours.push(ours);
     }
-    report("registrations (new connection + ticket check + register)", &reg_raw, &reg_ours);
-    report("lookups (one record, on an open session)", &look_raw, &look_ours);
+    report(
+        "registrations (new connection + ticket check + register)",
+        &reg_raw,
+        &reg_ours,
+    );
+    report(
+        "lookups (one record, on an open session)",
+        &look_raw,
+        &look_ours,
+    );
 
     // Memory per idle client: the supernode in this process, the clients in a child.
     let data = tempfile::tempdir().unwrap();
@@ -546,7 +630,12 @@ fn main() {
     std::thread::sleep(Duration::from_millis(200));
     let before = rss_kib();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--idle-child", &server.addr.to_string(), &server.node, &idle.to_string()])
+        .args([
+            "--idle-child",
+            &server.addr.to_string(),
+            &server.node,
+            &idle.to_string(),
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
