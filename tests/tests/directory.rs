@@ -249,6 +249,11 @@ fn alice_and_bob_find_each_other_talk_directly_and_watch_presence() {
     assert!(stdout.contains("delivered to alice"));
     alice_online.expect("from bob: hi", Duration::from_secs(5));
 
+    // A one-shot command from alice's own profile (same device key) leaves her online.
+    let _ = client(&["lookup", "bob", "--profile", alice.to_str().unwrap()]);
+    let (ok, _, stderr) = client(&["lookup", "alice", "--profile", bob.to_str().unwrap()]);
+    assert!(ok, "alice must still be online: {stderr}");
+
     let mut watch = Running::start(&["watch", "alice", "--profile", bob.to_str().unwrap()]);
     watch.expect("alice online", Duration::from_secs(10));
     let killed = Instant::now();

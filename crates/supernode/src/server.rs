@@ -39,6 +39,11 @@ use crate::config::Config;
 /// second is plenty for humans; lease expiry only needs to be within a lease's precision.
 pub const TICK: Duration = Duration::from_millis(250);
 
+/// Sessions one device (node key) may hold at once: `client online` plus a few one-shot
+/// commands (`lookup`, `send`, `watch`) run from the same profile. Past it, the oldest session
+/// of that device is closed.
+pub const MAX_SESSIONS_PER_NODE: usize = 4;
+
 /// Pushes queued per client before further ones are dropped (presence sheds first). A client
 /// reads pushes as they come; 64 covers a burst of its contacts changing at once.
 pub const PUSH_QUEUE: usize = 64;
@@ -118,8 +123,8 @@ pub struct Shared {
     pub directory: Mutex<Directory>,
     /// Admission control.
     pub admission: Mutex<Admission>,
-    /// Live sessions by node.
-    pub sessions: Mutex<HashMap<NodeId, SessionHandle>>,
+    /// Live sessions by device (at most [`MAX_SESSIONS_PER_NODE`] each).
+    pub sessions: Mutex<HashMap<NodeId, Vec<SessionHandle>>>,
     /// Revocations.
     pub revoked: Mutex<Revoked>,
     /// Other supernodes, for `Busy` and `Redirect`.
@@ -170,7 +175,7 @@ impl Shared {
     /// Closes the sessions whose tickets are revoked now.
     pub fn close_revoked(&self) {
         let revoked = lock(&self.revoked);
-        for session in lock(&self.sessions).values() {
+        for session in lock(&self.sessions).values().flatten() {
             if revoked.users.contains(&session.user) || revoked.serials.contains(&session.serial) {
                 bump(&self.metrics.unauthorized_total);
                 session
@@ -457,7 +462,7 @@ impl Server {
 /// The SIGTERM drain: no new connections, jittered redirects, then closes.
 async fn drain(shared: &Arc<Shared>, listener: &Listener) {
     listener.endpoint().set_server_config(None);
-    let sessions: Vec<SessionHandle> = lock(&shared.sessions).values().cloned().collect();
+    let sessions: Vec<SessionHandle> = lock(&shared.sessions).values().flatten().cloned().collect();
     tracing::info!(clients = sessions.len(), "draining: redirecting clients");
     let targets = shared.alternatives();
     for batch in sessions.chunks(REDIRECT_BATCH) {
@@ -507,10 +512,10 @@ async fn timer(shared: Arc<Shared>) {
         }
         let sessions = lock(&shared.sessions);
         for notice in notices {
-            if let Some(session) = sessions.get(&notice.watcher) {
+            for session in sessions.get(&notice.watcher).into_iter().flatten() {
                 if session
                     .push
-                    .try_send(SupernodeMessage::Presence(notice.event))
+                    .try_send(SupernodeMessage::Presence(notice.event.clone()))
                     .is_err()
                 {
                     bump(&shared.metrics.presence_dropped_total);

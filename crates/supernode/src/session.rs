@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::config::Mode;
-use crate::server::{bump, lock, SessionHandle, Shared, PUSH_QUEUE};
+use crate::server::{bump, lock, SessionHandle, Shared, MAX_SESSIONS_PER_NODE, PUSH_QUEUE};
 
 /// How long a new connection may take to open its session stream and say `Hello`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -109,21 +109,24 @@ async fn serve(shared: Arc<Shared>, connection: PeerConnection) {
     let (push_tx, push_rx) = mpsc::channel(PUSH_QUEUE);
     let pusher = tokio::spawn(push_writer(connection.connection.clone(), push_rx));
     let id = shared.session_id();
-    let previous = lock(&shared.sessions).insert(
-        node,
-        SessionHandle {
+    let evicted = {
+        let mut sessions = lock(&shared.sessions);
+        let mine = sessions.entry(node).or_default();
+        mine.push(SessionHandle {
             id,
             connection: connection.connection.clone(),
             push: push_tx,
             user: ticket.user.clone(),
             serial: ticket.serial,
-        },
-    );
-    if let Some(previous) = previous {
-        // The same device reconnected before its old connection died: the new one wins.
-        previous
+        });
+        // Too many sessions of one device: the oldest goes (a reconnect whose old connection
+        // has not timed out yet, usually).
+        (mine.len() > MAX_SESSIONS_PER_NODE).then(|| mine.remove(0))
+    };
+    if let Some(evicted) = evicted {
+        evicted
             .connection
-            .close(CloseCode::Done.code(), b"replaced by a newer connection");
+            .close(CloseCode::Done.code(), b"replaced by a newer session");
     }
 
     loop {
@@ -154,12 +157,16 @@ async fn serve(shared: Arc<Shared>, connection: PeerConnection) {
         }
     }
 
-    // Cleanup: this session's watches end; its lease lives on until it expires.
+    // Cleanup: when the device's last session ends, its watches end; its lease lives on
+    // until it expires (soft state).
     {
         let mut sessions = lock(&shared.sessions);
-        if sessions.get(&node).is_some_and(|s| s.id == id) {
-            sessions.remove(&node);
-            lock(&shared.directory).disconnected(&node);
+        if let Some(mine) = sessions.get_mut(&node) {
+            mine.retain(|s| s.id != id);
+            if mine.is_empty() {
+                sessions.remove(&node);
+                lock(&shared.directory).disconnected(&node);
+            }
         }
     }
     lock(&shared.admission).close_session();
@@ -279,6 +286,10 @@ fn handle(
         ClientMessage::Refresh | ClientMessage::Unregister | ClientMessage::Goodbye => {
             RequestClass::Refresh
         }
+        // Re-registering keeps an admitted device's record fresh: a refresh, not a newcomer.
+        ClientMessage::Register { .. } if lock(&shared.directory).is_registered(&node) => {
+            RequestClass::Refresh
+        }
         ClientMessage::Register { .. } => RequestClass::Register,
         _ => RequestClass::Lookup,
     };
@@ -353,10 +364,9 @@ fn handle(
                 "promotion is not offered by this supernode yet",
             ))
         }
-        ClientMessage::Goodbye => {
-            lock(&shared.directory).unregister(&node);
-            return None;
-        }
+        // Leaving ends the session, not the lease: a one-shot command run from the profile of
+        // an online device must not take that device offline. `Unregister` ends the lease.
+        ClientMessage::Goodbye => return None,
     };
     Some(answer)
 }
