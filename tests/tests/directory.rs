@@ -576,3 +576,24 @@ fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap()
 }
+
+#[test]
+fn an_online_client_refreshes_its_ticket_in_its_last_quarter() {
+    let network = Network::new(&["alice"], &["sn1"]);
+    let _sn1 = network.supernode("sn1", &[]);
+    let fresh = network.login("alice");
+    let auth_key = switchboard_net::keyfile::load(&network.path("auth").join("auth.key")).unwrap();
+    let now = switchboard_net::now_unix().0;
+    // A real ticket with 10 minutes left of its hour.
+    let old = minted_profile(&network, &fresh, "alice", &auth_key, now - 3_000, 3_600);
+    let before = switchboard_client::profile::Profile::new(&old)
+        .ticket()
+        .unwrap();
+    let mut online = online(&old);
+    online.expect("ticket refreshed", Duration::from_secs(15));
+    online.expect("online via", Duration::from_secs(15));
+    let after = switchboard_client::profile::Profile::new(&old)
+        .ticket()
+        .unwrap();
+    assert!(after.body_unverified().expires_at > before.body_unverified().expires_at);
+}

@@ -210,3 +210,107 @@ pub async fn login(
         bootstrap: bootstrap.len(),
     })
 }
+
+/// Whether a ticket should be refreshed at `now`: in its last quarter.
+pub fn needs_refresh(ticket: &Ticket, now: switchboard_proto::UnixTime) -> bool {
+    let body = ticket.body_unverified();
+    let lifetime = body.expires_at.since(body.issued_at);
+    ticket.remaining_secs(now) < lifetime / 4
+}
+
+/// Trades the profile's ticket for a fresh one (no password: the auth-server checks that the
+/// account is still enabled and that this connection holds the ticket's key), and stores it.
+pub async fn refresh_ticket(profile: &Profile) -> Result<Ticket, LoginError> {
+    let settings = profile.settings()?;
+    let trust: AuthKey = settings
+        .trust
+        .parse()
+        .map_err(|e| LoginError::Protocol(format!("trust: {e}")))?;
+    let anchor = TrustAnchor::new(trust).map_err(|e| LoginError::Protocol(e.to_string()))?;
+    let key = profile.node_key()?;
+    let node = key.node_id();
+    let ticket = profile.ticket()?;
+    let addr = resolve(&settings.auth).await?;
+    let policy = PeerPolicy::ExactKey(trust);
+    let config = client_config(
+        &Identity::new(key, Some(ticket.clone())),
+        policy.clone(),
+        &[ALPN_AUTH],
+        transport_config(TransportRole::Dialer),
+        Resumption::Enabled,
+    )
+    .map_err(|e| LoginError::Protocol(e.to_string()))?;
+    let bind: SocketAddr = if addr.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from(([0u16; 8], 0))
+    };
+    let dialer = Dialer::bind(bind, config, policy).map_err(|e| LoginError::Handshake {
+        addr: settings.auth.clone(),
+        reason: e.to_string(),
+    })?;
+    let connection = dialer
+        .connect(addr, CONNECT_TIMEOUT)
+        .await
+        .map_err(|_| LoginError::Unreachable(settings.auth.clone()))?;
+    let conn = &connection.connection;
+    let hello = AuthRequest::Hello(Hello {
+        protocol: VersionRange::CURRENT,
+        software: software_version(),
+    });
+    match framed::request::<_, AuthResponse>(conn, &hello, REQUEST_TIMEOUT).await? {
+        AuthResponse::Welcome(_) => {}
+        AuthResponse::Error(e) => return Err(e.into()),
+        other => {
+            return Err(LoginError::Protocol(format!(
+                "{other:?} instead of Welcome"
+            )))
+        }
+    }
+    let answer = framed::request::<_, AuthResponse>(
+        conn,
+        &AuthRequest::RefreshTicket { ticket },
+        REQUEST_TIMEOUT,
+    )
+    .await?;
+    dialer.shutdown(Duration::from_millis(200)).await;
+    let fresh = match answer {
+        AuthResponse::TicketRefreshed { ticket } => ticket,
+        AuthResponse::Error(e) => return Err(e.into()),
+        other => {
+            return Err(LoginError::Protocol(format!(
+                "{other:?} instead of a ticket"
+            )))
+        }
+    };
+    fresh
+        .verify_for_peer(&anchor, switchboard_net::now_unix(), &node)
+        .map_err(|e| LoginError::Protocol(format!("the ticket does not verify: {e}")))?;
+    profile.save_ticket(&fresh)?;
+    Ok(fresh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_proto::{Role, SecretKey, TicketBody, UnixTime};
+
+    #[test]
+    fn a_ticket_is_refreshed_in_its_last_quarter() {
+        let auth = SecretKey::from_seed([1; 32]);
+        let ticket = Ticket::issue(
+            &auth,
+            TicketBody {
+                user: Username::new("alice").unwrap(),
+                node: SecretKey::from_seed([2; 32]).node_id(),
+                role: Role::User,
+                issued_at: UnixTime(1_000),
+                expires_at: UnixTime(1_000 + 4_000),
+                serial: 1,
+            },
+        )
+        .unwrap();
+        assert!(!needs_refresh(&ticket, UnixTime(3_999)));
+        assert!(needs_refresh(&ticket, UnixTime(4_001)));
+    }
+}

@@ -53,8 +53,12 @@ pub enum OnlineError {
 enum Ended {
     Lost(String),
     Redirected,
+    TicketDue,
     Shutdown,
 }
+
+/// How often a session checks whether its ticket entered its last quarter.
+const TICKET_CHECK: Duration = Duration::from_secs(60);
 
 /// Runs `client online` until `shutdown` resolves.
 pub async fn run(
@@ -89,10 +93,11 @@ pub async fn run(
             addr: listen,
             source,
         })?;
-    let context = Context::load(profile, Some(listener.endpoint().clone()))?;
+    let mut context = Context::load(profile, Some(listener.endpoint().clone()))?;
     eprintln!("listening for peers on {local}");
 
-    let inbox = tokio::spawn(serve_direct(listener));
+    let listener = std::sync::Arc::new(listener);
+    let inbox = tokio::spawn(serve_direct(std::sync::Arc::clone(&listener)));
     tokio::pin!(shutdown);
     let mut backoff = Backoff::new(BackoffConfig {
         budget: None,
@@ -101,6 +106,19 @@ pub async fn run(
     let mut avoid: Option<NodeId> = None;
     let mut seq = switchboard_net::now_unix().0.saturating_mul(1000);
     let outcome = loop {
+        if crate::login::needs_refresh(&context.ticket, switchboard_net::now_unix()) {
+            match crate::login::refresh_ticket(&context.profile).await {
+                Ok(_) => match renew(&context, &listener) {
+                    Ok(renewed) => {
+                        context = renewed;
+                        eprintln!("ticket refreshed");
+                    }
+                    Err(e) => eprintln!("ticket refreshed but not applied: {e}"),
+                },
+                // The auth-server may be down: the current ticket still works until it expires.
+                Err(e) => eprintln!("ticket refresh failed: {e}"),
+            }
+        }
         let opened = tokio::select! {
             biased;
             () = &mut shutdown => break Ok(()),
@@ -120,6 +138,10 @@ pub async fn run(
                         session.goodbye().await;
                         eprintln!("offline");
                         break Ok(());
+                    }
+                    Ended::TicketDue => {
+                        session.goodbye().await;
+                        Duration::ZERO
                     }
                     Ended::Redirected => {
                         eprintln!("redirected by {}", session.node().short());
@@ -175,6 +197,20 @@ pub async fn run(
     outcome
 }
 
+/// A context and direct-connection identity for the refreshed ticket now in the profile.
+fn renew(context: &Context, listener: &Listener) -> Result<Context, SessionError> {
+    let renewed = Context::load(context.profile.clone(), Some(listener.endpoint().clone()))?;
+    let direct = server_config(
+        &Identity::new(renewed.key.clone(), Some(renewed.ticket.clone())),
+        PeerPolicy::any_ticket(renewed.anchor.clone()),
+        &[ALPN_DIRECT],
+        transport_config(TransportRole::ClientFacing),
+    )
+    .map_err(|e| SessionError::Transport(e.to_string()))?;
+    listener.endpoint().set_server_config(Some(direct));
+    Ok(renewed)
+}
+
 /// A freshly signed record for this device at `local` (the published endpoint).
 fn record(context: &Context, local: SocketAddr, seq: u64) -> Result<Record, SessionError> {
     Record::sign(
@@ -226,12 +262,19 @@ async fn stay(context: &Context, session: &mut Session, local: SocketAddr, seq: 
     let reader = tokio::spawn(read_pushes(session.connection.connection.clone(), push_tx));
     let mut period = tokio::time::interval(Duration::from_secs(u64::from(lease.max(3)) / 3));
     period.tick().await;
+    let mut ticket_check = tokio::time::interval(TICKET_CHECK);
+    ticket_check.tick().await;
     let ended = loop {
         tokio::select! {
             _ = period.tick() => {
                 *seq += 1;
                 if let Err(e) = register(context, session, endpoint, *seq).await {
                     break Ended::Lost(e.to_string());
+                }
+            }
+            _ = ticket_check.tick() => {
+                if crate::login::needs_refresh(&context.ticket, switchboard_net::now_unix()) {
+                    break Ended::TicketDue;
                 }
             }
             push = pushes.recv() => match push {
@@ -287,7 +330,7 @@ pub async fn read_pushes(connection: quinn::Connection, pushes: mpsc::Sender<Sup
 }
 
 /// Accepts direct connections and prints their texts as `from USER: TEXT`.
-async fn serve_direct(listener: Listener) {
+async fn serve_direct(listener: std::sync::Arc<Listener>) {
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
