@@ -25,8 +25,9 @@ use crate::session::software_version;
 /// Revocation pages fetched per poll at most: 64 x 1,024 entries.
 const MAX_REVOCATION_PAGES: usize = 64;
 
-/// Runs the link until the task is dropped.
-pub async fn run(shared: Arc<Shared>, key: SecretKey) {
+/// Runs the link until the task is dropped. `endpoint` is the client-facing endpoint, whose
+/// TLS identity is replaced when the ticket is refreshed.
+pub async fn run(shared: Arc<Shared>, key: SecretKey, endpoint: quinn::Endpoint) {
     let mut backoff = Backoff::new(BackoffConfig {
         budget: None,
         ..BackoffConfig::default()
@@ -41,6 +42,7 @@ pub async fn run(shared: Arc<Shared>, key: SecretKey) {
                         tracing::warn!("announcement failed: {e}");
                         break;
                     }
+                    refresh_if_due(&shared, &key, &endpoint).await;
                     let due = last_revocation_poll
                         .is_none_or(|t| t.elapsed() >= shared.config.revocation_poll);
                     if due {
@@ -159,4 +161,35 @@ async fn fetch_revocations(shared: &Shared, connection: &PeerConnection) -> Resu
     }
     shared.close_revoked();
     Ok(())
+}
+
+/// Refreshes the supernode's ticket in its last quarter and presents the new one to clients
+/// connecting from then on. The current ticket keeps working if this fails.
+async fn refresh_if_due(shared: &Shared, key: &SecretKey, endpoint: &quinn::Endpoint) {
+    let profile = Profile::new(&shared.config.data_dir);
+    let Ok(ticket) = profile.ticket() else { return };
+    if !switchboard_client::login::needs_refresh(&ticket, switchboard_net::now_unix()) {
+        return;
+    }
+    let fresh = match switchboard_client::login::refresh_ticket(&profile).await {
+        Ok(fresh) => fresh,
+        Err(e) => {
+            tracing::warn!("ticket refresh failed: {e}");
+            return;
+        }
+    };
+    let config = switchboard_net::server_config(
+        &Identity::new(key.clone(), Some(fresh)),
+        PeerPolicy::any_ticket(shared.anchor.clone()),
+        &[switchboard_proto::version::ALPN_DIRECTORY],
+        transport_config(TransportRole::ClientFacing),
+    );
+    match config {
+        Ok(config) if !shared.is_draining() => {
+            endpoint.set_server_config(Some(config));
+            tracing::info!("ticket refreshed");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!("refreshed ticket not applied: {e}"),
+    }
 }

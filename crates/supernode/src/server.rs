@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -130,6 +130,7 @@ pub struct Shared {
     /// Other supernodes, for `Busy` and `Redirect`.
     pub alternatives: Mutex<Vec<PeerAddr>>,
     next_session: AtomicU64,
+    draining: AtomicBool,
     /// Counters.
     pub metrics: Metrics,
 }
@@ -151,6 +152,11 @@ impl Shared {
     /// A fresh session id.
     pub fn session_id(&self) -> u64 {
         self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether the SIGTERM drain has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 
     /// Whether a ticket is revoked.
@@ -378,6 +384,7 @@ impl Server {
             revoked: Mutex::new(Revoked::default()),
             alternatives: Mutex::new(alternatives),
             next_session: AtomicU64::new(1),
+            draining: AtomicBool::new(false),
             metrics: Metrics::default(),
             config,
         });
@@ -421,7 +428,11 @@ impl Server {
             ));
         }
         tasks.spawn(timer(Arc::clone(&shared)));
-        tasks.spawn(crate::auth_link::run(Arc::clone(&shared), key));
+        tasks.spawn(crate::auth_link::run(
+            Arc::clone(&shared),
+            key,
+            listener.endpoint().clone(),
+        ));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -461,6 +472,7 @@ impl Server {
 
 /// The SIGTERM drain: no new connections, jittered redirects, then closes.
 async fn drain(shared: &Arc<Shared>, listener: &Listener) {
+    shared.draining.store(true, Ordering::Release);
     listener.endpoint().set_server_config(None);
     let sessions: Vec<SessionHandle> = lock(&shared.sessions).values().flatten().cloned().collect();
     tracing::info!(clients = sessions.len(), "draining: redirecting clients");
