@@ -99,22 +99,9 @@ pub struct Config {
 /// The configuration is unusable. Exit code 2, naming the file, the key and the problem.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("{}: {source}", path.display())]
-    Read {
-        /// Which file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML for this program (toml names the key and line).
-    #[error("{}: {message}", path.display())]
-    Parse {
-        /// Which file.
-        path: PathBuf,
-        /// toml's description.
-        message: String,
-    },
+    /// The file could not be read or parsed.
+    #[error(transparent)]
+    File(#[from] switchboard_net::config_file::ConfigFileError),
     /// A value is out of range.
     #[error("{source_name}: `{key}` {problem}")]
     Invalid {
@@ -130,14 +117,7 @@ pub enum ConfigError {
 impl FileConfig {
     /// Reads and parses `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+        Ok(switchboard_net::config_file::load(path)?)
     }
 
     /// Validates into a [`Config`]; `source_name` names the file in errors.

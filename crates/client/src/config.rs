@@ -22,37 +22,12 @@ pub struct FileConfig {
 }
 
 /// The configuration file is unusable (exit code 2).
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("{}: {source}", path.display())]
-    Read {
-        /// Which file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file is not valid (toml names the key and line).
-    #[error("{}: {message}", path.display())]
-    Parse {
-        /// Which file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-}
+pub use switchboard_net::config_file::ConfigFileError as ConfigError;
 
 impl FileConfig {
     /// Reads and parses `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+        switchboard_net::config_file::load(path)
     }
 }
 

@@ -101,6 +101,75 @@ async fn resolve(auth: &str) -> Result<SocketAddr, LoginError> {
         .ok_or_else(|| LoginError::Unreachable(auth.to_owned()))
 }
 
+/// An open, greeted connection to the auth-server (for logins, refreshes, and a supernode's
+/// announcements).
+#[derive(Debug)]
+pub struct AuthConnection {
+    dialer: Dialer,
+    connection: switchboard_net::PeerConnection,
+}
+
+impl AuthConnection {
+    /// Resolves `auth`, connects presenting `identity`, insists on the key `trust`, and says
+    /// `Hello`.
+    pub async fn open(auth: &str, trust: AuthKey, identity: &Identity) -> Result<Self, LoginError> {
+        let addr = resolve(auth).await?;
+        let policy = PeerPolicy::ExactKey(trust);
+        let config = client_config(
+            identity,
+            policy.clone(),
+            &[ALPN_AUTH],
+            transport_config(TransportRole::Dialer),
+            Resumption::Enabled,
+        )
+        .map_err(|e| LoginError::Protocol(e.to_string()))?;
+        let bind: SocketAddr = if addr.is_ipv4() {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        } else {
+            SocketAddr::from(([0u16; 8], 0))
+        };
+        let dialer = Dialer::bind(bind, config, policy).map_err(|e| LoginError::Handshake {
+            addr: auth.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let connection = match dialer.connect(addr, CONNECT_TIMEOUT).await {
+            Ok(connection) => connection,
+            Err(HandshakeError::Timeout(_))
+            | Err(HandshakeError::Connection(quinn::ConnectionError::TimedOut)) => {
+                return Err(LoginError::Unreachable(auth.to_owned()))
+            }
+            Err(e) => {
+                return Err(LoginError::Handshake {
+                    addr: auth.to_owned(),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        let link = Self { dialer, connection };
+        let hello = AuthRequest::Hello(Hello {
+            protocol: VersionRange::CURRENT,
+            software: software_version(),
+        });
+        match link.ask(&hello).await? {
+            AuthResponse::Welcome(_) => Ok(link),
+            AuthResponse::Error(e) => Err(e.into()),
+            other => Err(LoginError::Protocol(format!(
+                "{other:?} instead of Welcome"
+            ))),
+        }
+    }
+
+    /// Sends one request and returns the answer.
+    pub async fn ask(&self, request: &AuthRequest) -> Result<AuthResponse, LoginError> {
+        Ok(framed::request(&self.connection.connection, request, REQUEST_TIMEOUT).await?)
+    }
+
+    /// Closes the connection, waiting briefly for the peer to acknowledge.
+    pub async fn close(self) {
+        self.dialer.shutdown(Duration::from_millis(200)).await;
+    }
+}
+
 /// Logs in (or signs up, then logs in) and stores the result in `profile`.
 pub async fn login(
     profile: &Profile,
@@ -114,52 +183,7 @@ pub async fn login(
     profile.create()?;
     let key = profile.node_key()?;
     let node = key.node_id();
-    let addr = resolve(auth).await?;
-    let policy = PeerPolicy::ExactKey(trust);
-    let config = client_config(
-        &Identity::new(key, None),
-        policy.clone(),
-        &[ALPN_AUTH],
-        transport_config(TransportRole::Dialer),
-        Resumption::Enabled,
-    )
-    .map_err(|e| LoginError::Protocol(e.to_string()))?;
-    let bind: SocketAddr = if addr.is_ipv4() {
-        SocketAddr::from(([0, 0, 0, 0], 0))
-    } else {
-        SocketAddr::from(([0u16; 8], 0))
-    };
-    let dialer = Dialer::bind(bind, config, policy).map_err(|e| LoginError::Handshake {
-        addr: auth.to_owned(),
-        reason: e.to_string(),
-    })?;
-    let connection = match dialer.connect(addr, CONNECT_TIMEOUT).await {
-        Ok(connection) => connection,
-        Err(HandshakeError::Timeout(_))
-        | Err(HandshakeError::Connection(quinn::ConnectionError::TimedOut)) => {
-            return Err(LoginError::Unreachable(auth.to_owned()))
-        }
-        Err(e) => {
-            return Err(LoginError::Handshake {
-                addr: auth.to_owned(),
-                reason: e.to_string(),
-            })
-        }
-    };
-    let conn = &connection.connection;
-    let hello = AuthRequest::Hello(Hello {
-        protocol: VersionRange::CURRENT,
-        software: software_version(),
-    });
-    match framed::request::<_, AuthResponse>(conn, &hello, REQUEST_TIMEOUT).await? {
-        AuthResponse::Welcome(_) => {}
-        AuthResponse::Error(e) => return Err(e.into()),
-        other => {
-            return Err(LoginError::Protocol(format!(
-                "{other:?} instead of Welcome"
-            )))
-        }
-    }
+    let link = AuthConnection::open(auth, trust, &Identity::new(key, None)).await?;
     let request = if signup {
         AuthRequest::Signup {
             user: user.clone(),
@@ -171,8 +195,8 @@ pub async fn login(
             password,
         }
     };
-    let answer = framed::request::<_, AuthResponse>(conn, &request, REQUEST_TIMEOUT).await?;
-    dialer.shutdown(Duration::from_millis(200)).await;
+    let answer = link.ask(&request).await?;
+    link.close().await;
     let (ticket, bootstrap) = match answer {
         AuthResponse::LoggedIn {
             ticket,
@@ -230,50 +254,14 @@ pub async fn refresh_ticket(profile: &Profile) -> Result<Ticket, LoginError> {
     let key = profile.node_key()?;
     let node = key.node_id();
     let ticket = profile.ticket()?;
-    let addr = resolve(&settings.auth).await?;
-    let policy = PeerPolicy::ExactKey(trust);
-    let config = client_config(
+    let link = AuthConnection::open(
+        &settings.auth,
+        trust,
         &Identity::new(key, Some(ticket.clone())),
-        policy.clone(),
-        &[ALPN_AUTH],
-        transport_config(TransportRole::Dialer),
-        Resumption::Enabled,
-    )
-    .map_err(|e| LoginError::Protocol(e.to_string()))?;
-    let bind: SocketAddr = if addr.is_ipv4() {
-        SocketAddr::from(([0, 0, 0, 0], 0))
-    } else {
-        SocketAddr::from(([0u16; 8], 0))
-    };
-    let dialer = Dialer::bind(bind, config, policy).map_err(|e| LoginError::Handshake {
-        addr: settings.auth.clone(),
-        reason: e.to_string(),
-    })?;
-    let connection = dialer
-        .connect(addr, CONNECT_TIMEOUT)
-        .await
-        .map_err(|_| LoginError::Unreachable(settings.auth.clone()))?;
-    let conn = &connection.connection;
-    let hello = AuthRequest::Hello(Hello {
-        protocol: VersionRange::CURRENT,
-        software: software_version(),
-    });
-    match framed::request::<_, AuthResponse>(conn, &hello, REQUEST_TIMEOUT).await? {
-        AuthResponse::Welcome(_) => {}
-        AuthResponse::Error(e) => return Err(e.into()),
-        other => {
-            return Err(LoginError::Protocol(format!(
-                "{other:?} instead of Welcome"
-            )))
-        }
-    }
-    let answer = framed::request::<_, AuthResponse>(
-        conn,
-        &AuthRequest::RefreshTicket { ticket },
-        REQUEST_TIMEOUT,
     )
     .await?;
-    dialer.shutdown(Duration::from_millis(200)).await;
+    let answer = link.ask(&AuthRequest::RefreshTicket { ticket }).await?;
+    link.close().await;
     let fresh = match answer {
         AuthResponse::TicketRefreshed { ticket } => ticket,
         AuthResponse::Error(e) => return Err(e.into()),

@@ -16,6 +16,7 @@
 //! 3. [`framed::request`] / [`framed::read_request`] + [`framed::respond`] exchange frames.
 
 pub mod config;
+pub mod config_file;
 pub mod endpoint;
 pub mod framed;
 pub mod identity;

@@ -6,21 +6,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchboard_client::login::AuthConnection;
 use switchboard_client::profile::Profile;
 use switchboard_engine::{Backoff, BackoffConfig};
 use switchboard_net::config::Role as TransportRole;
-use switchboard_net::framed::request;
-use switchboard_net::{
-    client_config, transport_config, Dialer, Identity, PeerConnection, PeerPolicy, Resumption,
-    HANDSHAKE_TIMEOUT, REQUEST_TIMEOUT,
-};
+use switchboard_net::{transport_config, Identity, PeerPolicy};
 use switchboard_proto::messages::{AuthRequest, AuthResponse, ServiceMode};
-use switchboard_proto::version::{Hello, VersionRange, ALPN_AUTH};
 use switchboard_proto::SecretKey;
 
 use crate::config::Mode;
 use crate::server::{lock, Shared};
-use crate::session::software_version;
 
 /// Revocation pages fetched per poll at most: 64 x 1,024 entries.
 const MAX_REVOCATION_PAGES: usize = 64;
@@ -70,45 +65,20 @@ pub async fn run(shared: Arc<Shared>, key: SecretKey, endpoint: quinn::Endpoint)
     }
 }
 
-async fn connect(shared: &Shared, key: &SecretKey) -> Result<PeerConnection, String> {
-    let profile = Profile::new(&shared.config.data_dir);
-    let ticket = profile.ticket().map_err(|e| e.to_string())?;
-    let policy = PeerPolicy::ExactKey(shared.config.trust);
-    let config = client_config(
-        &Identity::new(key.clone(), Some(ticket)),
-        policy.clone(),
-        &[ALPN_AUTH],
-        transport_config(TransportRole::Dialer),
-        Resumption::Enabled,
-    )
-    .map_err(|e| e.to_string())?;
-    let addr = tokio::net::lookup_host(&shared.config.auth)
-        .await
-        .map_err(|e| e.to_string())?
-        .next()
-        .ok_or_else(|| format!("{} does not resolve", shared.config.auth))?;
-    let bind = if addr.is_ipv4() {
-        std::net::SocketAddr::from(([0, 0, 0, 0], 0))
-    } else {
-        std::net::SocketAddr::from(([0u16; 8], 0))
-    };
-    let dialer = Dialer::bind(bind, config, policy).map_err(|e| e.to_string())?;
-    let connection = dialer
-        .connect(addr, HANDSHAKE_TIMEOUT)
-        .await
+async fn connect(shared: &Shared, key: &SecretKey) -> Result<AuthConnection, String> {
+    let ticket = Profile::new(&shared.config.data_dir)
+        .ticket()
         .map_err(|e| e.to_string())?;
-    let hello = AuthRequest::Hello(Hello {
-        protocol: VersionRange::CURRENT,
-        software: software_version(),
-    });
-    match request::<_, AuthResponse>(&connection.connection, &hello, REQUEST_TIMEOUT).await {
-        Ok(AuthResponse::Welcome(_)) => Ok(connection),
-        Ok(other) => Err(format!("unexpected answer to Hello: {other:?}")),
-        Err(e) => Err(e.to_string()),
-    }
+    AuthConnection::open(
+        &shared.config.auth,
+        shared.config.trust,
+        &Identity::new(key.clone(), Some(ticket)),
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
-async fn announce(shared: &Shared, connection: &PeerConnection) -> Result<(), String> {
+async fn announce(shared: &Shared, connection: &AuthConnection) -> Result<(), String> {
     let (capacity, clients) = {
         let admission = lock(&shared.admission);
         (admission.capacity(), admission.clients())
@@ -124,7 +94,7 @@ async fn announce(shared: &Shared, connection: &PeerConnection) -> Result<(), St
         capacity: u32::try_from(capacity).unwrap_or(u32::MAX),
         clients: u32::try_from(clients).unwrap_or(u32::MAX),
     };
-    match request::<_, AuthResponse>(&connection.connection, &message, REQUEST_TIMEOUT).await {
+    match connection.ask(&message).await {
         Ok(AuthResponse::Announced { .. }) => Ok(()),
         Ok(AuthResponse::Error(e)) => Err(e.to_string()),
         Ok(other) => Err(format!("unexpected answer: {other:?}")),
@@ -132,21 +102,18 @@ async fn announce(shared: &Shared, connection: &PeerConnection) -> Result<(), St
     }
 }
 
-async fn fetch_revocations(shared: &Shared, connection: &PeerConnection) -> Result<(), String> {
+async fn fetch_revocations(shared: &Shared, connection: &AuthConnection) -> Result<(), String> {
     let mut cursor = 0;
     let mut users = std::collections::HashSet::new();
     let mut serials = std::collections::HashSet::new();
     for _ in 0..MAX_REVOCATION_PAGES {
         let message = AuthRequest::FetchRevocations { cursor };
-        let page =
-            match request::<_, AuthResponse>(&connection.connection, &message, REQUEST_TIMEOUT)
-                .await
-            {
-                Ok(AuthResponse::Revocations(page)) => page,
-                Ok(AuthResponse::Error(e)) => return Err(e.to_string()),
-                Ok(other) => return Err(format!("unexpected answer: {other:?}")),
-                Err(e) => return Err(e.to_string()),
-            };
+        let page = match connection.ask(&message).await {
+            Ok(AuthResponse::Revocations(page)) => page,
+            Ok(AuthResponse::Error(e)) => return Err(e.to_string()),
+            Ok(other) => return Err(format!("unexpected answer: {other:?}")),
+            Err(e) => return Err(e.to_string()),
+        };
         users.extend(page.users.iter().cloned());
         serials.extend(page.serials.iter().copied());
         cursor = page.next_cursor;
