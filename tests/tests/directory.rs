@@ -597,3 +597,27 @@ fn an_online_client_refreshes_its_ticket_in_its_last_quarter() {
         .unwrap();
     assert!(after.body_unverified().expires_at > before.body_unverified().expires_at);
 }
+
+#[test]
+fn sigterm_redirects_clients_to_another_supernode_and_exits_zero() {
+    let network = Network::new(&["alice"], &["sn1", "sn2"]);
+    let sn1 = network.supernode("sn1", &[]);
+    let sn2 = network.supernode("sn2", &[]);
+    let alice = network.login("alice");
+    let mut alice_online = online(&alice);
+    let line = alice_online.expect("online via", Duration::from_secs(15));
+    let (mut home, other) = if line.contains(&short(&sn1)) {
+        (sn1, sn2)
+    } else {
+        (sn2, sn1)
+    };
+    let started = Instant::now();
+    home.signal("TERM").unwrap();
+    alice_online.expect("redirected by", Duration::from_secs(10));
+    alice_online.expect(&short(&other), Duration::from_secs(10));
+    println!("moved after {:?}", started.elapsed());
+    let status = home
+        .wait_exit(Duration::from_secs(15))
+        .expect("exits after SIGTERM");
+    assert!(status.success(), "{status}");
+}
