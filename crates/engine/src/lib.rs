@@ -12,6 +12,8 @@
 //! - [`backoff`]: capped full-jitter retry delays with a retry budget (DESIGN.md section 6),
 //!   which every reconnecting client uses so that a failover spreads out instead of stampeding;
 //! - [`directory`]: registrations as leases, lookups, watches and presence notices;
+//! - [`placement`]: which supernodes own a user's records (rendezvous hashing; used by the
+//!   overlay, issue #5);
 //! - [`rate`]: token buckets;
 //! - [`throttle`]: growing lockouts and attempt rates per key (the auth-server's logins);
 //! - [`time`]: the engine's notion of time, a monotonic millisecond count the driver supplies.
@@ -19,6 +21,7 @@
 pub mod admission;
 pub mod backoff;
 pub mod directory;
+pub mod placement;
 pub mod rate;
 pub mod throttle;
 pub mod time;
