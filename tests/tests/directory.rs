@@ -601,8 +601,11 @@ fn an_online_client_refreshes_its_ticket_in_its_last_quarter() {
 #[test]
 fn sigterm_redirects_clients_to_another_supernode_and_exits_zero() {
     let network = Network::new(&["alice"], &["sn1", "sn2"]);
-    let sn1 = network.supernode("sn1", &[]);
-    let sn2 = network.supernode("sn2", &[]);
+    // Announcing every second, each supernode learns the other from the auth-server's answer.
+    let config = network.path("announce.toml");
+    std::fs::write(&config, "announce_interval_secs = 1\n").unwrap();
+    let sn1 = network.supernode("sn1", &["--config", config.to_str().unwrap()]);
+    let sn2 = network.supernode("sn2", &["--config", config.to_str().unwrap()]);
     let alice = network.login("alice");
     let mut alice_online = online(&alice);
     let line = alice_online.expect("online via", Duration::from_secs(15));
@@ -611,6 +614,17 @@ fn sigterm_redirects_clients_to_another_supernode_and_exits_zero() {
     } else {
         (sn2, sn1)
     };
+    // Let the supernodes announce (and learn of each other), and alice record her home.
+    std::thread::sleep(Duration::from_millis(2_500));
+    // Alice forgets the other supernode: only the redirect can tell her where to go.
+    let profile = switchboard_client::profile::Profile::new(&alice);
+    let only_home: Vec<_> = profile
+        .hosts()
+        .unwrap()
+        .into_iter()
+        .filter(|h| h.addr == home.addr())
+        .collect();
+    profile.save_hosts(only_home).unwrap();
     let started = Instant::now();
     home.signal("TERM").unwrap();
     alice_online.expect("redirected by", Duration::from_secs(10));

@@ -425,7 +425,16 @@ impl Service {
         match announced {
             Ok(expires_at) => {
                 bump(&self.metrics.announcements);
-                AuthResponse::Announced { expires_at }
+                let peers = lock(&self.registry).bootstrap(now_unix());
+                AuthResponse::Announced {
+                    expires_at,
+                    peers: BoundedVec::truncating(
+                        peers
+                            .into_inner()
+                            .into_iter()
+                            .filter(|e| e.peer.node != caller.node),
+                    ),
+                }
             }
             Err(e) => {
                 tracing::warn!("announcement from {} refused: {e}", caller.node.short());

@@ -53,8 +53,12 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyFileError> {
         path: path.to_path_buf(),
         source,
     };
+    // A temporary name of our own, so that two processes writing the same file (an online
+    // client and a one-shot command on one profile) never rename each other's halves.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
+    temporary.push(format!(".tmp.{}.{unique}", std::process::id()));
     let temporary = PathBuf::from(temporary);
     let mut file = OpenOptions::new()
         .write(true)

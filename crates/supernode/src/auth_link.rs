@@ -95,7 +95,11 @@ async fn announce(shared: &Shared, connection: &AuthConnection) -> Result<(), St
         clients: u32::try_from(clients).unwrap_or(u32::MAX),
     };
     match connection.ask(&message).await {
-        Ok(AuthResponse::Announced { .. }) => Ok(()),
+        Ok(AuthResponse::Announced { peers, .. }) => {
+            // Live alternatives for Busy and Redirect answers, least loaded first.
+            *lock(&shared.alternatives) = peers.iter().map(|entry| entry.peer).collect();
+            Ok(())
+        }
         Ok(AuthResponse::Error(e)) => Err(e.to_string()),
         Ok(other) => Err(format!("unexpected answer: {other:?}")),
         Err(e) => Err(e.to_string()),

@@ -139,6 +139,9 @@ pub enum AuthResponse {
     Announced {
         /// When the entry drops out of the bootstrap list without a new announcement.
         expires_at: UnixTime,
+        /// The other supernodes known alive now: where a supernode sends clients it cannot
+        /// take (`Busy`) or is leaving (`Redirect`).
+        peers: BoundedVec<BootstrapEntry, MAX_BOOTSTRAP>,
     },
     /// A page of revocations.
     Revocations(RevocationPage),

@@ -276,13 +276,16 @@ pub fn auth_request() -> impl Strategy<Value = AuthRequest> {
     ]
 }
 
+pub fn bootstrap_entry() -> impl Strategy<Value = BootstrapEntry> {
+    (peer_addr(), service_mode(), 0u16..=1000).prop_map(|(peer, mode, load)| BootstrapEntry {
+        peer,
+        mode,
+        load_permille: load,
+    })
+}
+
 pub fn auth_response() -> impl Strategy<Value = AuthResponse> {
-    let entry =
-        (peer_addr(), service_mode(), 0u16..=1000).prop_map(|(peer, mode, load)| BootstrapEntry {
-            peer,
-            mode,
-            load_permille: load,
-        });
+    let entry = bootstrap_entry();
     let page = (
         bounded(username()),
         bounded(any::<u64>()),
@@ -305,8 +308,9 @@ pub fn auth_response() -> impl Strategy<Value = AuthResponse> {
             }
         }),
         ticket().prop_map(|ticket| AuthResponse::TicketRefreshed { ticket }),
-        any::<u64>().prop_map(|t| AuthResponse::Announced {
-            expires_at: UnixTime(t)
+        (any::<u64>(), bounded(bootstrap_entry())).prop_map(|(t, peers)| AuthResponse::Announced {
+            expires_at: UnixTime(t),
+            peers,
         }),
         page.prop_map(AuthResponse::Revocations),
         wire_error().prop_map(AuthResponse::Error),
