@@ -21,6 +21,8 @@
 pub mod admission;
 pub mod backoff;
 pub mod directory;
+pub mod membership;
+pub mod overlay;
 pub mod placement;
 pub mod rate;
 pub mod throttle;

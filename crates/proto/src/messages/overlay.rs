@@ -18,7 +18,7 @@ use crate::wire_error::WireError;
 pub type MembershipPayload = BoundedBytes<MAX_MEMBERSHIP_PAYLOAD>;
 
 /// Names one device's record in the index: the user and the device's node key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RecordKey {
     /// Whose record.
     pub user: Username,

@@ -1,0 +1,899 @@
+//! Who is in the overlay: SWIM failure detection by `foca`, wrapped with Lifeguard's local
+//! health multiplier, and a gossiped load figure per member (DESIGN.md section 5).
+//!
+//! `foca` does the protocol (probe, indirect probe through `k` others, suspicion with
+//! incarnation numbers, refutation, piggybacked dissemination, periodic gossip and announces
+//! that heal partitions). It is sans-IO like this crate: it asks to send bytes and to be woken
+//! after a delay. This wrapper turns those requests into a timer queue on the engine's
+//! [`Time`] and an outbox, and adds what foca lacks:
+//!
+//! - **Local health (Lifeguard, Dadgar et al. 2018)**: a score in `0..=max_local_health`
+//!   that rises when this member's own probes go unanswered (it had to ask others to probe
+//!   for it) or when it had to refute a suspicion about itself, and falls with every timely
+//!   ack. Every probe, indirect-probe and suspicion timer is stretched by `1 + score`, so an
+//!   overloaded or slow observer waits longer before it suspects or evicts anyone: its
+//!   slowness is far more often the cause of a missing ack than the peer's death.
+//! - **Load gossip**: role and capacity travel in the identity ([`MemberInfo`]); the load,
+//!   which changes, travels as a foca custom broadcast that a newer report invalidates.
+//! - **Every observer times a suspicion**: foca starts the suspect-to-down timer only on the
+//!   member whose probe failed, and relies on its `Down` broadcast reaching everyone; a lost
+//!   broadcast left a dead member "suspect" for a whole probe round (70 s among 70 members in
+//!   the simulator). Like memberlist, every member that learns of a suspicion here starts its
+//!   own timer, so a dead member is down everywhere `suspect_to_down_after` after the news.
+//! - **Seeds**: while it knows no live member, a member re-announces itself to its seeds every
+//!   `seed_retry`, so that start-up order does not matter.
+//!
+//! Identities renew themselves: a member declared down (a partition, a long pause) rejoins at
+//! once with the next generation, which wins over the old one.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::num::{NonZeroU8, NonZeroUsize};
+use std::time::Duration;
+
+use foca::{
+    AccumulatingRuntime, BroadcastHandler, Config as FocaConfig, Foca, Identity, Invalidates, Message, OwnedNotification,
+    PeriodicParams, PostcardCodec, Timer,
+};
+use rand10::rngs::SmallRng;
+use rand10::SeedableRng;
+use serde::{Deserialize, Serialize};
+use switchboard_proto::limits::MAX_MEMBERSHIP_PAYLOAD;
+use switchboard_proto::NodeId;
+
+use crate::time::Time;
+
+/// What kind of supernode a member is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MemberRole {
+    /// An ordinary (operator or promoted) supernode.
+    Supernode,
+    /// An active mega-supernode.
+    Mega,
+    /// A mega-supernode on warm standby: a member, but it admits no clients.
+    Standby,
+}
+
+/// A member's identity in the overlay: who it is, where to reach it, what it offers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MemberInfo {
+    /// Its node key.
+    pub node: NodeId,
+    /// Its overlay (QUIC) address.
+    pub addr: SocketAddr,
+    /// Its role.
+    pub role: MemberRole,
+    /// How many clients it admits.
+    pub capacity: u32,
+    /// Which life of this node: a restart or a rejoin after being declared down takes a higher
+    /// generation, which wins over the old identity.
+    pub generation: u64,
+}
+
+impl Identity for MemberInfo {
+    type Addr = NodeId;
+
+    fn renew(&self) -> Option<Self> {
+        Some(Self {
+            generation: self.generation.wrapping_add(1),
+            ..self.clone()
+        })
+    }
+
+    fn addr(&self) -> NodeId {
+        self.node
+    }
+
+    fn win_addr_conflict(&self, adversary: &Self) -> bool {
+        self.generation > adversary.generation
+    }
+}
+
+/// Tuning of the membership protocol. The defaults detect a dead supernode on a LAN in about
+/// five seconds: it is probed within a second or two, suspected after `probe_period`, and
+/// declared down `suspect_to_down_after` later unless it refutes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipConfig {
+    /// How often a member probes another.
+    pub probe_period: Duration,
+    /// How long a direct probe may take before others are asked to probe indirectly; a high
+    /// quantile of the round-trip time.
+    pub probe_rtt: Duration,
+    /// How many others probe indirectly (SWIM's `k`).
+    pub indirect_probes: usize,
+    /// How long a suspect has to refute before it is declared down.
+    pub suspect_to_down_after: Duration,
+    /// How many times each update is piggybacked; more reaches a larger overlay surely.
+    pub max_transmissions: u8,
+    /// How often updates are also gossiped outside the probe cycle, and to how many.
+    pub gossip_period: Duration,
+    /// Members per periodic gossip.
+    pub gossip_fanout: usize,
+    /// How often a member asks a random member for its view (finds members faster).
+    pub announce_period: Duration,
+    /// How often a member announces itself to members it believes down; this is what heals a
+    /// partition without an operator.
+    pub announce_down_period: Duration,
+    /// How long a down identity is remembered.
+    pub remove_down_after: Duration,
+    /// While no member is known, how often the seeds are announced to again.
+    pub seed_retry: Duration,
+    /// The ceiling of the local health score (Lifeguard's `S`): timers stretch at most
+    /// `1 + max_local_health` times.
+    pub max_local_health: u32,
+    /// The largest membership packet, produced and accepted; fits [`MAX_MEMBERSHIP_PAYLOAD`].
+    pub max_packet: usize,
+    /// A load report is gossiped when the load moved by at least this many permille of the
+    /// capacity since the last report (or `load_report_period` passed).
+    pub load_report_step_permille: u32,
+    /// The longest time between two load reports.
+    pub load_report_period: Duration,
+    /// The shortest time between two load reports: a thousand members each reporting every
+    /// few clients would fill every packet with load news during a mass arrival.
+    pub load_report_min_interval: Duration,
+}
+
+impl Default for MembershipConfig {
+    fn default() -> Self {
+        Self {
+            probe_period: Duration::from_millis(1000),
+            probe_rtt: Duration::from_millis(400),
+            indirect_probes: 3,
+            suspect_to_down_after: Duration::from_secs(3),
+            max_transmissions: 10,
+            gossip_period: Duration::from_millis(200),
+            gossip_fanout: 3,
+            announce_period: Duration::from_secs(10),
+            announce_down_period: Duration::from_secs(3),
+            remove_down_after: Duration::from_secs(3600),
+            seed_retry: Duration::from_secs(2),
+            max_local_health: 8,
+            max_packet: 1400,
+            load_report_step_permille: 100,
+            load_report_period: Duration::from_secs(10),
+            load_report_min_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The membership configuration cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MembershipConfigError {
+    /// foca needs `probe_rtt < probe_period` and non-zero periods and counts.
+    #[error("invalid membership timing: {0}")]
+    Invalid(&'static str),
+}
+
+impl MembershipConfig {
+    fn foca(&self) -> Result<FocaConfig, MembershipConfigError> {
+        if self.probe_rtt.is_zero() || self.probe_rtt >= self.probe_period {
+            return Err(MembershipConfigError::Invalid(
+                "probe_rtt must be above zero and below probe_period",
+            ));
+        }
+        if self.max_packet > MAX_MEMBERSHIP_PAYLOAD || self.max_packet < 512 {
+            return Err(MembershipConfigError::Invalid(
+                "max_packet must be between 512 and the protocol's membership payload limit",
+            ));
+        }
+        let nonzero = |n: usize, what| NonZeroUsize::new(n).ok_or(MembershipConfigError::Invalid(what));
+        let mut config = FocaConfig::new_lan(std::num::NonZeroU32::MIN);
+        config.probe_period = self.probe_period;
+        config.probe_rtt = self.probe_rtt;
+        config.num_indirect_probes = nonzero(self.indirect_probes, "indirect_probes is zero")?;
+        config.max_transmissions = NonZeroU8::new(self.max_transmissions)
+            .ok_or(MembershipConfigError::Invalid("max_transmissions is zero"))?;
+        if self.suspect_to_down_after.is_zero() {
+            return Err(MembershipConfigError::Invalid("suspect_to_down_after is zero"));
+        }
+        config.suspect_to_down_after = self.suspect_to_down_after;
+        config.remove_down_after = Some(self.remove_down_after);
+        config.max_packet_size = nonzero(self.max_packet, "max_packet is zero")?;
+        config.notify_down_members = true;
+        config.periodic_gossip = Some(PeriodicParams {
+            frequency: self.gossip_period,
+            num_members: nonzero(self.gossip_fanout, "gossip_fanout is zero")?,
+        });
+        config.periodic_announce = Some(PeriodicParams {
+            frequency: self.announce_period,
+            num_members: nonzero(1, "")?,
+        });
+        config.periodic_announce_to_down_members = Some(PeriodicParams {
+            frequency: self.announce_down_period,
+            num_members: nonzero(2, "")?,
+        });
+        Ok(config)
+    }
+}
+
+/// A change in the live membership, for the overlay above.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberEvent {
+    /// A member is live (new, back, or renamed to a newer generation).
+    Up(MemberInfo),
+    /// A member was declared down or left.
+    Down(MemberInfo),
+}
+
+/// The first 8 bytes of a node id, for [`Membership::view_digest`].
+pub fn node_prefix(node: &NodeId) -> u64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(node.as_bytes().get(..8).unwrap_or(&[0u8; 8]));
+    u64::from_be_bytes(first)
+}
+
+/// The gossiped load of one member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct LoadReport {
+    node: NodeId,
+    seq: u64,
+    clients: u32,
+}
+
+/// The dissemination key of a load report: a newer report of the same node replaces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LoadKey {
+    node: NodeId,
+    seq: u64,
+}
+
+impl Invalidates for LoadKey {
+    fn invalidates(&self, other: &Self) -> bool {
+        self.node == other.node && self.seq >= other.seq
+    }
+}
+
+/// A load report could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed load report: {0}")]
+struct LoadDecodeError(postcard::Error);
+
+/// The latest load per member, shared between foca's broadcast handler (which writes it) and
+/// the wrapper (which reads it; foca does not lend its handler back). Bounded by the
+/// membership: a departed member's entry is dropped when it goes down.
+type LoadTable = Arc<Mutex<HashMap<NodeId, (u64, u32)>>>;
+
+#[derive(Debug, Default)]
+struct Loads {
+    latest: LoadTable,
+}
+
+impl BroadcastHandler<MemberInfo> for Loads {
+    type Key = LoadKey;
+    type Error = LoadDecodeError;
+
+    fn receive_item(
+        &mut self,
+        data: &[u8],
+        _sender: Option<&MemberInfo>,
+    ) -> Result<Option<LoadKey>, LoadDecodeError> {
+        let report: LoadReport = postcard::from_bytes(data).map_err(LoadDecodeError)?;
+        let mut latest = self.latest.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let newer = latest
+            .get(&report.node)
+            .is_none_or(|(seq, _)| report.seq > *seq);
+        if !newer {
+            return Ok(None);
+        }
+        latest.insert(report.node, (report.seq, report.clients));
+        Ok(Some(LoadKey {
+            node: report.node,
+            seq: report.seq,
+        }))
+    }
+}
+
+/// Why a membership packet was not taken.
+#[derive(Debug, thiserror::Error)]
+#[error("membership packet refused: {0}")]
+pub struct PacketError(String);
+
+/// What the membership asks the driver to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// To whom.
+    pub to: MemberInfo,
+    /// The opaque membership packet.
+    pub payload: Vec<u8>,
+}
+
+/// Counters a driver exports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MembershipStats {
+    /// Packets handed to the driver.
+    pub packets_sent: u64,
+    /// Packets taken in.
+    pub packets_received: u64,
+    /// Packets refused (malformed, too big, from ourselves, from a down member).
+    pub packets_refused: u64,
+    /// Members declared down, as seen here.
+    pub downs: u64,
+    /// Times this member had to refute a suspicion about itself.
+    pub refutations: u64,
+}
+
+type Swim = Foca<MemberInfo, PostcardCodec, SmallRng, Loads>;
+
+/// Most unanswered probes remembered while waiting to see whether a late answer arrives (one
+/// probe is in flight per period, so a handful is plenty).
+const REMEMBERED_PROBE_FAILURES: usize = 16;
+
+/// One member's view of the overlay; see the module doc.
+pub struct Membership {
+    config: MembershipConfig,
+    foca: Swim,
+    runtime: AccumulatingRuntime<MemberInfo>,
+    loads: LoadTable,
+    me: MemberInfo,
+    seeds: BTreeSet<NodeId>,
+    live: BTreeMap<NodeId, MemberInfo>,
+    timers: BTreeMap<(Time, u64), Timer<MemberInfo>>,
+    timer_seq: u64,
+    next_seed_retry: Time,
+    outbox: VecDeque<Outgoing>,
+    events: VecDeque<MemberEvent>,
+    health: u32,
+    own_incarnation: foca::Incarnation,
+    unanswered_probes: VecDeque<foca::ProbeNumber>,
+    load_seq: u64,
+    reported_clients: u32,
+    next_load_report: Time,
+    last_load_report: Time,
+    current_clients: u32,
+    lifeguard: bool,
+    timer_token: foca::TimerToken,
+    timed_suspicions: BTreeMap<NodeId, foca::Incarnation>,
+    next_suspicion_scan: Time,
+    stats: MembershipStats,
+}
+
+impl std::fmt::Debug for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Membership")
+            .field("me", &self.me)
+            .field("live", &self.live.len())
+            .field("health", &self.health)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Membership {
+    /// A member that knows only itself; `seed` drives its random choices.
+    pub fn new(
+        now: Time,
+        me: MemberInfo,
+        config: MembershipConfig,
+        seed: u64,
+    ) -> Result<Self, MembershipConfigError> {
+        let foca_config = config.foca()?;
+        let loads = Loads::default();
+        let table = Arc::clone(&loads.latest);
+        let foca = Foca::with_custom_broadcast(
+            me.clone(),
+            foca_config,
+            SmallRng::seed_from_u64(seed),
+            PostcardCodec,
+            loads,
+        );
+        let mut membership = Self {
+            next_seed_retry: now,
+            next_load_report: now,
+            last_load_report: now,
+            current_clients: 0,
+            config,
+            foca,
+            runtime: AccumulatingRuntime::new(),
+            loads: table,
+            me,
+            seeds: BTreeSet::new(),
+            live: BTreeMap::new(),
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            health: 0,
+            own_incarnation: 0,
+            unanswered_probes: VecDeque::new(),
+            load_seq: 0,
+            reported_clients: 0,
+            lifeguard: true,
+            timer_token: 0,
+            timed_suspicions: BTreeMap::new(),
+            next_suspicion_scan: now,
+            stats: MembershipStats::default(),
+        };
+        membership.send_load_report(now, 0);
+        Ok(membership)
+    }
+
+    /// Turns the local-health multiplier off (plain SWIM), to measure what it buys.
+    pub fn disable_local_health(&mut self) {
+        self.lifeguard = false;
+        self.health = 0;
+    }
+
+    /// This member's identity (its generation changes if it had to rejoin).
+    pub fn me(&self) -> &MemberInfo {
+        &self.me
+    }
+
+    /// Live members other than this one, ordered by node id.
+    pub fn live(&self) -> impl Iterator<Item = &MemberInfo> {
+        self.live.values()
+    }
+
+    /// Number of live members, this one included.
+    pub fn live_count(&self) -> usize {
+        self.live.len() + 1
+    }
+
+    /// A digest of the live set (this member included): equal sets give equal digests, so a
+    /// driver can compare views in O(1). XOR of the first 8 bytes of each node id.
+    pub fn view_digest(&self) -> u64 {
+        self.live
+            .keys()
+            .chain(std::iter::once(&self.me.node))
+            .fold(0, |acc, node| acc ^ node_prefix(node))
+    }
+
+    /// Whether `node` is live in this view (this member counts as live).
+    pub fn is_live(&self, node: &NodeId) -> bool {
+        *node == self.me.node || self.live.contains_key(node)
+    }
+
+    /// A live member's identity, this one included.
+    pub fn member(&self, node: &NodeId) -> Option<&MemberInfo> {
+        if *node == self.me.node {
+            return Some(&self.me);
+        }
+        self.live.get(node)
+    }
+
+    /// The last gossiped client count of `node`, if a report arrived.
+    pub fn load_of(&self, node: &NodeId) -> Option<u32> {
+        if *node == self.me.node {
+            return Some(self.reported_clients);
+        }
+        let latest = self.loads.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        latest.get(node).map(|(_, clients)| *clients)
+    }
+
+    /// What foca itself believes of `node` (diagnostics): its state and incarnation.
+    pub fn swim_state(&self, node: &NodeId) -> Option<String> {
+        self.foca
+            .iter_membership_state()
+            .find(|m| m.id().node == *node)
+            .map(|m| format!("{:?} inc {} gen {}", m.state(), m.incarnation(), m.id().generation))
+    }
+
+    /// The local health score (0 is healthy).
+    pub fn local_health(&self) -> u32 {
+        self.health
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> MembershipStats {
+        self.stats
+    }
+
+    /// Joins through `seed`: announces this member to it now and, while no member is known,
+    /// every `seed_retry`. Only the seed's node id must be right (foca accepts an announce
+    /// addressed to any generation of its node); the rest is learned from its answer.
+    pub fn join(&mut self, now: Time, seed: NodeId) {
+        if seed == self.me.node {
+            return;
+        }
+        self.seeds.insert(seed);
+        self.announce_to(now, seed);
+    }
+
+    fn announce_to(&mut self, now: Time, node: NodeId) {
+        let placeholder = MemberInfo {
+            node,
+            generation: 0,
+            ..self.me.clone()
+        };
+        let result = self.foca.announce(placeholder, &mut self.runtime);
+        self.absorb(now, result.err());
+    }
+
+    /// Tells the others that this member now holds `clients` clients; gossiped only when it
+    /// moved by `load_report_step_permille` of the capacity, or at the latest every
+    /// `load_report_period`.
+    pub fn report_load(&mut self, now: Time, clients: u32) {
+        let step = u64::from(self.me.capacity) * u64::from(self.config.load_report_step_permille)
+            / 1000;
+        let moved = u64::from(clients.abs_diff(self.reported_clients)) >= step.max(1);
+        self.current_clients = clients;
+        let soonest = self.last_load_report + self.config.load_report_min_interval;
+        if (moved && now >= soonest) || now >= self.next_load_report {
+            self.send_load_report(now, clients);
+        } else if moved {
+            self.next_load_report = self.next_load_report.min(soonest);
+        }
+    }
+
+    fn send_load_report(&mut self, now: Time, clients: u32) {
+        self.last_load_report = now;
+        self.load_seq += 1;
+        self.reported_clients = clients;
+        self.next_load_report = now + self.config.load_report_period;
+        let report = LoadReport {
+            node: self.me.node,
+            seq: self.load_seq,
+            clients,
+        };
+        if let Ok(bytes) = postcard::to_stdvec(&report) {
+            // Going through foca's handler is how foca learns to disseminate it.
+            let _ = self.foca.add_broadcast(&bytes);
+        }
+    }
+
+    /// A membership packet from the network. A bad packet is refused with an error and
+    /// changes nothing.
+    pub fn handle_packet(&mut self, now: Time, payload: &[u8]) -> Result<(), PacketError> {
+        self.stats.packets_received += 1;
+        if payload.len() > self.config.max_packet {
+            self.stats.packets_refused += 1;
+            return Err(PacketError(format!(
+                "{} bytes, limit {}",
+                payload.len(),
+                self.config.max_packet
+            )));
+        }
+        let result = self.foca.handle_data(payload, &mut self.runtime);
+        let error = result.err();
+        let refused = error.as_ref().map(|e| PacketError(e.to_string()));
+        if refused.is_some() {
+            self.stats.packets_refused += 1;
+        }
+        self.absorb(now, error);
+        refused.map_or(Ok(()), Err)
+    }
+
+    /// When [`Membership::handle_timeout`] wants to run next.
+    pub fn next_timeout(&self) -> Option<Time> {
+        let timer = self.timers.keys().next().map(|(at, _)| *at);
+        let seeds = (self.live.is_empty() && !self.seeds.is_empty()).then_some(self.next_seed_retry);
+        let scan = (!self.live.is_empty()).then_some(self.next_suspicion_scan);
+        [timer, seeds, scan, Some(self.next_load_report)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Runs what is due at `now`.
+    pub fn handle_timeout(&mut self, now: Time) {
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let timer = entry.remove();
+            let result = self.foca.handle_timer(timer, &mut self.runtime);
+            self.absorb(now, result.err());
+        }
+        if self.live.is_empty() && !self.seeds.is_empty() && now >= self.next_seed_retry {
+            self.next_seed_retry = now + self.config.seed_retry;
+            let seeds: Vec<NodeId> = self.seeds.iter().copied().collect();
+            for node in seeds {
+                self.announce_to(now, node);
+            }
+        }
+        if now >= self.next_load_report {
+            self.send_load_report(now, self.current_clients);
+        }
+        if now >= self.next_suspicion_scan {
+            self.next_suspicion_scan = now + self.config.probe_period;
+            self.time_suspicions(now);
+        }
+    }
+
+    /// Starts a suspect-to-down timer for every suspicion this member learned from others.
+    fn time_suspicions(&mut self, now: Time) {
+        let mut suspects = BTreeMap::new();
+        for member in self.foca.iter_membership_state() {
+            if member.state() == foca::State::Suspect {
+                suspects.insert(member.id().node, (member.id().clone(), member.incarnation()));
+            }
+        }
+        self.timed_suspicions.retain(|node, _| suspects.contains_key(node));
+        for (node, (id, incarnation)) in suspects {
+            if self.timed_suspicions.get(&node) == Some(&incarnation) {
+                continue;
+            }
+            self.timed_suspicions.insert(node, incarnation);
+            let after = self
+                .config
+                .suspect_to_down_after
+                .saturating_mul(1 + self.health);
+            self.timer_seq += 1;
+            self.timers.insert(
+                (now + after, self.timer_seq),
+                Timer::ChangeSuspectToDown {
+                    member_id: id,
+                    incarnation,
+                    token: self.timer_token,
+                },
+            );
+        }
+    }
+
+    /// Leaves the overlay gracefully: tells some members, who spread it.
+    pub fn leave(&mut self, now: Time) {
+        let result = self.foca.leave_cluster(&mut self.runtime);
+        self.absorb(now, result.err());
+    }
+
+    /// The next packet to send.
+    pub fn poll_send(&mut self) -> Option<Outgoing> {
+        self.outbox.pop_front()
+    }
+
+    /// The next membership change.
+    pub fn poll_event(&mut self) -> Option<MemberEvent> {
+        self.events.pop_front()
+    }
+
+    /// Moves what foca asked for into the timer queue, the outbox and the event queue, and
+    /// updates the local health score from what went in and out.
+    fn absorb(&mut self, now: Time, _error: Option<foca::Error>) {
+        while let Some(notification) = self.runtime.to_notify() {
+            self.notice(notification);
+        }
+        while let Some((to, payload)) = self.runtime.to_send() {
+            self.stats.packets_sent += 1;
+            self.outbox.push_back(Outgoing {
+                to,
+                payload: payload.to_vec(),
+            });
+        }
+        while let Some((after, timer)) = self.runtime.to_schedule() {
+            if let Timer::ProbeRandomMember(token)
+            | Timer::PeriodicGossip(token)
+            | Timer::PeriodicAnnounce(token)
+            | Timer::PeriodicAnnounceDown(token) = timer
+            {
+                self.timer_token = token;
+            }
+            let stretched = match timer {
+                Timer::ProbeRandomMember(_)
+                | Timer::SendIndirectProbe { .. }
+                | Timer::ChangeSuspectToDown { .. } => after.saturating_mul(1 + self.health),
+                _ => after,
+            };
+            self.timer_seq += 1;
+            self.timers.insert((now + stretched, self.timer_seq), timer);
+        }
+    }
+
+    fn notice(&mut self, notification: OwnedNotification<MemberInfo>) {
+        match notification {
+            OwnedNotification::MemberUp(member) => {
+                self.live.insert(member.node, member.clone());
+                self.events.push_back(MemberEvent::Up(member));
+            }
+            OwnedNotification::MemberDown(member) => {
+                // A rename may already have replaced this generation with a newer live one.
+                if self.live.get(&member.node) == Some(&member) {
+                    self.live.remove(&member.node);
+                    self.stats.downs += 1;
+                    self.loads
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .remove(&member.node);
+                    self.events.push_back(MemberEvent::Down(member));
+                }
+            }
+            OwnedNotification::Rename(_, new) => {
+                if let Some(held) = self.live.get_mut(&new.node) {
+                    *held = new.clone();
+                    self.events.push_back(MemberEvent::Up(new));
+                }
+            }
+            OwnedNotification::Rejoin(new) => {
+                self.own_incarnation = 0;
+                self.me = new;
+            }
+            OwnedNotification::DataSent(header) => {
+                if header.src_incarnation > self.own_incarnation {
+                    // We had to refute a suspicion about ourselves: others found us slow.
+                    self.own_incarnation = header.src_incarnation;
+                    self.stats.refutations += 1;
+                    self.raise_health();
+                }
+                if let Message::PingReq { probe_number, .. } = header.message {
+                    // Our direct probe went unanswered in time; whose fault it was shows when
+                    // (if) an answer arrives.
+                    if !self.unanswered_probes.contains(&probe_number) {
+                        if self.unanswered_probes.len() >= REMEMBERED_PROBE_FAILURES {
+                            self.unanswered_probes.pop_front();
+                        }
+                        self.unanswered_probes.push_back(probe_number);
+                    }
+                }
+            }
+            OwnedNotification::DataReceived(header) => {
+                let probe_number = match header.message {
+                    Message::Ack(n) | Message::ForwardedAck { probe_number: n, .. } => n,
+                    _ => return,
+                };
+                if let Some(at) = self.unanswered_probes.iter().position(|n| *n == probe_number) {
+                    // The member was alive all along, yet its answer missed our deadline:
+                    // Lifeguard's sign that we, not it, are slow.
+                    self.unanswered_probes.remove(at);
+                    self.raise_health();
+                } else if matches!(header.message, Message::Ack(_)) {
+                    self.health = self.health.saturating_sub(1);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn raise_health(&mut self) {
+        if self.lifeguard {
+            self.health = (self.health + 1).min(self.config.max_local_health);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    fn info(i: u8) -> MemberInfo {
+        let mut bytes = [0u8; 32];
+        bytes[0] = i;
+        MemberInfo {
+            node: NodeId::from_bytes(bytes),
+            addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4000 + u16::from(i))),
+            role: MemberRole::Supernode,
+            capacity: 100,
+            generation: 1,
+        }
+    }
+
+    /// A tiny in-memory network: packets arrive `delay` later (`slow` gets `slow_delay`
+    /// on everything it receives), crashed members drop everything.
+    struct Net {
+        members: Vec<Membership>,
+        crashed: Vec<bool>,
+        in_flight: BTreeMap<(Time, u64), (usize, Vec<u8>)>,
+        seq: u64,
+        slow: Option<(usize, Duration)>,
+        downs_of_healthy: u64,
+        now: Time,
+    }
+
+    impl Net {
+        fn new(n: u8, lifeguard: bool) -> Self {
+            let mut members: Vec<Membership> = (0..n)
+                .map(|i| {
+                    Membership::new(Time::ZERO, info(i), MembershipConfig::default(), u64::from(i))
+                        .unwrap()
+                })
+                .collect();
+            if !lifeguard {
+                members.iter_mut().for_each(Membership::disable_local_health);
+            }
+            for m in members.iter_mut().skip(1) {
+                m.join(Time::ZERO, info(0).node);
+            }
+            Self {
+                crashed: vec![false; members.len()],
+                members,
+                in_flight: BTreeMap::new(),
+                seq: 0,
+                slow: None,
+                downs_of_healthy: 0,
+                now: Time::ZERO,
+            }
+        }
+
+        fn run_until(&mut self, end: Time) {
+            let mut now = self.now;
+            loop {
+                for i in 0..self.members.len() {
+                    if self.crashed[i] {
+                        continue;
+                    }
+                    while let Some(out) = self.members[i].poll_send() {
+                        let to = usize::from(out.to.node.as_bytes()[0]);
+                        let delay = match self.slow {
+                            Some((slow, d)) if slow == to => d,
+                            _ => Duration::from_millis(5),
+                        };
+                        self.seq += 1;
+                        self.in_flight.insert((now + delay, self.seq), (to, out.payload));
+                    }
+                    while let Some(event) = self.members[i].poll_event() {
+                        if let MemberEvent::Down(m) = event {
+                            let who = usize::from(m.node.as_bytes()[0]);
+                            // The slow member itself really is unresponsive; the others are
+                            // the healthy ones.
+                            if !self.crashed[who] && self.slow.is_none_or(|(slow, _)| slow != who) {
+                                self.downs_of_healthy += 1;
+                            }
+                        }
+                    }
+                }
+                let next_packet = self.in_flight.keys().next().map(|k| k.0);
+                let next_timer = (0..self.members.len())
+                    .filter(|i| !self.crashed[*i])
+                    .filter_map(|i| self.members[i].next_timeout())
+                    .min();
+                let Some(next) = [next_packet, next_timer].into_iter().flatten().min() else {
+                    return;
+                };
+                if next > end {
+                    self.now = end;
+                    return;
+                }
+                now = next;
+                self.now = now;
+                while let Some(entry) = self.in_flight.first_entry() {
+                    if entry.key().0 > now {
+                        break;
+                    }
+                    let (to, payload) = entry.remove();
+                    if !self.crashed[to] {
+                        let _ = self.members[to].handle_packet(now, &payload);
+                    }
+                }
+                for i in 0..self.members.len() {
+                    if !self.crashed[i] && self.members[i].next_timeout().is_some_and(|t| t <= now) {
+                        self.members[i].handle_timeout(now);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn five_members_converge_and_agree_that_a_crashed_one_is_down_within_seconds() {
+        let mut net = Net::new(5, true);
+        net.run_until(Time(5_000));
+        assert!(net.members.iter().all(|m| m.live_count() == 5), "joined through one seed");
+        net.crashed[3] = true;
+        net.run_until(Time(5_000 + 8_000));
+        for (i, m) in net.members.iter().enumerate() {
+            if i != 3 {
+                assert_eq!(m.live_count(), 4, "member {i} still counts the crashed one");
+                assert!(!m.is_live(&info(3).node));
+            }
+        }
+        assert_eq!(net.downs_of_healthy, 0);
+    }
+
+    #[test]
+    fn loads_are_gossiped_to_every_member() {
+        let mut net = Net::new(4, true);
+        net.run_until(Time(3_000));
+        net.members[2].report_load(Time(3_000), 77);
+        net.run_until(Time(6_000));
+        for m in &net.members {
+            assert_eq!(m.load_of(&info(2).node), Some(77));
+        }
+    }
+
+    #[test]
+    fn a_slow_observer_evicts_fewer_healthy_members_with_local_health_than_without() {
+        // Member 0 receives everything 3.5 s late (a stalled, overloaded observer): its probes
+        // time out and its suspicions expire before the refutations reach it, although
+        // everyone is healthy.
+        let run = |lifeguard: bool| {
+            let mut net = Net::new(6, lifeguard);
+            net.run_until(Time(3_000));
+            net.slow = Some((0, Duration::from_millis(3_500)));
+            net.run_until(Time(63_000));
+            (net.downs_of_healthy, net.members[0].local_health())
+        };
+        let (with, health) = run(true);
+        let (without, _) = run(false);
+        println!("healthy members declared down: {with} with local health (score {health}), {without} without");
+        assert!(without > 0, "the scenario must provoke false suspicions");
+        assert!(with < without, "{with} with vs {without} without");
+    }
+}

@@ -1,0 +1,218 @@
+//! The owner's side of the one-hop index: records other supernodes published here, held as
+//! leases, and the supernodes subscribed to their users' presence.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use switchboard_proto::limits::MAX_RECORDS_PER_USER;
+use switchboard_proto::messages::PresenceEvent;
+use switchboard_proto::{NodeId, Record, Username};
+
+use crate::time::Time;
+
+#[derive(Debug, Clone)]
+struct Held {
+    node: NodeId,
+    record: Record,
+    home: NodeId,
+    expires: Time,
+}
+
+/// Records held as an owner; see the module doc.
+#[derive(Debug, Default)]
+pub(crate) struct OwnerIndex {
+    users: HashMap<Username, Vec<Held>>,
+    expiries: BTreeSet<(Time, Username, NodeId)>,
+    subscribers: HashMap<Username, BTreeSet<NodeId>>,
+    subscriptions: usize,
+}
+
+/// What storing a record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stored {
+    /// Stored; the user had no device here before.
+    FirstDevice,
+    /// Stored (new device or newer record).
+    Updated,
+    /// Refused: an older record, or the index or the user is full.
+    Refused,
+}
+
+impl OwnerIndex {
+    pub(crate) fn records(&self) -> usize {
+        self.expiries.len()
+    }
+
+    pub(crate) fn subscriptions(&self) -> usize {
+        self.subscriptions
+    }
+
+    /// Stores a verified record published by `home` for `lease`.
+    pub(crate) fn store(
+        &mut self,
+        now: Time,
+        home: NodeId,
+        record: Record,
+        lease: Duration,
+        max_records: usize,
+    ) -> Stored {
+        let user = record.user_unverified().clone();
+        let node = record.body_unverified().ticket.body_unverified().node;
+        let seq = record.body_unverified().seq;
+        let expires = now + lease;
+        let held = self.users.entry(user.clone()).or_default();
+        let first = held.is_empty();
+        if let Some(existing) = held.iter_mut().find(|h| h.node == node) {
+            if existing.record.body_unverified().seq > seq {
+                return Stored::Refused;
+            }
+            self.expiries.remove(&(existing.expires, user.clone(), node));
+            existing.record = record;
+            existing.home = home;
+            existing.expires = expires;
+            self.expiries.insert((expires, user, node));
+            return Stored::Updated;
+        }
+        if held.len() >= MAX_RECORDS_PER_USER || self.expiries.len() >= max_records {
+            if held.is_empty() {
+                self.users.remove(&user);
+            }
+            return Stored::Refused;
+        }
+        held.push(Held {
+            node,
+            record,
+            home,
+            expires,
+        });
+        self.expiries.insert((expires, user, node));
+        if first {
+            Stored::FirstDevice
+        } else {
+            Stored::Updated
+        }
+    }
+
+    /// Removes `user`'s device `node` if `from` is the home that published it; true when the
+    /// user has no device left here.
+    pub(crate) fn withdraw(&mut self, from: &NodeId, user: &Username, node: &NodeId) -> bool {
+        let Some(held) = self.users.get_mut(user) else {
+            return false;
+        };
+        let Some(position) = held.iter().position(|h| h.node == *node && h.home == *from) else {
+            return false;
+        };
+        let removed = held.swap_remove(position);
+        self.expiries.remove(&(removed.expires, user.clone(), *node));
+        if held.is_empty() {
+            self.users.remove(user);
+            return true;
+        }
+        false
+    }
+
+    /// `user`'s records held here.
+    pub(crate) fn lookup(&self, user: &Username) -> Vec<Record> {
+        self.users
+            .get(user)
+            .map(|held| held.iter().map(|h| h.record.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether this index holds `user`'s device `node`.
+    pub(crate) fn holds(&self, user: &Username, node: &NodeId) -> bool {
+        self.users
+            .get(user)
+            .is_some_and(|held| held.iter().any(|h| h.node == *node))
+    }
+
+    /// Whether `user` has a device here.
+    pub(crate) fn is_online(&self, user: &Username) -> bool {
+        self.users.contains_key(user)
+    }
+
+    pub(crate) fn next_expiry(&self) -> Option<Time> {
+        self.expiries.first().map(|(at, _, _)| *at)
+    }
+
+    /// Drops leases that ended by `now`; returns the users left with no device.
+    pub(crate) fn expire(&mut self, now: Time) -> Vec<Username> {
+        let mut gone = Vec::new();
+        while let Some(first) = self.expiries.first() {
+            if first.0 > now {
+                break;
+            }
+            let Some((_, user, node)) = self.expiries.pop_first() else {
+                break;
+            };
+            if let Some(held) = self.users.get_mut(&user) {
+                held.retain(|h| h.node != node);
+                if held.is_empty() {
+                    self.users.remove(&user);
+                    gone.push(user);
+                }
+            }
+        }
+        gone
+    }
+
+    /// `from` wants presence changes of `user`; false when the table is full.
+    pub(crate) fn subscribe(&mut self, from: NodeId, user: Username, max: usize) -> bool {
+        if self.subscriptions >= max {
+            return false;
+        }
+        if self.subscribers.entry(user).or_default().insert(from) {
+            self.subscriptions += 1;
+        }
+        true
+    }
+
+    pub(crate) fn unsubscribe(&mut self, from: &NodeId, user: &Username) {
+        if let Some(set) = self.subscribers.get_mut(user) {
+            if set.remove(from) {
+                self.subscriptions -= 1;
+            }
+            if set.is_empty() {
+                self.subscribers.remove(user);
+            }
+        }
+    }
+
+    /// Forgets every subscription of a departed supernode.
+    pub(crate) fn forget_subscriber(&mut self, gone: &NodeId) {
+        let mut removed = 0;
+        self.subscribers.retain(|_, set| {
+            if set.remove(gone) {
+                removed += 1;
+            }
+            !set.is_empty()
+        });
+        self.subscriptions -= removed;
+    }
+
+    /// Who should hear that `user` came online or went offline.
+    pub(crate) fn subscribers_of(&self, user: &Username) -> Vec<NodeId> {
+        self.subscribers
+            .get(user)
+            .map(|set| set.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The presence of `user` as this owner sees it.
+    pub(crate) fn presence(&self, user: &Username) -> PresenceEvent {
+        PresenceEvent {
+            user: user.clone(),
+            online: self.is_online(user),
+        }
+    }
+
+    /// Per home: how many records it published here (for tests and metrics).
+    #[cfg(test)]
+    pub(crate) fn homes(&self) -> std::collections::BTreeMap<NodeId, usize> {
+        let mut homes = std::collections::BTreeMap::new();
+        for held in self.users.values().flatten() {
+            *homes.entry(held.home).or_insert(0) += 1;
+        }
+        homes
+    }
+}

@@ -1,0 +1,833 @@
+//! The overlay: supernodes joined into one directory (DESIGN.md section 5).
+//!
+//! An [`Overlay`] is one supernode's part of it, sans-IO:
+//!
+//! - **membership** ([`Membership`], SWIM by foca with local health): who is live;
+//! - **publishing** (the home's side): the records of this supernode's own clients go to their
+//!   `R` owners (rendezvous placement over the live members, megas included), are re-published
+//!   whenever a membership change gives a record a new owner, and are withdrawn when the client
+//!   unregisters;
+//! - **the index** (the owner's side): records published here are held as leases and expire by
+//!   themselves; subscribers hear when a user comes online or goes offline;
+//! - **lookups**: ask every owner in parallel, take the first answer that holds records (the
+//!   driver verifies every record before the overlay sees it, so no supernode's word is
+//!   trusted), give up after `lookup_timeout`;
+//! - **watches**: a user watched by this supernode's clients is subscribed at its owners, and
+//!   re-subscribed at new owners when one dies.
+//!
+//! Inputs are `handle_*`/plain calls with `now`; outputs are [`OverlayOutput`]s taken with
+//! [`Overlay::poll_output`]. Messages to one owner are batched for `publish_flush`.
+
+mod index;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use switchboard_proto::bounded::BoundedVec;
+use switchboard_proto::limits::{MAX_PUBLISH_BATCH, MAX_WITHDRAW_BATCH};
+use switchboard_proto::messages::{OverlayMessage, PresenceEvent, RecordKey};
+use switchboard_proto::{NodeId, Record, Username};
+
+use crate::membership::{
+    MemberEvent, MemberInfo, Membership, MembershipConfig, MembershipConfigError,
+};
+use crate::placement::{self, Ring, DEFAULT_REPLICAS};
+use crate::time::Time;
+use index::{OwnerIndex, Stored};
+
+/// Tuning of an [`Overlay`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayConfig {
+    /// Owners per user (`R`).
+    pub replicas: usize,
+    /// The membership protocol's timing.
+    pub membership: MembershipConfig,
+    /// How long a lookup waits for its owners before it reports what it has.
+    pub lookup_timeout: Duration,
+    /// Lookups in flight at once; more are refused (a supernode answers its client `Busy`).
+    /// 4,096 is far above what one supernode's clients ask in a `lookup_timeout`.
+    pub max_pending_lookups: usize,
+    /// Records held as an owner; beyond it publications are refused (the publisher's other
+    /// owners still hold them). With R = 3 and even spread, 3x a supernode's share.
+    pub max_index_records: usize,
+    /// Presence subscriptions held as an owner, over all users and subscribers.
+    pub max_subscriptions: usize,
+    /// Publications and withdrawals to one owner are gathered this long into one message.
+    pub publish_flush: Duration,
+    /// The longest lease an owner grants a published record, whatever it asks.
+    pub max_lease: Duration,
+    /// Outputs queued for the driver before new sends are dropped and counted (the driver
+    /// drains after every call; only a wedged driver reaches it).
+    pub max_outputs: usize,
+}
+
+impl Default for OverlayConfig {
+    fn default() -> Self {
+        Self {
+            replicas: DEFAULT_REPLICAS,
+            membership: MembershipConfig::default(),
+            lookup_timeout: Duration::from_millis(1500),
+            max_pending_lookups: 4096,
+            max_index_records: 1_000_000,
+            max_subscriptions: 1_000_000,
+            publish_flush: Duration::from_millis(50),
+            max_lease: Duration::from_secs(120),
+            max_outputs: 262_144,
+        }
+    }
+}
+
+/// Names one lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LookupId(pub u64);
+
+/// A lookup could not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many lookups in flight ({0})")]
+pub struct LookupsFull(pub usize);
+
+/// What the overlay asks of its driver, or tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OverlayOutput {
+    /// Deliver `message` to the member `to` at `addr`.
+    Send {
+        /// The member.
+        to: NodeId,
+        /// Its overlay address.
+        addr: SocketAddr,
+        /// What to send.
+        message: OverlayMessage,
+    },
+    /// A lookup finished: the records found (empty: nobody online by that name, or no owner
+    /// answered in time).
+    LookupDone {
+        /// Which lookup.
+        id: LookupId,
+        /// Whom it looked for.
+        user: Username,
+        /// What was found.
+        records: Vec<Record>,
+    },
+    /// A user watched by this supernode's clients changed presence: tell its local watchers.
+    Presence(PresenceEvent),
+    /// The membership changed.
+    Member(MemberEvent),
+}
+
+#[derive(Debug, Clone)]
+struct Homed {
+    record: Record,
+    owners: Vec<NodeId>,
+    expires: Time,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Watched {
+    watchers: usize,
+    owners: Vec<NodeId>,
+    online: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+struct PendingLookup {
+    user: Username,
+    waiting: Vec<NodeId>,
+    asked: Vec<NodeId>,
+    deadline: Time,
+}
+
+/// A membership change, for [`Overlay::rebalance`].
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Joined(NodeId),
+    Left(NodeId),
+}
+
+#[derive(Debug, Default)]
+struct Batch {
+    publish: Vec<Record>,
+    withdraw: Vec<RecordKey>,
+}
+
+/// Counters a driver exports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OverlayStats {
+    /// Overlay messages handed to the driver (membership packets included).
+    pub messages_sent: u64,
+    /// Records re-published because a membership change gave them a new owner.
+    pub republished: u64,
+    /// Publications refused (older record, full index).
+    pub refused_records: u64,
+    /// Lookups answered with records.
+    pub lookups_found: u64,
+    /// Lookups that found nothing.
+    pub lookups_empty: u64,
+    /// Outputs dropped because the driver did not drain them.
+    pub dropped_outputs: u64,
+}
+
+/// One supernode's part of the overlay; see the module doc.
+#[derive(Debug)]
+pub struct Overlay {
+    config: OverlayConfig,
+    me: NodeId,
+    membership: Membership,
+    ring: Ring,
+    index: OwnerIndex,
+    // Ordered maps wherever iteration produces outputs: the simulator replays a seed exactly
+    // only if the same inputs give the same outputs in the same order.
+    homed: BTreeMap<RecordKey, Homed>,
+    homed_expiries: BTreeSet<(Time, RecordKey)>,
+    generations: BTreeMap<NodeId, u64>,
+    watched: BTreeMap<Username, Watched>,
+    lookups: BTreeMap<LookupId, PendingLookup>,
+    next_lookup: u64,
+    batches: BTreeMap<NodeId, Batch>,
+    next_flush: Option<Time>,
+    outputs: VecDeque<OverlayOutput>,
+    stats: OverlayStats,
+}
+
+impl Overlay {
+    /// A supernode alone in its overlay until it joins; `seed` drives its random choices.
+    pub fn new(
+        now: Time,
+        me: MemberInfo,
+        config: OverlayConfig,
+        seed: u64,
+    ) -> Result<Self, MembershipConfigError> {
+        let node = me.node;
+        let membership = Membership::new(now, me, config.membership.clone(), seed)?;
+        let mut ring = Ring::new();
+        ring.insert(node);
+        Ok(Self {
+            config,
+            me: node,
+            membership,
+            ring,
+            index: OwnerIndex::default(),
+            homed: BTreeMap::new(),
+            homed_expiries: BTreeSet::new(),
+            generations: BTreeMap::new(),
+            watched: BTreeMap::new(),
+            lookups: BTreeMap::new(),
+            next_lookup: 0,
+            batches: BTreeMap::new(),
+            next_flush: None,
+            outputs: VecDeque::new(),
+            stats: OverlayStats::default(),
+        })
+    }
+
+    /// The membership (read-only; its changes reach the overlay through [`Overlay::pump`]).
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// Turns the local-health multiplier off (to measure what it buys).
+    pub fn disable_local_health(&mut self) {
+        self.membership.disable_local_health();
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> OverlayStats {
+        self.stats
+    }
+
+    /// Presence subscriptions held here as an owner.
+    pub fn subscriptions(&self) -> usize {
+        self.index.subscriptions()
+    }
+
+    /// Records held here as an owner.
+    pub fn index_records(&self) -> usize {
+        self.index.records()
+    }
+
+    /// Records of this supernode's own clients that it publishes.
+    pub fn homed_records(&self) -> usize {
+        self.homed.len()
+    }
+
+    /// Whether this owner holds a record of `user`'s device `node`.
+    pub fn holds(&self, user: &Username, node: &NodeId) -> bool {
+        self.index.holds(user, node)
+    }
+
+    /// `user`'s owners in this supernode's view.
+    pub fn owners_of(&self, user: &Username) -> Vec<NodeId> {
+        self.ring.owners(user, self.config.replicas)
+    }
+
+    /// Joins the overlay through `seed` (see [`Membership::join`]).
+    pub fn join(&mut self, now: Time, seed: NodeId) {
+        self.membership.join(now, seed);
+        self.pump(now);
+    }
+
+    /// Reports this supernode's client count for gossip.
+    pub fn report_load(&mut self, now: Time, clients: u32) {
+        self.membership.report_load(now, clients);
+        self.pump(now);
+    }
+
+    /// Leaves gracefully: withdraws every homed record from its owners and tells the
+    /// membership. Call [`Overlay::poll_output`] until empty, then stop driving.
+    pub fn leave(&mut self, now: Time) {
+        let keys: Vec<RecordKey> = self.homed.keys().cloned().collect();
+        for key in keys {
+            self.unpublish(now, &key);
+        }
+        self.flush(now);
+        self.membership.leave(now);
+        self.pump(now);
+    }
+
+    /// Publishes a client's verified record to its owners: at registration, and at every
+    /// refresh of its lease (which is what extends the owners' leases). The home forgets the
+    /// record when `lease` passes without another publication, as the owners do.
+    pub fn publish(&mut self, now: Time, record: Record, lease: Duration) {
+        let user = record.user_unverified().clone();
+        let node = record.body_unverified().ticket.body_unverified().node;
+        let owners = self.ring.owners(&user, self.config.replicas);
+        for owner in &owners {
+            self.queue_publish(now, *owner, record.clone());
+        }
+        let key = RecordKey { user, node };
+        let expires = now + lease.min(self.config.max_lease);
+        if let Some(old) = self.homed.insert(
+            key.clone(),
+            Homed {
+                record,
+                owners,
+                expires,
+            },
+        ) {
+            self.homed_expiries.remove(&(old.expires, key.clone()));
+        }
+        self.homed_expiries.insert((expires, key));
+    }
+
+    /// A client of this supernode unregistered: withdraws its record.
+    pub fn unpublish(&mut self, now: Time, key: &RecordKey) {
+        if let Some(homed) = self.homed.remove(key) {
+            self.homed_expiries.remove(&(homed.expires, key.clone()));
+            for owner in homed.owners {
+                self.queue_withdraw(now, owner, key.clone());
+            }
+        }
+    }
+
+    /// Starts a lookup of `user`; its answer comes as [`OverlayOutput::LookupDone`].
+    pub fn lookup(&mut self, now: Time, user: Username) -> Result<LookupId, LookupsFull> {
+        if self.lookups.len() >= self.config.max_pending_lookups {
+            return Err(LookupsFull(self.config.max_pending_lookups));
+        }
+        self.next_lookup += 1;
+        let id = LookupId(self.next_lookup);
+        let owners = self.ring.owners(&user, self.config.replicas);
+        let local = self.index.lookup(&user);
+        if !local.is_empty() {
+            self.finish_lookup(id, user, local);
+            return Ok(id);
+        }
+        let remote: Vec<NodeId> = owners.into_iter().filter(|o| *o != self.me).collect();
+        if remote.is_empty() {
+            self.finish_lookup(id, user, Vec::new());
+            return Ok(id);
+        }
+        for owner in &remote {
+            self.send(*owner, OverlayMessage::Lookup { user: user.clone() });
+        }
+        self.lookups.insert(
+            id,
+            PendingLookup {
+                user,
+                waiting: remote.clone(),
+                asked: remote,
+                deadline: now + self.config.lookup_timeout,
+            },
+        );
+        Ok(id)
+    }
+
+    /// A local client watches `user`: subscribes at its owners the first time.
+    pub fn watch(&mut self, user: &Username) {
+        let owners = self.ring.owners(user, self.config.replicas);
+        let entry = self.watched.entry(user.clone()).or_default();
+        entry.watchers += 1;
+        if entry.watchers == 1 {
+            entry.owners.clone_from(&owners);
+            for owner in owners {
+                self.subscribe_at(owner, user.clone());
+            }
+        }
+    }
+
+    /// A local client stopped watching `user`.
+    pub fn unwatch(&mut self, user: &Username) {
+        let Some(entry) = self.watched.get_mut(user) else {
+            return;
+        };
+        entry.watchers = entry.watchers.saturating_sub(1);
+        if entry.watchers > 0 {
+            return;
+        }
+        let owners = std::mem::take(&mut entry.owners);
+        self.watched.remove(user);
+        for owner in owners {
+            if owner == self.me {
+                self.index.unsubscribe(&self.me, user);
+            } else {
+                self.send(
+                    owner,
+                    OverlayMessage::Unsubscribe {
+                        users: bounded(vec![user.clone()]),
+                    },
+                );
+            }
+        }
+    }
+
+    /// A membership packet from `from`.
+    pub fn handle_membership(
+        &mut self,
+        now: Time,
+        payload: &[u8],
+    ) -> Result<(), crate::membership::PacketError> {
+        let result = self.membership.handle_packet(now, payload);
+        self.pump(now);
+        result
+    }
+
+    /// Records published here by `from`, each already verified by the driver.
+    pub fn handle_publish(&mut self, now: Time, from: NodeId, records: Vec<Record>) {
+        for record in records {
+            let lease = Duration::from_secs(u64::from(record.body_unverified().ttl_secs))
+                .min(self.config.max_lease);
+            let user = record.user_unverified().clone();
+            match self
+                .index
+                .store(now, from, record, lease, self.config.max_index_records)
+            {
+                Stored::FirstDevice => self.presence_changed(&user),
+                Stored::Updated => {}
+                Stored::Refused => self.stats.refused_records += 1,
+            }
+        }
+    }
+
+    /// `from` withdraws records it published.
+    pub fn handle_withdraw(&mut self, from: NodeId, keys: Vec<RecordKey>) {
+        for key in keys {
+            if self.index.withdraw(&from, &key.user, &key.node) {
+                self.presence_changed(&key.user);
+            }
+        }
+    }
+
+    /// `from` asks for `user`'s records.
+    pub fn handle_lookup_request(&mut self, from: NodeId, user: Username) {
+        let records = self.index.lookup(&user);
+        self.send(
+            from,
+            OverlayMessage::LookupResult {
+                user,
+                records: bounded(records),
+            },
+        );
+    }
+
+    /// An owner answered; `records` are those of its answer that the driver verified.
+    pub fn handle_lookup_result(&mut self, from: NodeId, user: &Username, records: Vec<Record>) {
+        let mut done = Vec::new();
+        for (id, pending) in &mut self.lookups {
+            if pending.user != *user || !pending.waiting.contains(&from) {
+                continue;
+            }
+            pending.waiting.retain(|w| *w != from);
+            if !records.is_empty() || pending.waiting.is_empty() {
+                done.push(*id);
+            }
+        }
+        for id in done {
+            if let Some(pending) = self.lookups.remove(&id) {
+                self.finish_lookup(id, pending.user, records.clone());
+            }
+        }
+    }
+
+    /// `from` subscribes to presence changes of `users`; it hears their current state at once.
+    pub fn handle_subscribe(&mut self, from: NodeId, users: Vec<Username>) {
+        for user in users {
+            if self
+                .index
+                .subscribe(from, user.clone(), self.config.max_subscriptions)
+            {
+                let event = self.index.presence(&user);
+                self.deliver_presence(from, event);
+            }
+        }
+    }
+
+    /// `from` unsubscribes.
+    pub fn handle_unsubscribe(&mut self, from: NodeId, users: Vec<Username>) {
+        for user in users {
+            self.index.unsubscribe(&from, &user);
+        }
+    }
+
+    /// An owner reports a presence change of a user watched here.
+    pub fn handle_presence(&mut self, event: PresenceEvent) {
+        let Some(watched) = self.watched.get_mut(&event.user) else {
+            return;
+        };
+        if watched.online == Some(event.online) {
+            return;
+        }
+        // Owners may briefly disagree (one has not heard of a publication yet): "online"
+        // from any owner wins over "offline" from another until the user's leases end.
+        if !event.online && self.owner_says_online(&event.user) {
+            return;
+        }
+        if let Some(watched) = self.watched.get_mut(&event.user) {
+            watched.online = Some(event.online);
+        }
+        self.push(OverlayOutput::Presence(event));
+    }
+
+    fn owner_says_online(&self, user: &Username) -> bool {
+        self.index.is_online(user)
+    }
+
+    /// When [`Overlay::handle_timeout`] wants to run next.
+    pub fn next_timeout(&self) -> Option<Time> {
+        let lookups = self.lookups.values().map(|p| p.deadline).min();
+        [
+            self.membership.next_timeout(),
+            self.index.next_expiry(),
+            self.homed_expiries.first().map(|(at, _)| *at),
+            lookups,
+            self.next_flush,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs what is due at `now`.
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.membership.handle_timeout(now);
+        self.pump(now);
+        for user in self.index.expire(now) {
+            self.presence_changed(&user);
+        }
+        while self.homed_expiries.first().is_some_and(|(at, _)| *at <= now) {
+            if let Some((_, key)) = self.homed_expiries.pop_first() {
+                self.homed.remove(&key);
+            }
+        }
+        let expired: Vec<LookupId> = self
+            .lookups
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(pending) = self.lookups.remove(&id) {
+                self.finish_lookup(id, pending.user, Vec::new());
+            }
+        }
+        if self.next_flush.is_some_and(|at| at <= now) {
+            self.flush(now);
+        }
+    }
+
+    /// The next output.
+    pub fn poll_output(&mut self) -> Option<OverlayOutput> {
+        self.outputs.pop_front()
+    }
+
+    /// Moves membership packets and events into the overlay's outputs and reacts to changes.
+    fn pump(&mut self, now: Time) {
+        while let Some(out) = self.membership.poll_send() {
+            let Ok(payload) = out.payload.try_into() else {
+                continue;
+            };
+            self.push(OverlayOutput::Send {
+                to: out.to.node,
+                addr: out.to.addr,
+                message: OverlayMessage::Membership(payload),
+            });
+        }
+        while let Some(event) = self.membership.poll_event() {
+            match &event {
+                MemberEvent::Up(member) => {
+                    let previous = self.generations.insert(member.node, member.generation);
+                    if self.ring.insert(member.node) {
+                        self.rebalance(now, Change::Joined(member.node));
+                    } else if previous.is_some_and(|g| g != member.generation) {
+                        // Restarted (or rejoined after being declared down) before anyone
+                        // noticed: what it held as an owner may be gone.
+                        self.refill(now, member.node);
+                    }
+                }
+                MemberEvent::Down(member) => {
+                    self.generations.remove(&member.node);
+                    if self.ring.remove(&member.node) {
+                        self.index.forget_subscriber(&member.node);
+                        self.batches.remove(&member.node);
+                        self.owner_gone(now, member.node);
+                        self.rebalance(now, Change::Left(member.node));
+                    }
+                }
+            }
+            self.push(OverlayOutput::Member(event));
+        }
+    }
+
+    /// Re-places the homed records and watched users a membership change affects: publishes
+    /// to (subscribes at) the new owners, withdraws from (unsubscribes at) live former owners.
+    /// Only the users whose owners contained the departed member, or whom the newcomer
+    /// outscores, are placed again (about R/N of them): O(R) per user otherwise.
+    fn rebalance(&mut self, now: Time, change: Change) {
+        let replicas = self.config.replicas;
+        let ring = &self.ring;
+        let affected = |user: &Username, owners: &[NodeId]| match change {
+            Change::Left(gone) => owners.contains(&gone),
+            Change::Joined(newcomer) => {
+                ring.would_displace(placement::user_key(user), owners, &newcomer, replicas)
+            }
+        };
+        let moves: Vec<(RecordKey, Vec<NodeId>, Vec<NodeId>)> = self
+            .homed
+            .iter()
+            .filter(|(key, homed)| affected(&key.user, &homed.owners))
+            .filter_map(|(key, homed)| {
+                let owners = ring.owners(&key.user, replicas);
+                (owners != homed.owners).then(|| (key.clone(), homed.owners.clone(), owners))
+            })
+            .collect();
+        let resubscribe: Vec<(Username, Vec<NodeId>)> = self
+            .watched
+            .iter()
+            .filter(|(user, watched)| affected(user, &watched.owners))
+            .filter_map(|(user, watched)| {
+                let owners = ring.owners(user, replicas);
+                (owners != watched.owners).then(|| (user.clone(), owners))
+            })
+            .collect();
+        for (key, old, new) in moves {
+            let Some(homed) = self.homed.get_mut(&key) else {
+                continue;
+            };
+            homed.owners.clone_from(&new);
+            let record = homed.record.clone();
+            for owner in new.iter().filter(|o| !old.contains(o)) {
+                self.stats.republished += 1;
+                self.queue_publish(now, *owner, record.clone());
+            }
+            let former: Vec<NodeId> = old
+                .into_iter()
+                .filter(|o| !new.contains(o) && self.ring.contains(o))
+                .collect();
+            for owner in former {
+                self.queue_withdraw(now, owner, key.clone());
+            }
+        }
+        for (user, owners) in resubscribe {
+            let Some(watched) = self.watched.get_mut(&user) else {
+                continue;
+            };
+            let fresh: Vec<NodeId> = owners
+                .iter()
+                .filter(|o| !watched.owners.contains(o))
+                .copied()
+                .collect();
+            watched.owners = owners;
+            for owner in fresh {
+                self.subscribe_at(owner, user.clone());
+            }
+        }
+    }
+
+    /// Publishes again to `owner` every homed record it owns, and subscribes again there.
+    fn refill(&mut self, now: Time, owner: NodeId) {
+        let records: Vec<Record> = self
+            .homed
+            .values()
+            .filter(|h| h.owners.contains(&owner))
+            .map(|h| h.record.clone())
+            .collect();
+        for record in records {
+            self.stats.republished += 1;
+            self.queue_publish(now, owner, record);
+        }
+        let users: Vec<Username> = self
+            .watched
+            .iter()
+            .filter(|(_, w)| w.owners.contains(&owner))
+            .map(|(user, _)| user.clone())
+            .collect();
+        for user in users {
+            self.subscribe_at(owner, user);
+        }
+    }
+
+    /// A member died: lookups waiting on it ask the owners that replace it.
+    fn owner_gone(&mut self, now: Time, gone: NodeId) {
+        let replicas = self.config.replicas;
+        let mut asks: Vec<(NodeId, Username)> = Vec::new();
+        let mut done = Vec::new();
+        for (id, pending) in &mut self.lookups {
+            if !pending.waiting.contains(&gone) {
+                continue;
+            }
+            pending.waiting.retain(|w| *w != gone);
+            for owner in self.ring.owners(&pending.user, replicas) {
+                if owner != self.me && !pending.asked.contains(&owner) {
+                    pending.asked.push(owner);
+                    pending.waiting.push(owner);
+                    asks.push((owner, pending.user.clone()));
+                }
+            }
+            if pending.waiting.is_empty() {
+                done.push(*id);
+            }
+            pending.deadline = pending.deadline.max(now);
+        }
+        for (owner, user) in asks {
+            self.send(owner, OverlayMessage::Lookup { user });
+        }
+        for id in done {
+            if let Some(pending) = self.lookups.remove(&id) {
+                let local = self.index.lookup(&pending.user);
+                self.finish_lookup(id, pending.user, local);
+            }
+        }
+    }
+
+    fn finish_lookup(&mut self, id: LookupId, user: Username, records: Vec<Record>) {
+        if records.is_empty() {
+            self.stats.lookups_empty += 1;
+        } else {
+            self.stats.lookups_found += 1;
+        }
+        self.push(OverlayOutput::LookupDone { id, user, records });
+    }
+
+    fn presence_changed(&mut self, user: &Username) {
+        let event = self.index.presence(user);
+        for subscriber in self.index.subscribers_of(user) {
+            self.deliver_presence(subscriber, event.clone());
+        }
+    }
+
+    fn deliver_presence(&mut self, to: NodeId, event: PresenceEvent) {
+        if to == self.me {
+            self.handle_presence(event);
+        } else {
+            self.send(to, OverlayMessage::Presence(event));
+        }
+    }
+
+    fn subscribe_at(&mut self, owner: NodeId, user: Username) {
+        if owner == self.me {
+            self.handle_subscribe(self.me, vec![user]);
+        } else {
+            self.send(
+                owner,
+                OverlayMessage::Subscribe {
+                    users: bounded(vec![user]),
+                },
+            );
+        }
+    }
+
+    fn queue_publish(&mut self, now: Time, owner: NodeId, record: Record) {
+        if owner == self.me {
+            self.handle_publish(now, self.me, vec![record]);
+            return;
+        }
+        let batch = self.batches.entry(owner).or_default();
+        batch.publish.push(record);
+        let full = batch.publish.len() >= MAX_PUBLISH_BATCH;
+        self.schedule_flush(now, owner, full);
+    }
+
+    fn queue_withdraw(&mut self, now: Time, owner: NodeId, key: RecordKey) {
+        if owner == self.me {
+            self.handle_withdraw(self.me, vec![key]);
+            return;
+        }
+        let batch = self.batches.entry(owner).or_default();
+        batch.withdraw.push(key);
+        let full = batch.withdraw.len() >= MAX_WITHDRAW_BATCH;
+        self.schedule_flush(now, owner, full);
+    }
+
+    fn schedule_flush(&mut self, now: Time, owner: NodeId, full: bool) {
+        if full {
+            self.flush_one(owner);
+        } else if self.next_flush.is_none() {
+            self.next_flush = Some(now + self.config.publish_flush);
+        }
+    }
+
+    fn flush(&mut self, _now: Time) {
+        self.next_flush = None;
+        let owners: Vec<NodeId> = self.batches.keys().copied().collect();
+        for owner in owners {
+            self.flush_one(owner);
+        }
+    }
+
+    fn flush_one(&mut self, owner: NodeId) {
+        let Some(batch) = self.batches.remove(&owner) else {
+            return;
+        };
+        for chunk in batch.publish.chunks(MAX_PUBLISH_BATCH) {
+            self.send(
+                owner,
+                OverlayMessage::Publish {
+                    records: bounded(chunk.to_vec()),
+                },
+            );
+        }
+        for chunk in batch.withdraw.chunks(MAX_WITHDRAW_BATCH) {
+            self.send(
+                owner,
+                OverlayMessage::Withdraw {
+                    keys: bounded(chunk.to_vec()),
+                },
+            );
+        }
+    }
+
+    fn send(&mut self, to: NodeId, message: OverlayMessage) {
+        let Some(addr) = self.membership.member(&to).map(|m| m.addr) else {
+            return;
+        };
+        self.stats.messages_sent += 1;
+        self.push(OverlayOutput::Send { to, addr, message });
+    }
+
+    fn push(&mut self, output: OverlayOutput) {
+        if self.outputs.len() >= self.config.max_outputs {
+            self.stats.dropped_outputs += 1;
+            return;
+        }
+        if matches!(output, OverlayOutput::Send { message: OverlayMessage::Membership(_), .. }) {
+            self.stats.messages_sent += 1;
+        }
+        self.outputs.push_back(output);
+    }
+}
+
+/// Builds a bounded vector from one the overlay sized itself (chunks of at most the bound, or
+/// a user's records, at most [`switchboard_proto::limits::MAX_RECORDS_PER_USER`]); anything
+/// beyond the bound is cut rather than sent.
+fn bounded<T, const N: usize>(items: Vec<T>) -> BoundedVec<T, N> {
+    BoundedVec::truncating(items)
+}

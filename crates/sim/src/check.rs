@@ -1,0 +1,234 @@
+//! The invariants checked while the simulation runs, and the figures it reports.
+
+use switchboard_engine::placement::Ring;
+use switchboard_engine::Time;
+
+use crate::client::ClientState;
+use crate::world::World;
+
+impl World {
+    /// Checks what must hold after every step; a violation is recorded with the time.
+    pub(crate) fn check_invariants(&mut self) {
+        let now = self.now.0;
+        for (index, sn) in self.sns.iter().enumerate() {
+            if !sn.up {
+                continue;
+            }
+            let capacity = usize::try_from(sn.info.capacity).unwrap_or(usize::MAX);
+            if sn.sessions.len() > capacity || sn.admission.clients() > capacity {
+                self.violations.push(format!(
+                    "t={now} supernode {index} holds {} clients, capacity {capacity}",
+                    sn.sessions.len()
+                ));
+            }
+        }
+        for (index, client) in self.clients.iter().enumerate() {
+            match client.state {
+                ClientState::Online { home, .. } => {
+                    let sn = &self.sns[home];
+                    let at_home = sn.up && sn.sessions.contains(&index);
+                    // While the home is dead and the client has not noticed yet, it has no
+                    // home; that window is the keep-alive's and is allowed.
+                    if sn.up && (!at_home || !sn.directory.is_registered(&client.node)) {
+                        self.violations.push(format!(
+                            "t={now} online client {index} is not registered at its home {home}"
+                        ));
+                    }
+                    let elsewhere: Vec<usize> = client
+                        .sessions
+                        .iter()
+                        .copied()
+                        .filter(|s| *s != home && self.sns[*s].up)
+                        .collect();
+                    if !elsewhere.is_empty() {
+                        self.violations.push(format!(
+                            "t={now} online client {index} has a home {home} and sessions at {elsewhere:?}"
+                        ));
+                    }
+                }
+                ClientState::Handoff { old, sn } => {
+                    // No live lease is lost in a handoff: the old home keeps it until the new
+                    // one holds it.
+                    let held = |s: usize| {
+                        self.sns[s].up && self.sns[s].directory.is_registered(&client.node)
+                    };
+                    if self.sns[old].up && !held(old) && !held(sn) {
+                        self.violations.push(format!(
+                            "t={now} client {index} lost its lease while moving from {old} to {sn}"
+                        ));
+                    }
+                }
+                ClientState::Offline | ClientState::Trying { .. } => {}
+            }
+        }
+    }
+
+    /// Every client's owners among the live supernodes, recomputed only when the live set
+    /// changed.
+    fn refresh_owner_cache(&mut self) {
+        let up: Vec<bool> = self.sns.iter().map(|s| s.up).collect();
+        if self.owner_cache.0 == up && self.owner_cache.1.len() == self.clients.len() {
+            return;
+        }
+        let mut ring = Ring::new();
+        for sn in self.sns.iter().filter(|s| s.up) {
+            ring.insert(sn.info.node);
+        }
+        let owners = self
+            .clients
+            .iter()
+            .map(|c| ring.owners(&c.user, self.config.replicas))
+            .collect();
+        self.owner_cache = (up, owners);
+    }
+
+    /// Whether every live supernode sees exactly the live supernodes.
+    fn converged(&self) -> bool {
+        if self.partition.is_some() {
+            return false;
+        }
+        let live: Vec<usize> = (0..self.sns.len()).filter(|s| self.sns[*s].up).collect();
+        let truth = live.iter().fold(0, |acc, s| {
+            acc ^ switchboard_engine::membership::node_prefix(&self.sns[*s].info.node)
+        });
+        live.iter().all(|s| {
+            let membership = self.sns[*s].overlay.membership();
+            membership.live_count() == live.len() && membership.view_digest() == truth
+        })
+    }
+
+    /// Online clients, and how many of them a lookup would find: some live owner (by the real
+    /// membership) holds their record.
+    fn coverage(&mut self) -> (usize, usize) {
+        self.refresh_owner_cache();
+        let mut online = 0;
+        let mut found = 0;
+        for (index, client) in self.clients.iter().enumerate() {
+            let ClientState::Online { home, .. } = client.state else {
+                continue;
+            };
+            if !self.sns[home].up {
+                continue;
+            }
+            online += 1;
+            let owners = &self.owner_cache.1[index];
+            let held = owners.iter().any(|owner| {
+                self.by_node
+                    .get(owner)
+                    .is_some_and(|&s| self.sns[s].up && self.sns[s].overlay.holds(&client.user, &client.node))
+            });
+            if held {
+                found += 1;
+            }
+        }
+        (online, found)
+    }
+
+    /// Once the membership has converged for `settle` (a few membership rounds), every
+    /// client online for `settle` has its record on all `R` of its owners: the home
+    /// re-published what a membership change moved, nothing waits for a lease refresh.
+    fn check_replicas(&mut self, settle: std::time::Duration) {
+        let Some(converged) = self.converged_since else {
+            return;
+        };
+        if self.now.since(converged) < settle {
+            return;
+        }
+        self.refresh_owner_cache();
+        for (index, client) in self.clients.iter().enumerate() {
+            let ClientState::Online { home, since } = client.state else {
+                continue;
+            };
+            if !self.sns[home].up || self.sns[home].draining || self.now.since(since) < settle {
+                continue;
+            }
+            for &owner in &self.owner_cache.1[index] {
+                let held = self.by_node.get(&owner).is_some_and(|&s| {
+                    self.sns[s].overlay.holds(&client.user, &client.node)
+                });
+                if !held {
+                    self.violations.push(format!(
+                        "t={} owner {} lacks the record of client {index} (home {home}) although the membership converged {} ms ago",
+                        self.now.0,
+                        owner.short(),
+                        self.now.since(converged).as_millis()
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Runs every `check_every`: convergence, figures, end-to-end lookups, and the invariants
+    /// when they are not checked after every event.
+    pub(crate) fn periodic_check(&mut self) {
+        let converged = self.converged();
+        if converged {
+            self.converged_since.get_or_insert(self.now);
+        } else {
+            self.converged_since = None;
+        }
+        self.check_replicas(std::time::Duration::from_secs(3));
+        let (online, found) = self.coverage();
+        let total = self.clients.len().max(1);
+        let sample = crate::report::Sample {
+            at: self.now,
+            online,
+            covered: found,
+            converged,
+            live: self.sns.iter().filter(|s| s.up).count(),
+            messages: self.figures.messages,
+            lookups: self.figures.lookups,
+            lookups_found: self.figures.lookups_found,
+        };
+        self.figures.samples.push(sample);
+        if let Some(crash) = self.figures.crash_at {
+            if self.now >= crash {
+                if self.figures.rehomed_99.is_none() && online * 100 >= total * 99 {
+                    self.figures.rehomed_99 = Some(self.now.since(crash));
+                }
+                if self.figures.converged.is_none() && converged {
+                    self.figures.converged = Some(self.now.since(crash));
+                }
+                if self.figures.lookups_999.is_none() && online > 0 && found * 1000 >= online * 999 {
+                    self.figures.lookups_999 = Some(self.now.since(crash));
+                }
+            }
+        }
+        let per_check = u64::from(self.config.lookups_per_sec)
+            * u64::try_from(self.config.check_every.as_millis()).unwrap_or(0)
+            / 1000;
+        self.issue_lookups(u32::try_from(per_check).unwrap_or(u32::MAX));
+        if !self.config.check_each_event {
+            self.check_invariants();
+        }
+    }
+
+    /// What must hold once the faults are over and the run has settled: one membership, every
+    /// client online at a live home, every online client's record at a live owner.
+    pub(crate) fn check_end_state(&mut self) {
+        let now = self.now.0;
+        if !self.converged() {
+            self.violations
+                .push(format!("t={now} the membership did not converge by the end"));
+        }
+        let (online, found) = self.coverage();
+        if online != self.clients.len() {
+            self.violations.push(format!(
+                "t={now} only {online} of {} clients are online at the end",
+                self.clients.len()
+            ));
+        }
+        if found != online {
+            self.violations.push(format!(
+                "t={now} {} online clients cannot be found at the end",
+                online - found
+            ));
+        }
+    }
+
+    /// The simulated time now.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+}

@@ -1,0 +1,181 @@
+//! `switchboard-sim`: runs the deterministic simulator.
+//!
+//! - `switchboard-sim run --seed N`: one seed of the fault sweep scenario (replays a failure);
+//! - `switchboard-sim sweep --seeds N`: seeds 1..=N of it;
+//! - `switchboard-sim scale`: 1,000 supernodes and 100,000 clients, then 30% of the
+//!   supernodes crash at once; prints the figures BENCHMARKS.md reports.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use switchboard_engine::Time;
+use switchboard_sim::{run, SimConfig, World};
+
+#[derive(Parser)]
+#[command(name = "switchboard-sim", about = "Deterministic simulator of a Switchboard network")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One seed of the fault sweep scenario.
+    Run {
+        /// The seed (what a failure printed as SIM_SEED).
+        #[arg(long, env = "SIM_SEED", default_value_t = 1)]
+        seed: u64,
+        /// Print the trace.
+        #[arg(long)]
+        trace: bool,
+    },
+    /// Seeds 1..=N of the fault sweep scenario.
+    Sweep {
+        /// How many seeds.
+        #[arg(long, env = "SIM_SEEDS", default_value_t = 20)]
+        seeds: u64,
+    },
+    /// The scale run.
+    Scale {
+        /// Supernodes.
+        #[arg(long, default_value_t = 1000)]
+        supernodes: usize,
+        /// Clients.
+        #[arg(long, default_value_t = 100_000)]
+        clients: usize,
+        /// Fraction of the supernodes that crash at once.
+        #[arg(long, default_value_t = 0.3)]
+        crash: f64,
+        /// The seed.
+        #[arg(long, env = "SIM_SEED", default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { seed, trace } => {
+            let mut config = SimConfig::sweep(seed);
+            config.keep_trace = trace;
+            match run(config) {
+                Ok(world) => {
+                    if trace {
+                        for line in world.trace_lines() {
+                            println!("{line}");
+                        }
+                    }
+                    let figures = world.figures();
+                    print!("{}", figures.timeline(Duration::from_secs(5)));
+                    println!(
+                        "lookups {} found {} busy {} registrations {}",
+                        figures.lookups, figures.lookups_found, figures.busy, figures.registrations
+                    );
+                    println!("SIM_SEED={seed}: ok, {} events", world.events());
+                    ExitCode::SUCCESS
+                }
+                Err(failure) => {
+                    eprintln!("{failure}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Sweep { seeds } => {
+            for seed in 1..=seeds {
+                if let Err(failure) = run(SimConfig::sweep(seed)) {
+                    eprintln!("{failure}");
+                    return ExitCode::FAILURE;
+                }
+                println!("SIM_SEED={seed}: ok");
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Scale {
+            supernodes,
+            clients,
+            crash,
+            seed,
+        } => scale(SimConfig::scale(seed, supernodes, clients, crash)),
+    }
+}
+
+fn scale(config: SimConfig) -> ExitCode {
+    let started = Instant::now();
+    println!(
+        "scale run: {} supernodes (capacity {}), {} clients, {} crash at t={}s, seed {}",
+        config.supernodes,
+        config.capacity,
+        config.clients,
+        config.faults.first().map_or(0, |(_, f)| match f {
+            switchboard_sim::Fault::Crash(list) => list.len(),
+            _ => 0,
+        }),
+        config.faults.first().map_or(0, |(at, _)| at.0 / 1000),
+        config.seed
+    );
+    let crash_at = config.faults.first().map_or(Time::ZERO, |(at, _)| *at);
+    let end = config.end;
+    let mut world = match World::new(config) {
+        Ok(world) => world,
+        Err(e) => {
+            eprintln!("setup failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let setup = started.elapsed();
+    println!("setup (keys, tickets, records signed): {:.1}s", setup.as_secs_f64());
+    let mut at = Time::ZERO;
+    while at < end {
+        at = Time((at.0 + 10_000).min(end.0));
+        if let Err(violation) = world.run_until(at) {
+            eprintln!("SIM_SEED={}: {violation}", world_seed(&world));
+            return ExitCode::FAILURE;
+        }
+        println!(
+            "  simulated {:>4}s in {:>6.1}s wall, {} events",
+            at.0 / 1000,
+            started.elapsed().as_secs_f64(),
+            world.events()
+        );
+    }
+    let wall = started.elapsed() - setup;
+    for line in world.stale_views().iter().take(10) {
+        println!("{line}");
+    }
+    println!("membership sizes seen by live supernodes (size: how many): {:?}", world.view_sizes());
+    let figures = world.figures();
+    println!("{}", figures.timeline(Duration::from_secs(5)));
+    let show = |d: Option<Duration>| d.map_or("never".to_string(), |d| format!("{:.1}s", d.as_secs_f64()));
+    println!("re-homed 99% of clients: {} after the crash", show(figures.rehomed_99));
+    println!("lookups find 99.9% of online users: {} after the crash", show(figures.lookups_999));
+    println!("membership converged (every live supernode sees exactly the live set): {} after the crash", show(figures.converged));
+    if let Some(rate) = figures.message_rate(Time(crash_at.0 - 20_000), crash_at) {
+        println!("messages per supernode per second, steady state: {rate:.1}");
+    }
+    if let Some(rate) = figures.message_rate(crash_at, Time(crash_at.0 + 30_000)) {
+        println!("messages per supernode per second, 30 s after the crash: {rate:.1}");
+    }
+    if let Some(share) = figures.lookup_success(Time(crash_at.0 - 20_000), crash_at) {
+        println!("end-to-end lookups found, steady state: {:.3}%", share * 100.0);
+    }
+    if let Some(share) = figures.lookup_success(Time(crash_at.0 + 30_000), end) {
+        println!("end-to-end lookups found, from 30 s after the crash: {:.3}%", share * 100.0);
+    }
+    println!(
+        "busy answers {}, registrations {}",
+        figures.busy, figures.registrations
+    );
+    println!(
+        "simulator: {} events in {:.1}s wall = {:.0} events/s ({:.1}s simulated)",
+        world.events(),
+        wall.as_secs_f64(),
+        world.events() as f64 / wall.as_secs_f64().max(1e-9),
+        end.0 as f64 / 1000.0
+    );
+    ExitCode::SUCCESS
+}
+
+fn world_seed(world: &World) -> String {
+    format!("{world:?}")
+}

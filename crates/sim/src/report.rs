@@ -1,0 +1,101 @@
+//! The figures a run reports.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use switchboard_engine::Time;
+
+/// One periodic observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    /// When.
+    pub at: Time,
+    /// Clients online.
+    pub online: usize,
+    /// Online clients whose record a live owner holds.
+    pub covered: usize,
+    /// Whether every live supernode saw exactly the live set.
+    pub converged: bool,
+    /// Live supernodes.
+    pub live: usize,
+    /// Overlay messages sent so far (membership packets included).
+    pub messages: u64,
+    /// End-to-end lookups finished so far.
+    pub lookups: u64,
+    /// Of which found the user.
+    pub lookups_found: u64,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, Default)]
+pub struct Figures {
+    /// Overlay messages sent.
+    pub messages: u64,
+    /// End-to-end lookups finished.
+    pub lookups: u64,
+    /// Of which found the user's device.
+    pub lookups_found: u64,
+    /// Registrations answered `Busy`.
+    pub busy: u64,
+    /// Registrations that succeeded.
+    pub registrations: u64,
+    /// When the crash happened.
+    pub crash_at: Option<Time>,
+    /// From the crash until 99% of clients were online again.
+    pub rehomed_99: Option<Duration>,
+    /// From the crash until every live supernode saw exactly the live set.
+    pub converged: Option<Duration>,
+    /// From the crash until a live owner held the record of 99.9% of online clients.
+    pub lookups_999: Option<Duration>,
+    /// The periodic observations.
+    pub samples: Vec<Sample>,
+}
+
+impl Figures {
+    /// Messages per live supernode per second between two times.
+    pub fn message_rate(&self, from: Time, to: Time) -> Option<f64> {
+        let first = self.samples.iter().find(|s| s.at >= from)?;
+        let last = self.samples.iter().rev().find(|s| s.at <= to)?;
+        let seconds = last.at.since(first.at).as_secs_f64();
+        if seconds <= 0.0 || last.live == 0 {
+            return None;
+        }
+        let live = (first.live + last.live) as f64 / 2.0;
+        Some((last.messages - first.messages) as f64 / live / seconds)
+    }
+
+    /// Share of end-to-end lookups that found the user between two times.
+    pub fn lookup_success(&self, from: Time, to: Time) -> Option<f64> {
+        let first = self.samples.iter().find(|s| s.at >= from)?;
+        let last = self.samples.iter().rev().find(|s| s.at <= to)?;
+        let done = last.lookups - first.lookups;
+        (done > 0).then(|| (last.lookups_found - first.lookups_found) as f64 / done as f64)
+    }
+
+    /// A few lines per second of the run around `crash`, for the report.
+    pub fn timeline(&self, every: Duration) -> String {
+        let mut out = String::new();
+        let mut next = Time::ZERO;
+        for sample in &self.samples {
+            if sample.at < next {
+                continue;
+            }
+            next = sample.at + every;
+            let coverage = if sample.online == 0 {
+                0.0
+            } else {
+                sample.covered as f64 * 100.0 / sample.online as f64
+            };
+            let _ = writeln!(
+                out,
+                "t={:>6.1}s live={:>5} online={:>7} findable={:>6.2}% converged={}",
+                sample.at.0 as f64 / 1000.0,
+                sample.live,
+                sample.online,
+                coverage,
+                sample.converged
+            );
+        }
+        out
+    }
+}

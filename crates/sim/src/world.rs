@@ -1,0 +1,762 @@
+//! The simulated world: supernodes running the real `engine` overlay, directory and admission,
+//! clients with their failover logic, a network with delay, loss and partitions, and one event
+//! queue on a virtual clock.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, RngCore, SeedableRng};
+use sha2::{Digest, Sha256};
+use switchboard_engine::membership::{MemberInfo, MemberRole};
+use switchboard_engine::overlay::{LookupId, Overlay, OverlayConfig, OverlayOutput};
+use switchboard_engine::{Admission, AdmissionConfig, Backoff, BackoffConfig, Directory, DirectoryConfig, Time};
+use switchboard_proto::messages::{OverlayMessage, RecordKey};
+use switchboard_proto::{NodeId, Record, SecretKey, TrustAnchor, UnixTime};
+
+use crate::client::{Client, ClientState};
+use crate::config::{Fault, SimConfig};
+use crate::report::Figures;
+
+/// The wall-clock time the virtual clock's zero stands for (records and tickets carry it).
+pub(crate) const UNIX_BASE: u64 = 1_900_000_000;
+
+pub(crate) struct Supernode {
+    pub(crate) info: MemberInfo,
+    pub(crate) up: bool,
+    pub(crate) slow: Duration,
+    pub(crate) draining: bool,
+    pub(crate) overlay: Overlay,
+    pub(crate) directory: Directory,
+    pub(crate) admission: Admission,
+    pub(crate) sessions: BTreeSet<usize>,
+    wake: Option<Time>,
+}
+
+/// What the queue holds.
+#[derive(Debug, Clone)]
+pub(crate) enum Event {
+    Packet { from: usize, to: usize, message: OverlayMessage },
+    Wake(usize),
+    Attempt { client: usize, epoch: u64 },
+    Arrive { client: usize, sn: usize, epoch: u64 },
+    Reply { client: usize, sn: usize, epoch: u64, reply: Reply },
+    AttemptTimeout { client: usize, epoch: u64 },
+    Refresh { client: usize, epoch: u64 },
+    RefreshArrive { client: usize, sn: usize, epoch: u64 },
+    HomeLost { client: usize, epoch: u64 },
+    Redirected { client: usize, sn: usize, targets: Vec<usize> },
+    DrainDone(usize),
+    Fault(Fault),
+    Check,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Reply {
+    Registered,
+    Busy { retry_after: Duration, alternatives: Vec<usize> },
+}
+
+/// A lookup issued to check the index end to end.
+#[derive(Debug, Clone)]
+struct Probe {
+    client: usize,
+    node: NodeId,
+    /// Whether the membership had converged (and stayed so) with the user settled online, so
+    /// that the lookup must succeed.
+    must_succeed: bool,
+    epoch: u64,
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World")
+            .field("seed", &self.config.seed)
+            .field("now", &self.now)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The whole simulation; see the module doc.
+pub struct World {
+    pub(crate) config: SimConfig,
+    pub(crate) now: Time,
+    rng: SmallRng,
+    queue: BTreeMap<(Time, u64), Event>,
+    seq: u64,
+    pub(crate) sns: Vec<Supernode>,
+    pub(crate) clients: Vec<Client>,
+    pub(crate) by_node: BTreeMap<NodeId, usize>,
+    anchor: TrustAnchor,
+    verified: HashSet<Record>,
+    pub(crate) partition: Option<Vec<bool>>,
+    /// Bumped whenever the real membership changes (crash, restart, partition, heal, drain).
+    pub(crate) topology_epoch: u64,
+    /// Since when every live supernode has seen exactly the live set, if it has.
+    pub(crate) converged_since: Option<Time>,
+    probes: BTreeMap<(usize, LookupId), Probe>,
+    trace: Sha256,
+    pub(crate) trace_lines: Vec<String>,
+    pub(crate) events: u64,
+    pub(crate) violations: Vec<String>,
+    pub(crate) figures: Figures,
+    /// Which supernodes were up, and every client's owners among them (see `check.rs`).
+    pub(crate) owner_cache: (Vec<bool>, Vec<Vec<NodeId>>),
+}
+
+impl World {
+    /// Builds the network of `config`; nothing has happened yet.
+    pub fn new(config: SimConfig) -> anyhow::Result<Self> {
+        let mut rng = SmallRng::seed_from_u64(config.seed);
+        let auth = SecretKey::from_seed(rng.gen());
+        let anchor = auth.trust_anchor();
+        let mut sns = Vec::with_capacity(config.supernodes);
+        let mut by_node = BTreeMap::new();
+        for index in 0..config.supernodes {
+            let node = NodeId::from_bytes(rng.gen());
+            by_node.insert(node, index);
+            let info = MemberInfo {
+                node,
+                addr: sim_addr(index),
+                role: MemberRole::Supernode,
+                capacity: config.capacity,
+                generation: 1,
+            };
+            sns.push(fresh_supernode(&config, info, rng.next_u64())?);
+        }
+        let mut clients = Vec::with_capacity(config.clients);
+        for index in 0..config.clients {
+            clients.push(Client::new(&config, index, &auth, &mut rng)?);
+        }
+        let mut world = Self {
+            now: Time::ZERO,
+            rng,
+            queue: BTreeMap::new(),
+            seq: 0,
+            sns,
+            clients,
+            by_node,
+            anchor,
+            verified: HashSet::new(),
+            partition: None,
+            topology_epoch: 0,
+            converged_since: None,
+            probes: BTreeMap::new(),
+            trace: Sha256::new(),
+            trace_lines: Vec::new(),
+            events: 0,
+            violations: Vec::new(),
+            figures: Figures::default(),
+            owner_cache: (Vec::new(), Vec::new()),
+            config,
+        };
+        world.start();
+        Ok(world)
+    }
+
+    fn start(&mut self) {
+        // Supernodes join through the first one (and retry until it answers).
+        let seed = self.sns.first().map(|s| s.info.node);
+        for sn in 0..self.sns.len() {
+            if let Some(seed) = seed {
+                let now = self.now;
+                self.sns[sn].overlay.join(now, seed);
+            }
+            self.drain_outputs(sn);
+        }
+        let arrival = u64::try_from(self.config.arrival.as_millis()).unwrap_or(0);
+        for client in 0..self.clients.len() {
+            let at = Time(self.rng.gen_range(0..arrival.max(1)));
+            let epoch = self.clients[client].epoch;
+            self.schedule(at, Event::Attempt { client, epoch });
+        }
+        for (at, fault) in self.config.faults.clone() {
+            self.schedule(at, Event::Fault(fault));
+        }
+        self.schedule(Time::ZERO, Event::Check);
+    }
+
+    /// Runs until the end of the scenario; stops at the first invariant violation.
+    pub fn run(&mut self) -> Result<(), String> {
+        let end = self.config.end;
+        self.run_until(end)
+    }
+
+    /// Runs the events up to `end`.
+    pub fn run_until(&mut self, end: Time) -> Result<(), String> {
+        while let Some(entry) = self.queue.first_entry() {
+            if entry.key().0 > end {
+                break;
+            }
+            let ((at, _), event) = entry.remove_entry();
+            self.now = at;
+            self.events += 1;
+            self.record_trace(&event);
+            self.handle(event);
+            if self.config.check_each_event {
+                self.check_invariants();
+            }
+            if let Some(first) = self.violations.first() {
+                return Err(first.clone());
+            }
+        }
+        self.now = end;
+        Ok(())
+    }
+
+    /// Checks the end state (see `check_end_state`).
+    pub fn finish(&mut self) -> Result<(), String> {
+        self.check_end_state();
+        self.violations.first().cloned().map_or(Ok(()), Err)
+    }
+
+    /// The trace digest: equal for equal runs.
+    pub fn trace_digest(&self) -> [u8; 32] {
+        self.trace.clone().finalize().into()
+    }
+
+    /// How many live supernodes see each membership size (diagnostics).
+    pub fn view_sizes(&self) -> BTreeMap<usize, usize> {
+        let mut sizes = BTreeMap::new();
+        for sn in self.sns.iter().filter(|s| s.up) {
+            *sizes.entry(sn.overlay.membership().live_count()).or_insert(0) += 1;
+        }
+        sizes
+    }
+
+    /// Members some live supernode still counts although they are down (diagnostics).
+    pub fn stale_views(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (index, sn) in self.sns.iter().enumerate().filter(|(_, s)| s.up) {
+            let membership = sn.overlay.membership();
+            for member in membership.live() {
+                let Some(&other) = self.by_node.get(&member.node) else { continue };
+                if !self.sns[other].up {
+                    out.push(format!(
+                        "supernode {index} (health {}) counts dead {other}: {:?}",
+                        membership.local_health(),
+                        membership.swim_state(&member.node)
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// Events processed.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// The human-readable trace, if kept.
+    pub fn trace_lines(&self) -> &[String] {
+        &self.trace_lines
+    }
+
+    /// The figures gathered so far.
+    pub fn figures(&self) -> &Figures {
+        &self.figures
+    }
+
+    fn record_trace(&mut self, event: &Event) {
+        let line = match event {
+            Event::Packet { from, to, message } => format!("pkt {from}->{to} {}", kind(message)),
+            Event::Wake(sn) => format!("wake {sn}"),
+            other => format!("{other:?}"),
+        };
+        self.trace.update(self.now.0.to_be_bytes());
+        self.trace.update(line.as_bytes());
+        if self.config.keep_trace {
+            self.trace_lines.push(format!("{} {line}", self.now.0));
+        }
+    }
+
+    pub(crate) fn schedule(&mut self, at: Time, event: Event) {
+        self.seq += 1;
+        self.queue.insert((at, self.seq), event);
+    }
+
+    pub(crate) fn delay(&mut self) -> Duration {
+        let (lo, hi) = self.config.delay_ms;
+        Duration::from_millis(self.rng.gen_range(lo..=hi.max(lo)))
+    }
+
+    pub(crate) fn split_client_rng(&mut self, client: usize) -> (&mut Client, &mut SmallRng) {
+        (&mut self.clients[client], &mut self.rng)
+    }
+
+    pub(crate) fn unix_now(&self) -> UnixTime {
+        UnixTime(UNIX_BASE + self.now.0 / 1000)
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Packet { from, to, message } => self.deliver(from, to, message),
+            Event::Wake(sn) => {
+                if self.sns[sn].up && self.sns[sn].wake.is_some_and(|at| at <= self.now) {
+                    self.sns[sn].wake = None;
+                    let now = self.now;
+                    let node = &mut self.sns[sn];
+                    node.overlay.handle_timeout(now);
+                    node.directory.handle_timeout(now);
+                    while node.directory.poll_notice().is_some() {}
+                    self.drain_outputs(sn);
+                }
+            }
+            Event::Attempt { client, epoch } => self.client_attempt(client, epoch),
+            Event::Arrive { client, sn, epoch } => self.arrive(client, sn, epoch),
+            Event::Reply { client, sn, epoch, reply } => self.client_reply(client, sn, epoch, reply),
+            Event::AttemptTimeout { client, epoch } => self.client_timeout(client, epoch),
+            Event::Refresh { client, epoch } => self.client_refresh(client, epoch),
+            Event::RefreshArrive { client, sn, epoch } => self.refresh_arrive(client, sn, epoch),
+            Event::HomeLost { client, epoch } => self.client_home_lost(client, epoch),
+            Event::Redirected { client, sn, targets } => self.client_redirected(client, sn, targets),
+            Event::DrainDone(sn) => self.finish_drain(sn),
+            Event::Fault(fault) => self.inject(fault),
+            Event::Check => {
+                self.periodic_check();
+                let next = self.now + self.config.check_every;
+                self.schedule(next, Event::Check);
+            }
+        }
+    }
+
+    fn deliver(&mut self, from: usize, to: usize, message: OverlayMessage) {
+        if !self.sns[to].up || !self.sns[from].up && matches!(message, OverlayMessage::Membership(_)) {
+            return;
+        }
+        if self.cut(from, to) {
+            return;
+        }
+        let now = self.now;
+        let unix = self.unix_now();
+        let from_node = self.sns[from].info.node;
+        match message {
+            OverlayMessage::Membership(payload) => {
+                let _ = self.sns[to].overlay.handle_membership(now, payload.as_slice());
+            }
+            OverlayMessage::Publish { records } => {
+                let records: Vec<Record> = records
+                    .into_inner()
+                    .into_iter()
+                    .filter(|r| verify(&mut self.verified, &self.anchor, r, unix))
+                    .collect();
+                self.sns[to].overlay.handle_publish(now, from_node, records);
+            }
+            OverlayMessage::Withdraw { keys } => {
+                self.sns[to].overlay.handle_withdraw(from_node, keys.into_inner());
+            }
+            OverlayMessage::Lookup { user } => {
+                self.sns[to].overlay.handle_lookup_request(from_node, user);
+            }
+            OverlayMessage::LookupResult { user, records } => {
+                let records: Vec<Record> = records
+                    .into_inner()
+                    .into_iter()
+                    .filter(|r| verify(&mut self.verified, &self.anchor, r, unix))
+                    .collect();
+                self.sns[to].overlay.handle_lookup_result(from_node, &user, records);
+            }
+            OverlayMessage::Subscribe { users } => {
+                self.sns[to].overlay.handle_subscribe(from_node, users.into_inner());
+            }
+            OverlayMessage::Unsubscribe { users } => {
+                self.sns[to].overlay.handle_unsubscribe(from_node, users.into_inner());
+            }
+            OverlayMessage::Presence(event) => self.sns[to].overlay.handle_presence(event),
+            _ => {}
+        }
+        self.drain_outputs(to);
+    }
+
+    /// Whether the partition separates two supernodes.
+    fn cut(&self, a: usize, b: usize) -> bool {
+        self.partition
+            .as_ref()
+            .is_some_and(|side| side.get(a) != side.get(b))
+    }
+
+    /// Takes everything a supernode's engine produced and schedules it.
+    pub(crate) fn drain_outputs(&mut self, sn: usize) {
+        while let Some(output) = self.sns[sn].overlay.poll_output() {
+            match output {
+                OverlayOutput::Send { to, message, .. } => {
+                    let Some(&target) = self.by_node.get(&to) else {
+                        continue;
+                    };
+                    self.figures.messages += 1;
+                    let lossy = matches!(message, OverlayMessage::Membership(_));
+                    if lossy && self.rng.gen_bool(self.config.loss) {
+                        continue;
+                    }
+                    let at = self.now + self.delay() + self.sns[target].slow;
+                    self.schedule(at, Event::Packet { from: sn, to: target, message });
+                }
+                OverlayOutput::LookupDone { id, records, .. } => self.lookup_done(sn, id, &records),
+                OverlayOutput::Presence(_) | OverlayOutput::Member(_) => {}
+            }
+        }
+        let next = [
+            self.sns[sn].overlay.next_timeout(),
+            self.sns[sn].directory.next_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        if let Some(next) = next {
+            let next = next.max(self.now);
+            if self.sns[sn].wake.is_none_or(|at| next < at) {
+                self.sns[sn].wake = Some(next);
+                self.schedule(next, Event::Wake(sn));
+            }
+        }
+    }
+
+    fn lookup_done(&mut self, sn: usize, id: LookupId, records: &[Record]) {
+        let Some(probe) = self.probes.remove(&(sn, id)) else {
+            return;
+        };
+        let found = records
+            .iter()
+            .any(|r| r.body_unverified().ticket.body_unverified().node == probe.node);
+        self.figures.lookups += 1;
+        if found {
+            self.figures.lookups_found += 1;
+        }
+        let still = probe.epoch == self.topology_epoch
+            && self.clients[probe.client].settled_since(self.now, self.config.lease).is_some();
+        if probe.must_succeed && still && !found {
+            self.violations.push(format!(
+                "t={} lookup of online user {} from supernode {sn} failed although the membership had converged",
+                self.now.0, self.clients[probe.client].user
+            ));
+        }
+    }
+
+    /// Issues end-to-end lookups of random online users from random live supernodes.
+    pub(crate) fn issue_lookups(&mut self, count: u32) {
+        let live: Vec<usize> = (0..self.sns.len()).filter(|s| self.sns[*s].up).collect();
+        if live.is_empty() || self.clients.is_empty() {
+            return;
+        }
+        let settle = Duration::from_secs(3);
+        let converged = self
+            .converged_since
+            .is_some_and(|since| self.now.since(since) >= settle)
+            && self.partition.is_none();
+        for _ in 0..count {
+            let client = self.rng.gen_range(0..self.clients.len());
+            let Some(since) = self.clients[client].settled_since(self.now, self.config.lease) else {
+                continue;
+            };
+            let sn = live[self.rng.gen_range(0..live.len())];
+            let user = self.clients[client].user.clone();
+            let now = self.now;
+            let Ok(id) = self.sns[sn].overlay.lookup(now, user) else {
+                continue;
+            };
+            let must_succeed = converged && self.now.since(since) >= settle;
+            let probe = Probe {
+                client,
+                node: self.clients[client].node,
+                must_succeed,
+                epoch: self.topology_epoch,
+            };
+            self.probes.insert((sn, id), probe);
+            self.drain_outputs(sn);
+        }
+    }
+
+    /// Admits a client's registration at `sn` (the supernode's side of `Register`).
+    fn arrive(&mut self, client: usize, sn: usize, epoch: u64) {
+        // A client that gave up on this attempt has closed the connection.
+        if !self.sns[sn].up || self.clients[client].epoch != epoch {
+            return;
+        }
+        let now = self.now;
+        let reply = if self.sns[sn].draining {
+            Reply::Busy {
+                retry_after: Duration::from_secs(1),
+                alternatives: self.alternatives(sn),
+            }
+        } else {
+            match self.sns[sn].admission.open_session(&mut self.rng) {
+                Err(refused) => {
+                    self.figures.busy += 1;
+                    let retry_after = match refused {
+                        switchboard_engine::Refused::Full(d) | switchboard_engine::Refused::Overloaded(d) => d,
+                        switchboard_engine::Refused::Handshake => Duration::from_secs(1),
+                    };
+                    Reply::Busy {
+                        retry_after,
+                        alternatives: self.alternatives(sn),
+                    }
+                }
+                Ok(()) => {
+                    let record = self.clients[client].record.clone();
+                    let unix = self.unix_now();
+                    if !verify(&mut self.verified, &self.anchor, &record, unix) {
+                        self.violations
+                            .push(format!("t={} a client's own record failed to verify", now.0));
+                        return;
+                    }
+                    let node = self.clients[client].node;
+                    let lease = self.config.lease;
+                    let s = &mut self.sns[sn];
+                    if s.directory.register(now, node, record.clone()).is_err() {
+                        s.admission.close_session();
+                        return;
+                    }
+                    s.sessions.insert(client);
+                    s.overlay.publish(now, record, lease);
+                    let clients = u32::try_from(s.sessions.len()).unwrap_or(u32::MAX);
+                    s.overlay.report_load(now, clients);
+                    self.clients[client].sessions.insert(sn);
+                    self.drain_outputs(sn);
+                    Reply::Registered
+                }
+            }
+        };
+        let at = now + self.delay();
+        self.schedule(at, Event::Reply { client, sn, epoch, reply });
+    }
+
+    /// Up to five live, less loaded members this supernode knows (what `Busy` carries).
+    fn alternatives(&self, sn: usize) -> Vec<usize> {
+        let membership = self.sns[sn].overlay.membership();
+        let mut known: Vec<(u64, usize)> = membership
+            .live()
+            .filter(|m| m.role != MemberRole::Standby)
+            .filter_map(|m| {
+                let index = *self.by_node.get(&m.node)?;
+                let load = membership.load_of(&m.node).unwrap_or(0);
+                let permille = u64::from(load) * 1000 / u64::from(m.capacity.max(1));
+                (permille < 900).then_some((permille, index))
+            })
+            .collect();
+        known.sort_unstable();
+        known.into_iter().take(5).map(|(_, index)| index).collect()
+    }
+
+    /// Ends a client's session at `sn` (the client closed the connection, or moved on).
+    pub(crate) fn close_session(&mut self, client: usize, sn: usize, unregister: bool) {
+        self.clients[client].sessions.remove(&sn);
+        if !self.sns[sn].up || !self.sns[sn].sessions.remove(&client) {
+            return;
+        }
+        let now = self.now;
+        let node = self.clients[client].node;
+        let user = self.clients[client].user.clone();
+        let s = &mut self.sns[sn];
+        s.admission.close_session();
+        s.directory.disconnected(&node);
+        if unregister {
+            s.directory.unregister(&node);
+            s.overlay.unpublish(now, &RecordKey { user, node });
+        }
+        let clients = u32::try_from(s.sessions.len()).unwrap_or(u32::MAX);
+        s.overlay.report_load(now, clients);
+        self.drain_outputs(sn);
+    }
+
+    fn refresh_arrive(&mut self, client: usize, sn: usize, epoch: u64) {
+        if !self.sns[sn].up || self.clients[client].epoch != epoch || !self.sns[sn].sessions.contains(&client) {
+            return;
+        }
+        let now = self.now;
+        let record = self.clients[client].record.clone();
+        let unix = self.unix_now();
+        if !verify(&mut self.verified, &self.anchor, &record, unix) {
+            return;
+        }
+        let node = self.clients[client].node;
+        let lease = self.config.lease;
+        let s = &mut self.sns[sn];
+        if s.directory.register(now, node, record.clone()).is_ok() {
+            s.overlay.publish(now, record, lease);
+        }
+        self.drain_outputs(sn);
+    }
+
+    fn inject(&mut self, fault: Fault) {
+        self.topology_epoch += 1;
+        self.converged_since = None;
+        match fault {
+            Fault::Crash(list) => {
+                for sn in list {
+                    self.crash(sn);
+                }
+                self.figures.crash_at.get_or_insert(self.now);
+            }
+            Fault::Restart(list) => {
+                for sn in list {
+                    self.restart(sn);
+                }
+            }
+            Fault::Partition(side) => {
+                let mut sides = vec![false; self.sns.len()];
+                for sn in side {
+                    if let Some(slot) = sides.get_mut(sn) {
+                        *slot = true;
+                    }
+                }
+                self.partition = Some(sides);
+            }
+            Fault::Heal => self.partition = None,
+            Fault::Slow(sn, extra) => {
+                if let Some(s) = self.sns.get_mut(sn) {
+                    s.slow = extra;
+                }
+            }
+            Fault::Drain(sn) => self.drain(sn),
+        }
+    }
+
+    fn crash(&mut self, sn: usize) {
+        if !self.sns[sn].up {
+            return;
+        }
+        self.sns[sn].up = false;
+        self.sns[sn].wake = None;
+        let clients: Vec<usize> = std::mem::take(&mut self.sns[sn].sessions).into_iter().collect();
+        for client in clients {
+            self.clients[client].sessions.remove(&sn);
+            if let ClientState::Online { home, .. } = self.clients[client].state {
+                if home == sn {
+                    let epoch = self.clients[client].epoch;
+                    let jitter = Duration::from_millis(self.rng.gen_range(0..500));
+                    let at = self.now + self.config.detect + jitter;
+                    self.schedule(at, Event::HomeLost { client, epoch });
+                }
+            }
+        }
+    }
+
+    fn restart(&mut self, sn: usize) {
+        if self.sns[sn].up {
+            return;
+        }
+        let mut info = self.sns[sn].info.clone();
+        info.generation += 1;
+        let seed = self.rng.next_u64();
+        let Ok(fresh) = fresh_supernode(&self.config, info, seed) else {
+            return;
+        };
+        self.sns[sn] = fresh;
+        let seeds: Vec<NodeId> = (0..self.sns.len())
+            .filter(|s| *s != sn && self.sns[*s].up)
+            .take(3)
+            .map(|s| self.sns[s].info.node)
+            .collect();
+        let now = self.now;
+        for seed in seeds {
+            self.sns[sn].overlay.join(now, seed);
+        }
+        self.drain_outputs(sn);
+    }
+
+    /// SIGTERM: redirect every client in jittered batches to live alternatives, keep their
+    /// leases until they are registered elsewhere, then leave the overlay.
+    fn drain(&mut self, sn: usize) {
+        if !self.sns[sn].up {
+            return;
+        }
+        self.sns[sn].draining = true;
+        let targets = self.alternatives(sn);
+        let clients: Vec<usize> = self.sns[sn].sessions.iter().copied().collect();
+        for client in clients {
+            let jitter = Duration::from_millis(self.rng.gen_range(0..2_000));
+            let at = self.now + jitter;
+            self.schedule(at, Event::Redirected { client, sn, targets: targets.clone() });
+        }
+        let at = self.now + Duration::from_secs(8);
+        self.schedule(at, Event::DrainDone(sn));
+    }
+
+    fn finish_drain(&mut self, sn: usize) {
+        if !self.sns[sn].up {
+            return;
+        }
+        let now = self.now;
+        self.sns[sn].overlay.leave(now);
+        self.drain_outputs(sn);
+        self.topology_epoch += 1;
+        self.converged_since = None;
+        self.crash(sn);
+    }
+
+}
+
+fn fresh_supernode(config: &SimConfig, info: MemberInfo, seed: u64) -> anyhow::Result<Supernode> {
+    let overlay_config = OverlayConfig {
+        replicas: config.replicas,
+        membership: config.membership.clone(),
+        ..OverlayConfig::default()
+    };
+    let capacity = usize::try_from(info.capacity).unwrap_or(usize::MAX);
+    let overlay = Overlay::new(Time::ZERO, info.clone(), overlay_config, seed)?;
+    Ok(Supernode {
+        info,
+        up: true,
+        slow: Duration::ZERO,
+        draining: false,
+        overlay,
+        directory: Directory::new(DirectoryConfig::default()),
+        admission: Admission::new(
+            Time::ZERO,
+            AdmissionConfig {
+                capacity,
+                ..AdmissionConfig::default()
+            },
+        ),
+        sessions: BTreeSet::new(),
+        wake: None,
+    })
+}
+
+/// Verifies a record as a supernode's driver does, remembering records already verified (the
+/// same signed record reaches several owners; checking it once per simulation is what lets a
+/// hundred thousand clients fit in minutes).
+fn verify(cache: &mut HashSet<Record>, anchor: &TrustAnchor, record: &Record, now: UnixTime) -> bool {
+    if cache.contains(record) {
+        return true;
+    }
+    if record.verify(anchor, now).is_ok() {
+        cache.insert(record.clone());
+        return true;
+    }
+    false
+}
+
+fn sim_addr(index: usize) -> std::net::SocketAddr {
+    let index = u32::try_from(index).unwrap_or(u32::MAX);
+    let ip = std::net::Ipv4Addr::from(0x0a00_0000 | index);
+    std::net::SocketAddr::from((ip, 4433))
+}
+
+fn kind(message: &OverlayMessage) -> &'static str {
+    match message {
+        OverlayMessage::Hello(_) => "hello",
+        OverlayMessage::Welcome(_) => "welcome",
+        OverlayMessage::Membership(_) => "swim",
+        OverlayMessage::Publish { .. } => "publish",
+        OverlayMessage::Withdraw { .. } => "withdraw",
+        OverlayMessage::Lookup { .. } => "lookup",
+        OverlayMessage::LookupResult { .. } => "result",
+        OverlayMessage::Subscribe { .. } => "subscribe",
+        OverlayMessage::Unsubscribe { .. } => "unsubscribe",
+        OverlayMessage::Presence(_) => "presence",
+        OverlayMessage::Ack => "ack",
+        OverlayMessage::Error(_) => "error",
+        OverlayMessage::Goodbye => "goodbye",
+    }
+}
+
+/// Backoff every simulated client uses: the real client's defaults.
+pub(crate) fn client_backoff() -> Backoff {
+    Backoff::new(BackoffConfig {
+        budget: None,
+        ..BackoffConfig::default()
+    })
+}

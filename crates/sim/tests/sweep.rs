@@ -1,0 +1,36 @@
+//! The seed sweep: the fault scenario (loss, a slow node, a partition that heals, crashes, a
+//! restart, a graceful drain) under many seeds, every invariant checked after every event.
+//!
+//! `SIM_SEEDS=N` sets how many seeds (CI runs a few; run hundreds locally); `SIM_SEED=N`
+//! replays one. A failure prints `SIM_SEED=N`; `cargo run -p switchboard-sim -- run --seed N
+//! --trace` shows what happened.
+
+use switchboard_sim::{run, SimConfig};
+
+#[test]
+fn every_seed_of_the_fault_scenario_keeps_the_invariants() {
+    let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
+        Ok(one) => vec![one.parse().expect("SIM_SEED is a number")],
+        Err(_) => {
+            let count: u64 = std::env::var("SIM_SEEDS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(3);
+            (1..=count).collect()
+        }
+    };
+    for seed in seeds {
+        match run(SimConfig::sweep(seed)) {
+            Ok(world) => {
+                let figures = world.figures();
+                println!(
+                    "SIM_SEED={seed}: ok, {} events, {} of {} lookups found",
+                    world.events(),
+                    figures.lookups_found,
+                    figures.lookups
+                );
+            }
+            Err(failure) => panic!("{failure}"),
+        }
+    }
+}
