@@ -217,6 +217,33 @@ impl Directory {
         }
     }
 
+    /// The record `client` registered, if its lease is live.
+    pub fn record_of(&self, client: &NodeId) -> Option<&Record> {
+        self.leases.get(client).map(|lease| &lease.record)
+    }
+
+    /// The local clients watching `user`, ordered.
+    pub fn watchers_of(&self, user: &Username) -> Vec<NodeId> {
+        let mut watchers: Vec<NodeId> = self
+            .watchers
+            .get(user)
+            .map(|set| set.iter().copied().collect())
+            .unwrap_or_default();
+        watchers.sort_unstable();
+        watchers
+    }
+
+    /// The users `client` watches, ordered.
+    pub fn watched_by(&self, client: &NodeId) -> Vec<Username> {
+        let mut users: Vec<Username> = self
+            .watching
+            .get(client)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default();
+        users.sort_unstable();
+        users
+    }
+
     /// Whether any device of `user` holds a lease.
     pub fn is_online(&self, user: &Username) -> bool {
         self.devices.get(user).is_some_and(|d| !d.is_empty())
@@ -229,6 +256,19 @@ impl Directory {
             .into_iter()
             .flatten()
             .filter_map(|device| self.leases.get(device))
+            .map(|lease| lease.record.clone())
+            .collect()
+    }
+
+    /// The records of `user`'s devices whose leases are live at `now`, even if
+    /// [`Self::handle_timeout`] has not run since one ended.
+    pub fn lookup_at(&self, now: Time, user: &Username) -> Vec<Record> {
+        self.devices
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter_map(|device| self.leases.get(device))
+            .filter(|lease| lease.expires > now)
             .map(|lease| lease.record.clone())
             .collect()
     }

@@ -20,21 +20,25 @@
 //!   broadcast left a dead member "suspect" for a whole probe round (70 s among 70 members in
 //!   the simulator). Like memberlist, every member that learns of a suspicion here starts its
 //!   own timer, so a dead member is down everywhere `suspect_to_down_after` after the news.
+//! - **Anti-entropy**: every `sync_period` a member sends a random live member a sample of its
+//!   live set (memberlist's push-pull, which foca lacks); members it did not know are applied
+//!   as alive. At 1,000 members a simultaneous mass join otherwise left a few members unaware
+//!   of a few others for minutes (a probe round is N periods long).
 //! - **Seeds**: while it knows no live member, a member re-announces itself to its seeds every
 //!   `seed_retry`, so that start-up order does not matter.
 //!
 //! Identities renew themselves: a member declared down (a partition, a long pause) rejoins at
 //! once with the next generation, which wins over the old one.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::num::{NonZeroU8, NonZeroUsize};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use foca::{
-    AccumulatingRuntime, BroadcastHandler, Config as FocaConfig, Foca, Identity, Invalidates, Message, OwnedNotification,
-    PeriodicParams, PostcardCodec, Timer,
+    AccumulatingRuntime, BroadcastHandler, Config as FocaConfig, Foca, Identity, Invalidates,
+    Message, OwnedNotification, PeriodicParams, PostcardCodec, Timer,
 };
 use rand10::rngs::SmallRng;
 use rand10::SeedableRng;
@@ -104,7 +108,10 @@ pub struct MembershipConfig {
     pub indirect_probes: usize,
     /// How long a suspect has to refute before it is declared down.
     pub suspect_to_down_after: Duration,
-    /// How many times each update is piggybacked; more reaches a larger overlay surely.
+    /// How many times each update is piggybacked, at least; the membership raises it to
+    /// memberlist's `4 * ceil(log10(n + 1))` as the overlay grows (16 at 1,000 members), or a
+    /// join would not reach every member of a large overlay (seen in the simulator: 1% of
+    /// members never heard of some joins at 1,000 with a fixed 10).
     pub max_transmissions: u8,
     /// How often updates are also gossiped outside the probe cycle, and to how many.
     pub gossip_period: Duration,
@@ -119,6 +126,8 @@ pub struct MembershipConfig {
     pub remove_down_after: Duration,
     /// While no member is known, how often the seeds are announced to again.
     pub seed_retry: Duration,
+    /// How often a sample of the live set goes to one random member (anti-entropy).
+    pub sync_period: Duration,
     /// The ceiling of the local health score (Lifeguard's `S`): timers stretch at most
     /// `1 + max_local_health` times.
     pub max_local_health: u32,
@@ -148,11 +157,12 @@ impl Default for MembershipConfig {
             announce_down_period: Duration::from_secs(3),
             remove_down_after: Duration::from_secs(3600),
             seed_retry: Duration::from_secs(2),
+            sync_period: Duration::from_secs(10),
             max_local_health: 8,
             max_packet: 1400,
             load_report_step_permille: 100,
-            load_report_period: Duration::from_secs(10),
-            load_report_min_interval: Duration::from_secs(2),
+            load_report_period: Duration::from_secs(30),
+            load_report_min_interval: Duration::from_secs(5),
         }
     }
 }
@@ -177,7 +187,8 @@ impl MembershipConfig {
                 "max_packet must be between 512 and the protocol's membership payload limit",
             ));
         }
-        let nonzero = |n: usize, what| NonZeroUsize::new(n).ok_or(MembershipConfigError::Invalid(what));
+        let nonzero =
+            |n: usize, what| NonZeroUsize::new(n).ok_or(MembershipConfigError::Invalid(what));
         let mut config = FocaConfig::new_lan(std::num::NonZeroU32::MIN);
         config.probe_period = self.probe_period;
         config.probe_rtt = self.probe_rtt;
@@ -185,7 +196,9 @@ impl MembershipConfig {
         config.max_transmissions = NonZeroU8::new(self.max_transmissions)
             .ok_or(MembershipConfigError::Invalid("max_transmissions is zero"))?;
         if self.suspect_to_down_after.is_zero() {
-            return Err(MembershipConfigError::Invalid("suspect_to_down_after is zero"));
+            return Err(MembershipConfigError::Invalid(
+                "suspect_to_down_after is zero",
+            ));
         }
         config.suspect_to_down_after = self.suspect_to_down_after;
         config.remove_down_after = Some(self.remove_down_after);
@@ -269,7 +282,10 @@ impl BroadcastHandler<MemberInfo> for Loads {
         _sender: Option<&MemberInfo>,
     ) -> Result<Option<LoadKey>, LoadDecodeError> {
         let report: LoadReport = postcard::from_bytes(data).map_err(LoadDecodeError)?;
-        let mut latest = self.latest.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut latest = self
+            .latest
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let newer = latest
             .get(&report.node)
             .is_none_or(|(seq, _)| report.seq > *seq);
@@ -289,14 +305,29 @@ impl BroadcastHandler<MemberInfo> for Loads {
 #[error("membership packet refused: {0}")]
 pub struct PacketError(String);
 
+/// What kind of membership packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacketKind {
+    /// A SWIM packet (foca's), small, loss-tolerant.
+    Swim,
+    /// An anti-entropy sample of the live set ([`Membership::handle_sync`]).
+    Sync,
+}
+
 /// What the membership asks the driver to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
     /// To whom.
     pub to: MemberInfo,
-    /// The opaque membership packet.
+    /// Which kind.
+    pub kind: PacketKind,
+    /// The opaque packet.
     pub payload: Vec<u8>,
 }
+
+/// Most members in one sync sample: ~50 bytes each, within
+/// [`switchboard_proto::limits::MAX_MEMBERSHIP_SYNC`].
+pub const MAX_SYNC_MEMBERS: usize = 800;
 
 /// Counters a driver exports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -326,7 +357,7 @@ pub struct Membership {
     runtime: AccumulatingRuntime<MemberInfo>,
     loads: LoadTable,
     me: MemberInfo,
-    seeds: BTreeSet<NodeId>,
+    seeds: BTreeMap<NodeId, SocketAddr>,
     live: BTreeMap<NodeId, MemberInfo>,
     timers: BTreeMap<(Time, u64), Timer<MemberInfo>>,
     timer_seq: u64,
@@ -343,8 +374,11 @@ pub struct Membership {
     current_clients: u32,
     lifeguard: bool,
     timer_token: foca::TimerToken,
+    foca_config: FocaConfig,
     timed_suspicions: BTreeMap<NodeId, foca::Incarnation>,
     next_suspicion_scan: Time,
+    next_sync: Time,
+    sync_rng: u64,
     stats: MembershipStats,
 }
 
@@ -367,11 +401,12 @@ impl Membership {
         seed: u64,
     ) -> Result<Self, MembershipConfigError> {
         let foca_config = config.foca()?;
+        let sync_period = config.sync_period;
         let loads = Loads::default();
         let table = Arc::clone(&loads.latest);
         let foca = Foca::with_custom_broadcast(
             me.clone(),
-            foca_config,
+            foca_config.clone(),
             SmallRng::seed_from_u64(seed),
             PostcardCodec,
             loads,
@@ -386,7 +421,7 @@ impl Membership {
             runtime: AccumulatingRuntime::new(),
             loads: table,
             me,
-            seeds: BTreeSet::new(),
+            seeds: BTreeMap::new(),
             live: BTreeMap::new(),
             timers: BTreeMap::new(),
             timer_seq: 0,
@@ -399,8 +434,11 @@ impl Membership {
             reported_clients: 0,
             lifeguard: true,
             timer_token: 0,
+            foca_config,
             timed_suspicions: BTreeMap::new(),
             next_suspicion_scan: now,
+            next_sync: now + sync_period,
+            sync_rng: seed ^ 0x9e37_79b9_7f4a_7c15,
             stats: MembershipStats::default(),
         };
         membership.send_load_report(now, 0);
@@ -455,7 +493,10 @@ impl Membership {
         if *node == self.me.node {
             return Some(self.reported_clients);
         }
-        let latest = self.loads.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let latest = self
+            .loads
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         latest.get(node).map(|(_, clients)| *clients)
     }
 
@@ -464,7 +505,14 @@ impl Membership {
         self.foca
             .iter_membership_state()
             .find(|m| m.id().node == *node)
-            .map(|m| format!("{:?} inc {} gen {}", m.state(), m.incarnation(), m.id().generation))
+            .map(|m| {
+                format!(
+                    "{:?} inc {} gen {}",
+                    m.state(),
+                    m.incarnation(),
+                    m.id().generation
+                )
+            })
     }
 
     /// The local health score (0 is healthy).
@@ -480,17 +528,18 @@ impl Membership {
     /// Joins through `seed`: announces this member to it now and, while no member is known,
     /// every `seed_retry`. Only the seed's node id must be right (foca accepts an announce
     /// addressed to any generation of its node); the rest is learned from its answer.
-    pub fn join(&mut self, now: Time, seed: NodeId) {
+    pub fn join(&mut self, now: Time, seed: NodeId, addr: SocketAddr) {
         if seed == self.me.node {
             return;
         }
-        self.seeds.insert(seed);
-        self.announce_to(now, seed);
+        self.seeds.insert(seed, addr);
+        self.announce_to(now, seed, addr);
     }
 
-    fn announce_to(&mut self, now: Time, node: NodeId) {
+    fn announce_to(&mut self, now: Time, node: NodeId, addr: SocketAddr) {
         let placeholder = MemberInfo {
             node,
+            addr,
             generation: 0,
             ..self.me.clone()
         };
@@ -502,8 +551,8 @@ impl Membership {
     /// moved by `load_report_step_permille` of the capacity, or at the latest every
     /// `load_report_period`.
     pub fn report_load(&mut self, now: Time, clients: u32) {
-        let step = u64::from(self.me.capacity) * u64::from(self.config.load_report_step_permille)
-            / 1000;
+        let step =
+            u64::from(self.me.capacity) * u64::from(self.config.load_report_step_permille) / 1000;
         let moved = u64::from(clients.abs_diff(self.reported_clients)) >= step.max(1);
         self.current_clients = clients;
         let soonest = self.last_load_report + self.config.load_report_min_interval;
@@ -555,9 +604,11 @@ impl Membership {
     /// When [`Membership::handle_timeout`] wants to run next.
     pub fn next_timeout(&self) -> Option<Time> {
         let timer = self.timers.keys().next().map(|(at, _)| *at);
-        let seeds = (self.live.is_empty() && !self.seeds.is_empty()).then_some(self.next_seed_retry);
+        let seeds =
+            (self.live.is_empty() && !self.seeds.is_empty()).then_some(self.next_seed_retry);
         let scan = (!self.live.is_empty()).then_some(self.next_suspicion_scan);
-        [timer, seeds, scan, Some(self.next_load_report)]
+        let sync = (!self.live.is_empty()).then_some(self.next_sync);
+        [timer, seeds, scan, sync, Some(self.next_load_report)]
             .into_iter()
             .flatten()
             .min()
@@ -575,9 +626,13 @@ impl Membership {
         }
         if self.live.is_empty() && !self.seeds.is_empty() && now >= self.next_seed_retry {
             self.next_seed_retry = now + self.config.seed_retry;
-            let seeds: Vec<NodeId> = self.seeds.iter().copied().collect();
-            for node in seeds {
-                self.announce_to(now, node);
+            let seeds: Vec<(NodeId, SocketAddr)> = self
+                .seeds
+                .iter()
+                .map(|(node, addr)| (*node, *addr))
+                .collect();
+            for (node, addr) in seeds {
+                self.announce_to(now, node, addr);
             }
         }
         if now >= self.next_load_report {
@@ -587,6 +642,74 @@ impl Membership {
             self.next_suspicion_scan = now + self.config.probe_period;
             self.time_suspicions(now);
         }
+        if now >= self.next_sync {
+            self.next_sync = now + self.config.sync_period;
+            self.send_sync();
+        }
+    }
+
+    /// A deterministic draw from the seed (SplitMix64), for the anti-entropy choices.
+    fn draw(&mut self, below: usize) -> usize {
+        self.sync_rng = self.sync_rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.sync_rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        usize::try_from(z % u64::try_from(below.max(1)).unwrap_or(1)).unwrap_or(0)
+    }
+
+    /// Sends a random live member a sample of the live set, this member included.
+    fn send_sync(&mut self) {
+        if self.live.is_empty() {
+            return;
+        }
+        let target_index = self.draw(self.live.len());
+        let Some(target) = self.live.values().nth(target_index).cloned() else {
+            return;
+        };
+        let mut sample: Vec<MemberInfo> = vec![self.me.clone()];
+        let total = self.live.len();
+        let start = self.draw(total);
+        sample.extend(
+            self.live
+                .values()
+                .cycle()
+                .skip(start)
+                .take(total.min(MAX_SYNC_MEMBERS - 1))
+                .cloned(),
+        );
+        if let Ok(payload) = postcard::to_stdvec(&sample) {
+            self.stats.packets_sent += 1;
+            self.outbox.push_back(Outgoing {
+                to: target,
+                kind: PacketKind::Sync,
+                payload,
+            });
+        }
+    }
+
+    /// A sync sample from another member: members not known here are applied as alive (as
+    /// if gossiped; a member known down keeps its state, down is final for an identity).
+    pub fn handle_sync(&mut self, now: Time, payload: &[u8]) -> Result<(), PacketError> {
+        let sample: Vec<MemberInfo> = postcard::from_bytes(payload)
+            .map_err(|e| PacketError(format!("malformed sync: {e}")))?;
+        if sample.len() > MAX_SYNC_MEMBERS {
+            return Err(PacketError(format!("sync of {} members", sample.len())));
+        }
+        let unknown: Vec<foca::Member<MemberInfo>> = sample
+            .into_iter()
+            .filter(|m| m.node != self.me.node && !self.live.contains_key(&m.node))
+            .filter(|m| self.swim_state(&m.node).is_none())
+            .map(foca::Member::alive)
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let result = self
+            .foca
+            .apply_many(unknown.into_iter(), true, &mut self.runtime);
+        self.absorb(now, result.err());
+        Ok(())
     }
 
     /// Starts a suspect-to-down timer for every suspicion this member learned from others.
@@ -594,10 +717,14 @@ impl Membership {
         let mut suspects = BTreeMap::new();
         for member in self.foca.iter_membership_state() {
             if member.state() == foca::State::Suspect {
-                suspects.insert(member.id().node, (member.id().clone(), member.incarnation()));
+                suspects.insert(
+                    member.id().node,
+                    (member.id().clone(), member.incarnation()),
+                );
             }
         }
-        self.timed_suspicions.retain(|node, _| suspects.contains_key(node));
+        self.timed_suspicions
+            .retain(|node, _| suspects.contains_key(node));
         for (node, (id, incarnation)) in suspects {
             if self.timed_suspicions.get(&node) == Some(&incarnation) {
                 continue;
@@ -645,6 +772,7 @@ impl Membership {
             self.stats.packets_sent += 1;
             self.outbox.push_back(Outgoing {
                 to,
+                kind: PacketKind::Swim,
                 payload: payload.to_vec(),
             });
         }
@@ -667,23 +795,48 @@ impl Membership {
         }
     }
 
+    /// Keeps `max_transmissions` at `4 * ceil(log10(n + 1))` for the current size.
+    fn scale_transmissions(&mut self) {
+        let n = self.live.len() + 1;
+        let mut digits = 0u32;
+        let mut rest = n;
+        while rest > 0 {
+            digits += 1;
+            rest /= 10;
+        }
+        let wanted = u8::try_from(4 * digits)
+            .unwrap_or(u8::MAX)
+            .max(self.config.max_transmissions);
+        if wanted != self.foca_config.max_transmissions.get() {
+            if let Some(value) = NonZeroU8::new(wanted) {
+                let mut config = self.foca_config.clone();
+                config.max_transmissions = value;
+                if self.foca.set_config(config.clone()).is_ok() {
+                    self.foca_config = config;
+                }
+            }
+        }
+    }
+
     fn notice(&mut self, notification: OwnedNotification<MemberInfo>) {
         match notification {
             OwnedNotification::MemberUp(member) => {
                 self.live.insert(member.node, member.clone());
                 self.events.push_back(MemberEvent::Up(member));
+                self.scale_transmissions();
             }
-            OwnedNotification::MemberDown(member) => {
-                // A rename may already have replaced this generation with a newer live one.
-                if self.live.get(&member.node) == Some(&member) {
-                    self.live.remove(&member.node);
-                    self.stats.downs += 1;
-                    self.loads
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .remove(&member.node);
-                    self.events.push_back(MemberEvent::Down(member));
-                }
+            // A rename may already have replaced this generation with a newer live one.
+            OwnedNotification::MemberDown(member)
+                if self.live.get(&member.node) == Some(&member) =>
+            {
+                self.live.remove(&member.node);
+                self.stats.downs += 1;
+                self.loads
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .remove(&member.node);
+                self.events.push_back(MemberEvent::Down(member));
+                self.scale_transmissions();
             }
             OwnedNotification::Rename(_, new) => {
                 if let Some(held) = self.live.get_mut(&new.node) {
@@ -714,11 +867,16 @@ impl Membership {
                 }
             }
             OwnedNotification::DataReceived(header) => {
-                let probe_number = match header.message {
-                    Message::Ack(n) | Message::ForwardedAck { probe_number: n, .. } => n,
-                    _ => return,
+                let (Message::Ack(probe_number) | Message::ForwardedAck { probe_number, .. }) =
+                    header.message
+                else {
+                    return;
                 };
-                if let Some(at) = self.unanswered_probes.iter().position(|n| *n == probe_number) {
+                if let Some(at) = self
+                    .unanswered_probes
+                    .iter()
+                    .position(|n| *n == probe_number)
+                {
                     // The member was alive all along, yet its answer missed our deadline:
                     // Lifeguard's sign that we, not it, are slow.
                     self.unanswered_probes.remove(at);
@@ -771,15 +929,22 @@ mod tests {
         fn new(n: u8, lifeguard: bool) -> Self {
             let mut members: Vec<Membership> = (0..n)
                 .map(|i| {
-                    Membership::new(Time::ZERO, info(i), MembershipConfig::default(), u64::from(i))
-                        .unwrap()
+                    Membership::new(
+                        Time::ZERO,
+                        info(i),
+                        MembershipConfig::default(),
+                        u64::from(i),
+                    )
+                    .unwrap()
                 })
                 .collect();
             if !lifeguard {
-                members.iter_mut().for_each(Membership::disable_local_health);
+                members
+                    .iter_mut()
+                    .for_each(Membership::disable_local_health);
             }
             for m in members.iter_mut().skip(1) {
-                m.join(Time::ZERO, info(0).node);
+                m.join(Time::ZERO, info(0).node, info(0).addr);
             }
             Self {
                 crashed: vec![false; members.len()],
@@ -806,7 +971,8 @@ mod tests {
                             _ => Duration::from_millis(5),
                         };
                         self.seq += 1;
-                        self.in_flight.insert((now + delay, self.seq), (to, out.payload));
+                        self.in_flight
+                            .insert((now + delay, self.seq), (to, out.payload));
                     }
                     while let Some(event) = self.members[i].poll_event() {
                         if let MemberEvent::Down(m) = event {
@@ -843,7 +1009,8 @@ mod tests {
                     }
                 }
                 for i in 0..self.members.len() {
-                    if !self.crashed[i] && self.members[i].next_timeout().is_some_and(|t| t <= now) {
+                    if !self.crashed[i] && self.members[i].next_timeout().is_some_and(|t| t <= now)
+                    {
                         self.members[i].handle_timeout(now);
                     }
                 }
@@ -855,7 +1022,10 @@ mod tests {
     fn five_members_converge_and_agree_that_a_crashed_one_is_down_within_seconds() {
         let mut net = Net::new(5, true);
         net.run_until(Time(5_000));
-        assert!(net.members.iter().all(|m| m.live_count() == 5), "joined through one seed");
+        assert!(
+            net.members.iter().all(|m| m.live_count() == 5),
+            "joined through one seed"
+        );
         net.crashed[3] = true;
         net.run_until(Time(5_000 + 8_000));
         for (i, m) in net.members.iter().enumerate() {

@@ -69,10 +69,18 @@ pub fn owners<'a>(
     replicas: usize,
 ) -> Vec<NodeId> {
     let key = user_key(user);
-    top(key, members.into_iter().map(|node| (member_key(node), *node)), replicas)
+    top(
+        key,
+        members.into_iter().map(|node| (member_key(node), *node)),
+        replicas,
+    )
 }
 
-fn top(user_key: u64, members: impl Iterator<Item = (u64, NodeId)>, replicas: usize) -> Vec<NodeId> {
+fn top(
+    user_key: u64,
+    members: impl Iterator<Item = (u64, NodeId)>,
+    replicas: usize,
+) -> Vec<NodeId> {
     let mut best: Vec<(u64, NodeId)> = Vec::with_capacity(replicas + 1);
     for (member_key, node) in members {
         let entry = (mix(user_key, member_key), node);
@@ -134,7 +142,13 @@ impl Ring {
 
     /// Whether adding `newcomer` would change the owners `current` of the user with
     /// `user_key`: O(R), no full placement. `current` must be the user's owners on this ring.
-    pub fn would_displace(&self, user_key: u64, current: &[NodeId], newcomer: &NodeId, replicas: usize) -> bool {
+    pub fn would_displace(
+        &self,
+        user_key: u64,
+        current: &[NodeId],
+        newcomer: &NodeId,
+        replicas: usize,
+    ) -> bool {
         if current.len() < replicas {
             return true;
         }

@@ -67,6 +67,10 @@ pub const MAX_WITHDRAW_BATCH: usize = 256;
 /// every ordinary network, and 4 KiB leaves room for piggybacked updates.
 pub const MAX_MEMBERSHIP_PAYLOAD: usize = 4 * 1024;
 
+/// Largest membership sync (anti-entropy) payload: a sample of the sender's live members,
+/// about 50 bytes each, so 48 KiB carries ~900 and fits one frame with room to spare.
+pub const MAX_MEMBERSHIP_SYNC: usize = 48 * 1024;
+
 /// Most entries in one page of the revocation list.
 ///
 /// Revocations are fetched incrementally (since a serial); a page of 1,024 keeps the frame

@@ -113,9 +113,9 @@ impl World {
             online += 1;
             let owners = &self.owner_cache.1[index];
             let held = owners.iter().any(|owner| {
-                self.by_node
-                    .get(owner)
-                    .is_some_and(|&s| self.sns[s].up && self.sns[s].overlay.holds(&client.user, &client.node))
+                self.by_node.get(owner).is_some_and(|&s| {
+                    self.sns[s].up && self.sns[s].overlay.holds(&client.user, &client.node)
+                })
             });
             if held {
                 found += 1;
@@ -143,9 +143,10 @@ impl World {
                 continue;
             }
             for &owner in &self.owner_cache.1[index] {
-                let held = self.by_node.get(&owner).is_some_and(|&s| {
-                    self.sns[s].overlay.holds(&client.user, &client.node)
-                });
+                let held = self
+                    .by_node
+                    .get(&owner)
+                    .is_some_and(|&s| self.sns[s].overlay.holds(&client.user, &client.node));
                 if !held {
                     self.violations.push(format!(
                         "t={} owner {} lacks the record of client {index} (home {home}) although the membership converged {} ms ago",
@@ -190,7 +191,8 @@ impl World {
                 if self.figures.converged.is_none() && converged {
                     self.figures.converged = Some(self.now.since(crash));
                 }
-                if self.figures.lookups_999.is_none() && online > 0 && found * 1000 >= online * 999 {
+                if self.figures.lookups_999.is_none() && online > 0 && found * 1000 >= online * 999
+                {
                     self.figures.lookups_999 = Some(self.now.since(crash));
                 }
             }
@@ -209,8 +211,9 @@ impl World {
     pub(crate) fn check_end_state(&mut self) {
         let now = self.now.0;
         if !self.converged() {
-            self.violations
-                .push(format!("t={now} the membership did not converge by the end"));
+            self.violations.push(format!(
+                "t={now} the membership did not converge by the end"
+            ));
         }
         let (online, found) = self.coverage();
         if online != self.clients.len() {

@@ -130,7 +130,9 @@ fn sign(
     issued_at: UnixTime,
     config: &SimConfig,
 ) -> anyhow::Result<Record> {
-    let ttl = u32::try_from(config.lease.as_secs().saturating_mul(3)).unwrap_or(600).min(600);
+    let ttl = u32::try_from(config.lease.as_secs().saturating_mul(3))
+        .unwrap_or(600)
+        .min(600);
     Ok(Record::sign(
         key,
         RecordBody {
@@ -181,7 +183,9 @@ impl World {
     fn retry_later(&mut self, client: usize, retry_after: Option<Duration>) {
         let delay = {
             let (c, rng) = self.split_client_rng(client);
-            c.backoff.failed(rng, retry_after).unwrap_or(Duration::from_secs(30))
+            c.backoff
+                .failed(rng, retry_after)
+                .unwrap_or(Duration::from_secs(30))
         };
         let epoch = self.next_epoch(client);
         self.clients[client].state = ClientState::Offline;
@@ -227,7 +231,13 @@ impl World {
                 self.close_session(client, old, true);
                 self.become_online(client, sn);
             }
-            (Reply::Busy { retry_after, alternatives }, ClientState::Trying { .. }) => {
+            (
+                Reply::Busy {
+                    retry_after,
+                    alternatives,
+                },
+                ClientState::Trying { .. },
+            ) => {
                 for alternative in alternatives.into_iter().rev() {
                     if !self.clients[client].tried.contains(&alternative) {
                         self.clients[client].remember(alternative, true);
@@ -261,7 +271,10 @@ impl World {
         let epoch = self.next_epoch(client);
         let now = self.now;
         let c = &mut self.clients[client];
-        c.state = ClientState::Online { home: sn, since: now };
+        c.state = ClientState::Online {
+            home: sn,
+            since: now,
+        };
         c.tried.clear();
         c.backoff.succeeded();
         c.remember(sn, true);
@@ -281,7 +294,14 @@ impl World {
         let config = self.config.clone();
         self.clients[client].refresh_record(unix, &config);
         let at = self.now + self.delay();
-        self.schedule(at, Event::RefreshArrive { client, sn: home, epoch });
+        self.schedule(
+            at,
+            Event::RefreshArrive {
+                client,
+                sn: home,
+                epoch,
+            },
+        );
         let next = self.now + self.config.lease / 3;
         self.schedule(next, Event::Refresh { client, epoch });
     }
@@ -326,7 +346,10 @@ impl World {
         let Some(sn) = candidate else {
             // Nowhere to go: stay; when the old home stops, the keep-alive failover moves us.
             let now = self.now;
-            self.clients[client].state = ClientState::Online { home: old, since: now };
+            self.clients[client].state = ClientState::Online {
+                home: old,
+                since: now,
+            };
             return;
         };
         self.clients[client].tried.push(sn);

@@ -105,8 +105,14 @@ impl SimConfig {
 
     /// The scale run: `supernodes` and `clients` reach a steady state, then `crash_fraction`
     /// of the supernodes die at once.
-    pub fn scale(seed: u64, supernodes: usize, clients: usize, crash_fraction: f64) -> Self {
-        let crash_at = Time(90_000);
+    pub fn scale(
+        seed: u64,
+        supernodes: usize,
+        clients: usize,
+        crash_fraction: f64,
+        timing: ScaleTiming,
+    ) -> Self {
+        let crash_at = Time(timing.crash_at.as_millis().try_into().unwrap_or(u64::MAX));
         let crashed = ((supernodes as f64) * crash_fraction).round() as usize;
         // Spread over the index space with the seed's permutation chosen at run time; here the
         // first `crashed` of a shuffled order are named by `World::new`.
@@ -117,7 +123,7 @@ impl SimConfig {
             clients,
             capacity,
             replicas: 3,
-            arrival: Duration::from_secs(60),
+            arrival: timing.arrival,
             delay_ms: (1, 30),
             loss: 0.01,
             lease: Duration::from_secs(120),
@@ -130,7 +136,28 @@ impl SimConfig {
             membership: MembershipConfig::default(),
             keep_trace: false,
             faults: vec![(crash_at, Fault::Crash((0..crashed).collect()))],
-            end: Time(crash_at.0 + 60_000),
+            end: crash_at + timing.after,
+        }
+    }
+}
+
+/// When things happen in the scale run.
+#[derive(Debug, Clone, Copy)]
+pub struct ScaleTiming {
+    /// Clients arrive over this window from the start.
+    pub arrival: Duration,
+    /// The crash.
+    pub crash_at: Duration,
+    /// How long the run goes on after the crash.
+    pub after: Duration,
+}
+
+impl Default for ScaleTiming {
+    fn default() -> Self {
+        Self {
+            arrival: Duration::from_secs(40),
+            crash_at: Duration::from_secs(70),
+            after: Duration::from_secs(40),
         }
     }
 }

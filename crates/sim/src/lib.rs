@@ -20,14 +20,15 @@ pub mod config;
 pub mod report;
 mod world;
 
-pub use config::{Fault, SimConfig};
+pub use config::{Fault, ScaleTiming, SimConfig};
 pub use report::{Figures, Sample};
 pub use world::World;
 
 /// Runs one seed of `config`; on a violation the error names the seed to replay.
 pub fn run(config: SimConfig) -> Result<World, String> {
     let seed = config.seed;
-    let mut world = World::new(config).map_err(|e| format!("SIM_SEED={seed}: setup failed: {e}"))?;
+    let mut world =
+        World::new(config).map_err(|e| format!("SIM_SEED={seed}: setup failed: {e}"))?;
     world
         .run()
         .map_err(|violation| format!("SIM_SEED={seed}: {violation}"))?;

@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use switchboard_engine::Time;
-use switchboard_sim::{run, SimConfig, World};
+use switchboard_sim::{run, ScaleTiming, SimConfig, World};
 
 #[derive(Parser)]
-#[command(name = "switchboard-sim", about = "Deterministic simulator of a Switchboard network")]
+#[command(
+    name = "switchboard-sim",
+    about = "Deterministic simulator of a Switchboard network"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,6 +53,15 @@ enum Command {
         /// The seed.
         #[arg(long, env = "SIM_SEED", default_value_t = 1)]
         seed: u64,
+        /// Seconds over which the clients arrive.
+        #[arg(long, default_value_t = 40)]
+        arrival_secs: u64,
+        /// When the crash happens (seconds).
+        #[arg(long, default_value_t = 70)]
+        crash_at_secs: u64,
+        /// Seconds the run goes on after the crash.
+        #[arg(long, default_value_t = 40)]
+        after_secs: u64,
     },
 }
 
@@ -96,7 +108,20 @@ fn main() -> ExitCode {
             clients,
             crash,
             seed,
-        } => scale(SimConfig::scale(seed, supernodes, clients, crash)),
+            arrival_secs,
+            crash_at_secs,
+            after_secs,
+        } => scale(SimConfig::scale(
+            seed,
+            supernodes,
+            clients,
+            crash,
+            ScaleTiming {
+                arrival: Duration::from_secs(arrival_secs),
+                crash_at: Duration::from_secs(crash_at_secs),
+                after: Duration::from_secs(after_secs),
+            },
+        )),
     }
 }
 
@@ -124,7 +149,10 @@ fn scale(config: SimConfig) -> ExitCode {
         }
     };
     let setup = started.elapsed();
-    println!("setup (keys, tickets, records signed): {:.1}s", setup.as_secs_f64());
+    println!(
+        "setup (keys, tickets, records signed): {:.1}s",
+        setup.as_secs_f64()
+    );
     let mut at = Time::ZERO;
     while at < end {
         at = Time((at.0 + 10_000).min(end.0));
@@ -143,13 +171,30 @@ fn scale(config: SimConfig) -> ExitCode {
     for line in world.stale_views().iter().take(10) {
         println!("{line}");
     }
-    println!("membership sizes seen by live supernodes (size: how many): {:?}", world.view_sizes());
+    println!(
+        "membership sizes seen by live supernodes (size: how many): {:?}",
+        world.view_sizes()
+    );
+    println!(
+        "members declared down, summed over observers: {}",
+        world.downs_seen()
+    );
     let figures = world.figures();
     println!("{}", figures.timeline(Duration::from_secs(5)));
-    let show = |d: Option<Duration>| d.map_or("never".to_string(), |d| format!("{:.1}s", d.as_secs_f64()));
-    println!("re-homed 99% of clients: {} after the crash", show(figures.rehomed_99));
-    println!("lookups find 99.9% of online users: {} after the crash", show(figures.lookups_999));
-    println!("membership converged (every live supernode sees exactly the live set): {} after the crash", show(figures.converged));
+    let show =
+        |d: Option<Duration>| d.map_or("never".to_string(), |d| format!("{:.1}s", d.as_secs_f64()));
+    println!(
+        "re-homed 99% of clients: {} after the crash",
+        show(figures.rehomed_99)
+    );
+    println!(
+        "lookups find 99.9% of online users: {} after the crash",
+        show(figures.lookups_999)
+    );
+    println!(
+        "membership converged (every live supernode sees exactly the live set): {} after the crash",
+        show(figures.converged)
+    );
     if let Some(rate) = figures.message_rate(Time(crash_at.0 - 20_000), crash_at) {
         println!("messages per supernode per second, steady state: {rate:.1}");
     }
@@ -157,10 +202,16 @@ fn scale(config: SimConfig) -> ExitCode {
         println!("messages per supernode per second, 30 s after the crash: {rate:.1}");
     }
     if let Some(share) = figures.lookup_success(Time(crash_at.0 - 20_000), crash_at) {
-        println!("end-to-end lookups found, steady state: {:.3}%", share * 100.0);
+        println!(
+            "end-to-end lookups found, steady state: {:.3}%",
+            share * 100.0
+        );
     }
     if let Some(share) = figures.lookup_success(Time(crash_at.0 + 30_000), end) {
-        println!("end-to-end lookups found, from 30 s after the crash: {:.3}%", share * 100.0);
+        println!(
+            "end-to-end lookups found, from 30 s after the crash: {:.3}%",
+            share * 100.0
+        );
     }
     println!(
         "busy answers {}, registrations {}",

@@ -10,7 +10,9 @@ use rand::{Rng, RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 use switchboard_engine::membership::{MemberInfo, MemberRole};
 use switchboard_engine::overlay::{LookupId, Overlay, OverlayConfig, OverlayOutput};
-use switchboard_engine::{Admission, AdmissionConfig, Backoff, BackoffConfig, Directory, DirectoryConfig, Time};
+use switchboard_engine::{
+    Admission, AdmissionConfig, Backoff, BackoffConfig, Directory, DirectoryConfig, Time,
+};
 use switchboard_proto::messages::{OverlayMessage, RecordKey};
 use switchboard_proto::{NodeId, Record, SecretKey, TrustAnchor, UnixTime};
 
@@ -36,16 +38,49 @@ pub(crate) struct Supernode {
 /// What the queue holds.
 #[derive(Debug, Clone)]
 pub(crate) enum Event {
-    Packet { from: usize, to: usize, message: OverlayMessage },
+    Packet {
+        from: usize,
+        to: usize,
+        message: OverlayMessage,
+    },
     Wake(usize),
-    Attempt { client: usize, epoch: u64 },
-    Arrive { client: usize, sn: usize, epoch: u64 },
-    Reply { client: usize, sn: usize, epoch: u64, reply: Reply },
-    AttemptTimeout { client: usize, epoch: u64 },
-    Refresh { client: usize, epoch: u64 },
-    RefreshArrive { client: usize, sn: usize, epoch: u64 },
-    HomeLost { client: usize, epoch: u64 },
-    Redirected { client: usize, sn: usize, targets: Vec<usize> },
+    Attempt {
+        client: usize,
+        epoch: u64,
+    },
+    Arrive {
+        client: usize,
+        sn: usize,
+        epoch: u64,
+    },
+    Reply {
+        client: usize,
+        sn: usize,
+        epoch: u64,
+        reply: Reply,
+    },
+    AttemptTimeout {
+        client: usize,
+        epoch: u64,
+    },
+    Refresh {
+        client: usize,
+        epoch: u64,
+    },
+    RefreshArrive {
+        client: usize,
+        sn: usize,
+        epoch: u64,
+    },
+    HomeLost {
+        client: usize,
+        epoch: u64,
+    },
+    Redirected {
+        client: usize,
+        sn: usize,
+        targets: Vec<usize>,
+    },
     DrainDone(usize),
     Fault(Fault),
     Check,
@@ -54,7 +89,10 @@ pub(crate) enum Event {
 #[derive(Debug, Clone)]
 pub(crate) enum Reply {
     Registered,
-    Busy { retry_after: Duration, alternatives: Vec<usize> },
+    Busy {
+        retry_after: Duration,
+        alternatives: Vec<usize>,
+    },
 }
 
 /// A lookup issued to check the index end to end.
@@ -157,11 +195,11 @@ impl World {
 
     fn start(&mut self) {
         // Supernodes join through the first one (and retry until it answers).
-        let seed = self.sns.first().map(|s| s.info.node);
+        let seed = self.sns.first().map(|s| (s.info.node, s.info.addr));
         for sn in 0..self.sns.len() {
-            if let Some(seed) = seed {
+            if let Some((seed, addr)) = seed {
                 let now = self.now;
-                self.sns[sn].overlay.join(now, seed);
+                self.sns[sn].overlay.join(now, seed, addr);
             }
             self.drain_outputs(sn);
         }
@@ -220,7 +258,9 @@ impl World {
     pub fn view_sizes(&self) -> BTreeMap<usize, usize> {
         let mut sizes = BTreeMap::new();
         for sn in self.sns.iter().filter(|s| s.up) {
-            *sizes.entry(sn.overlay.membership().live_count()).or_insert(0) += 1;
+            *sizes
+                .entry(sn.overlay.membership().live_count())
+                .or_insert(0) += 1;
         }
         sizes
     }
@@ -231,8 +271,29 @@ impl World {
         for (index, sn) in self.sns.iter().enumerate().filter(|(_, s)| s.up) {
             let membership = sn.overlay.membership();
             for member in membership.live() {
-                let Some(&other) = self.by_node.get(&member.node) else { continue };
+                let Some(&other) = self.by_node.get(&member.node) else {
+                    continue;
+                };
                 if !self.sns[other].up {
+                    out.push(format!(
+                        "supernode {index} (health {}) counts dead {other}: {:?}",
+                        membership.local_health(),
+                        membership.swim_state(&member.node)
+                    ));
+                }
+            }
+            for (other, peer) in self.sns.iter().enumerate() {
+                if other != index && peer.up && !membership.is_live(&peer.info.node) {
+                    out.push(format!(
+                        "supernode {index} misses live {other} (gen {}): {:?}",
+                        peer.overlay.membership().me().generation,
+                        membership.swim_state(&peer.info.node)
+                    ));
+                }
+            }
+            if false {
+                for member in membership.live() {
+                    let other = 0;
                     out.push(format!(
                         "supernode {index} (health {}) counts dead {other}: {:?}",
                         membership.local_health(),
@@ -242,6 +303,15 @@ impl World {
             }
         }
         out
+    }
+
+    /// Members declared down, summed over the live observers (diagnostics).
+    pub fn downs_seen(&self) -> u64 {
+        self.sns
+            .iter()
+            .filter(|s| s.up)
+            .map(|s| s.overlay.membership().stats().downs)
+            .sum()
     }
 
     /// Events processed.
@@ -306,12 +376,21 @@ impl World {
             }
             Event::Attempt { client, epoch } => self.client_attempt(client, epoch),
             Event::Arrive { client, sn, epoch } => self.arrive(client, sn, epoch),
-            Event::Reply { client, sn, epoch, reply } => self.client_reply(client, sn, epoch, reply),
+            Event::Reply {
+                client,
+                sn,
+                epoch,
+                reply,
+            } => self.client_reply(client, sn, epoch, reply),
             Event::AttemptTimeout { client, epoch } => self.client_timeout(client, epoch),
             Event::Refresh { client, epoch } => self.client_refresh(client, epoch),
             Event::RefreshArrive { client, sn, epoch } => self.refresh_arrive(client, sn, epoch),
             Event::HomeLost { client, epoch } => self.client_home_lost(client, epoch),
-            Event::Redirected { client, sn, targets } => self.client_redirected(client, sn, targets),
+            Event::Redirected {
+                client,
+                sn,
+                targets,
+            } => self.client_redirected(client, sn, targets),
             Event::DrainDone(sn) => self.finish_drain(sn),
             Event::Fault(fault) => self.inject(fault),
             Event::Check => {
@@ -323,7 +402,11 @@ impl World {
     }
 
     fn deliver(&mut self, from: usize, to: usize, message: OverlayMessage) {
-        if !self.sns[to].up || !self.sns[from].up && matches!(message, OverlayMessage::Membership(_)) {
+        let membership = matches!(
+            message,
+            OverlayMessage::Membership(_) | OverlayMessage::MembershipSync(_)
+        );
+        if !self.sns[to].up || !self.sns[from].up && membership {
             return;
         }
         if self.cut(from, to) {
@@ -334,7 +417,14 @@ impl World {
         let from_node = self.sns[from].info.node;
         match message {
             OverlayMessage::Membership(payload) => {
-                let _ = self.sns[to].overlay.handle_membership(now, payload.as_slice());
+                let _ = self.sns[to]
+                    .overlay
+                    .handle_membership(now, payload.as_slice());
+            }
+            OverlayMessage::MembershipSync(payload) => {
+                let _ = self.sns[to]
+                    .overlay
+                    .handle_membership_sync(now, payload.as_slice());
             }
             OverlayMessage::Publish { records } => {
                 let records: Vec<Record> = records
@@ -345,7 +435,9 @@ impl World {
                 self.sns[to].overlay.handle_publish(now, from_node, records);
             }
             OverlayMessage::Withdraw { keys } => {
-                self.sns[to].overlay.handle_withdraw(from_node, keys.into_inner());
+                self.sns[to]
+                    .overlay
+                    .handle_withdraw(from_node, keys.into_inner());
             }
             OverlayMessage::Lookup { user } => {
                 self.sns[to].overlay.handle_lookup_request(from_node, user);
@@ -356,13 +448,19 @@ impl World {
                     .into_iter()
                     .filter(|r| verify(&mut self.verified, &self.anchor, r, unix))
                     .collect();
-                self.sns[to].overlay.handle_lookup_result(from_node, &user, records);
+                self.sns[to]
+                    .overlay
+                    .handle_lookup_result(from_node, &user, records);
             }
             OverlayMessage::Subscribe { users } => {
-                self.sns[to].overlay.handle_subscribe(from_node, users.into_inner());
+                self.sns[to]
+                    .overlay
+                    .handle_subscribe(from_node, users.into_inner());
             }
             OverlayMessage::Unsubscribe { users } => {
-                self.sns[to].overlay.handle_unsubscribe(from_node, users.into_inner());
+                self.sns[to]
+                    .overlay
+                    .handle_unsubscribe(from_node, users.into_inner());
             }
             OverlayMessage::Presence(event) => self.sns[to].overlay.handle_presence(event),
             _ => {}
@@ -391,7 +489,14 @@ impl World {
                         continue;
                     }
                     let at = self.now + self.delay() + self.sns[target].slow;
-                    self.schedule(at, Event::Packet { from: sn, to: target, message });
+                    self.schedule(
+                        at,
+                        Event::Packet {
+                            from: sn,
+                            to: target,
+                            message,
+                        },
+                    );
                 }
                 OverlayOutput::LookupDone { id, records, .. } => self.lookup_done(sn, id, &records),
                 OverlayOutput::Presence(_) | OverlayOutput::Member(_) => {}
@@ -425,7 +530,9 @@ impl World {
             self.figures.lookups_found += 1;
         }
         let still = probe.epoch == self.topology_epoch
-            && self.clients[probe.client].settled_since(self.now, self.config.lease).is_some();
+            && self.clients[probe.client]
+                .settled_since(self.now, self.config.lease)
+                .is_some();
         if probe.must_succeed && still && !found {
             self.violations.push(format!(
                 "t={} lookup of online user {} from supernode {sn} failed although the membership had converged",
@@ -447,7 +554,8 @@ impl World {
             && self.partition.is_none();
         for _ in 0..count {
             let client = self.rng.gen_range(0..self.clients.len());
-            let Some(since) = self.clients[client].settled_since(self.now, self.config.lease) else {
+            let Some(since) = self.clients[client].settled_since(self.now, self.config.lease)
+            else {
                 continue;
             };
             let sn = live[self.rng.gen_range(0..live.len())];
@@ -485,7 +593,8 @@ impl World {
                 Err(refused) => {
                     self.figures.busy += 1;
                     let retry_after = match refused {
-                        switchboard_engine::Refused::Full(d) | switchboard_engine::Refused::Overloaded(d) => d,
+                        switchboard_engine::Refused::Full(d)
+                        | switchboard_engine::Refused::Overloaded(d) => d,
                         switchboard_engine::Refused::Handshake => Duration::from_secs(1),
                     };
                     Reply::Busy {
@@ -497,8 +606,10 @@ impl World {
                     let record = self.clients[client].record.clone();
                     let unix = self.unix_now();
                     if !verify(&mut self.verified, &self.anchor, &record, unix) {
-                        self.violations
-                            .push(format!("t={} a client's own record failed to verify", now.0));
+                        self.violations.push(format!(
+                            "t={} a client's own record failed to verify",
+                            now.0
+                        ));
                         return;
                     }
                     let node = self.clients[client].node;
@@ -519,7 +630,15 @@ impl World {
             }
         };
         let at = now + self.delay();
-        self.schedule(at, Event::Reply { client, sn, epoch, reply });
+        self.schedule(
+            at,
+            Event::Reply {
+                client,
+                sn,
+                epoch,
+                reply,
+            },
+        );
     }
 
     /// Up to five live, less loaded members this supernode knows (what `Busy` carries).
@@ -561,7 +680,10 @@ impl World {
     }
 
     fn refresh_arrive(&mut self, client: usize, sn: usize, epoch: u64) {
-        if !self.sns[sn].up || self.clients[client].epoch != epoch || !self.sns[sn].sessions.contains(&client) {
+        if !self.sns[sn].up
+            || self.clients[client].epoch != epoch
+            || !self.sns[sn].sessions.contains(&client)
+        {
             return;
         }
         let now = self.now;
@@ -619,7 +741,9 @@ impl World {
         }
         self.sns[sn].up = false;
         self.sns[sn].wake = None;
-        let clients: Vec<usize> = std::mem::take(&mut self.sns[sn].sessions).into_iter().collect();
+        let clients: Vec<usize> = std::mem::take(&mut self.sns[sn].sessions)
+            .into_iter()
+            .collect();
         for client in clients {
             self.clients[client].sessions.remove(&sn);
             if let ClientState::Online { home, .. } = self.clients[client].state {
@@ -644,14 +768,14 @@ impl World {
             return;
         };
         self.sns[sn] = fresh;
-        let seeds: Vec<NodeId> = (0..self.sns.len())
+        let seeds: Vec<(NodeId, std::net::SocketAddr)> = (0..self.sns.len())
             .filter(|s| *s != sn && self.sns[*s].up)
             .take(3)
-            .map(|s| self.sns[s].info.node)
+            .map(|s| (self.sns[s].info.node, self.sns[s].info.addr))
             .collect();
         let now = self.now;
-        for seed in seeds {
-            self.sns[sn].overlay.join(now, seed);
+        for (seed, addr) in seeds {
+            self.sns[sn].overlay.join(now, seed, addr);
         }
         self.drain_outputs(sn);
     }
@@ -668,7 +792,14 @@ impl World {
         for client in clients {
             let jitter = Duration::from_millis(self.rng.gen_range(0..2_000));
             let at = self.now + jitter;
-            self.schedule(at, Event::Redirected { client, sn, targets: targets.clone() });
+            self.schedule(
+                at,
+                Event::Redirected {
+                    client,
+                    sn,
+                    targets: targets.clone(),
+                },
+            );
         }
         let at = self.now + Duration::from_secs(8);
         self.schedule(at, Event::DrainDone(sn));
@@ -685,7 +816,6 @@ impl World {
         self.converged_since = None;
         self.crash(sn);
     }
-
 }
 
 fn fresh_supernode(config: &SimConfig, info: MemberInfo, seed: u64) -> anyhow::Result<Supernode> {
@@ -718,7 +848,12 @@ fn fresh_supernode(config: &SimConfig, info: MemberInfo, seed: u64) -> anyhow::R
 /// Verifies a record as a supernode's driver does, remembering records already verified (the
 /// same signed record reaches several owners; checking it once per simulation is what lets a
 /// hundred thousand clients fit in minutes).
-fn verify(cache: &mut HashSet<Record>, anchor: &TrustAnchor, record: &Record, now: UnixTime) -> bool {
+fn verify(
+    cache: &mut HashSet<Record>,
+    anchor: &TrustAnchor,
+    record: &Record,
+    now: UnixTime,
+) -> bool {
     if cache.contains(record) {
         return true;
     }
@@ -750,6 +885,7 @@ fn kind(message: &OverlayMessage) -> &'static str {
         OverlayMessage::Ack => "ack",
         OverlayMessage::Error(_) => "error",
         OverlayMessage::Goodbye => "goodbye",
+        OverlayMessage::MembershipSync(_) => "sync",
     }
 }
 

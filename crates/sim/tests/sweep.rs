@@ -5,6 +5,8 @@
 //! replays one. A failure prints `SIM_SEED=N`; `cargo run -p switchboard-sim -- run --seed N
 //! --trace` shows what happened.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use switchboard_sim::{run, SimConfig};
 
 #[test]

@@ -78,7 +78,7 @@ async fn connect(shared: &Shared, key: &SecretKey) -> Result<AuthConnection, Str
     .map_err(|e| e.to_string())
 }
 
-async fn announce(shared: &Shared, connection: &AuthConnection) -> Result<(), String> {
+async fn announce(shared: &Arc<Shared>, connection: &AuthConnection) -> Result<(), String> {
     let (capacity, clients) = {
         let admission = lock(&shared.admission);
         (admission.capacity(), admission.clients())
@@ -97,7 +97,10 @@ async fn announce(shared: &Shared, connection: &AuthConnection) -> Result<(), St
     match connection.ask(&message).await {
         Ok(AuthResponse::Announced { peers, .. }) => {
             // Live alternatives for Busy and Redirect answers, least loaded first.
-            *lock(&shared.alternatives) = peers.iter().map(|entry| entry.peer).collect();
+            let peers: Vec<_> = peers.iter().map(|entry| entry.peer).collect();
+            *lock(&shared.alternatives) = peers.clone();
+            // Supernodes the auth-server knows and the overlay does not: join through them.
+            crate::overlay_link::join_known(shared, &peers);
             Ok(())
         }
         Ok(AuthResponse::Error(e)) => Err(e.to_string()),
@@ -150,11 +153,14 @@ async fn refresh_if_due(shared: &Shared, key: &SecretKey, endpoint: &quinn::Endp
         }
     };
     let config = switchboard_net::server_config(
-        &Identity::new(key.clone(), Some(fresh)),
+        &Identity::new(key.clone(), Some(fresh.clone())),
         PeerPolicy::any_ticket(shared.anchor.clone()),
         &[switchboard_proto::version::ALPN_DIRECTORY],
         transport_config(TransportRole::ClientFacing),
     );
+    if let Ok(dialer) = crate::server::overlay_dialer(key, &fresh, &shared.anchor, endpoint) {
+        shared.overlay.set_dialer(dialer);
+    }
     match config {
         Ok(config) if !shared.is_draining() => {
             endpoint.set_server_config(Some(config));

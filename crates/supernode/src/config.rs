@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use switchboard_engine::membership::MembershipConfig;
+use switchboard_engine::overlay::OverlayConfig;
 use switchboard_engine::{AdmissionConfig, DirectoryConfig};
 use switchboard_proto::{AuthKey, SoftwareVersion, Username};
 
@@ -55,6 +57,16 @@ pub struct FileConfig {
     pub revocation_poll_secs: Option<u64>,
     /// Seconds a SIGTERM drain may take before the supernode closes anyway. Default 10.
     pub drain_deadline_secs: Option<u64>,
+    /// Owners per user in the overlay index (R). Default 3.
+    pub replicas: Option<usize>,
+    /// Milliseconds between membership probes. Default 1000.
+    pub probe_period_ms: Option<u64>,
+    /// Milliseconds a probe may take before others probe indirectly. Default 400.
+    pub probe_rtt_ms: Option<u64>,
+    /// Milliseconds a suspect has to refute before it is declared down. Default 3000.
+    pub suspect_timeout_ms: Option<u64>,
+    /// Milliseconds a lookup waits for the owners. Default 1500.
+    pub lookup_timeout_ms: Option<u64>,
 }
 
 /// How the supernode serves.
@@ -87,8 +99,10 @@ pub struct Config {
     pub password_file: PathBuf,
     /// How it serves.
     pub mode: Mode,
-    /// Overlay seeds (used by the overlay, issue #5).
+    /// Overlay members to join through.
     pub seeds: Vec<SocketAddr>,
+    /// The overlay's tuning (membership timing, replicas, lookups).
+    pub overlay: OverlayConfig,
     /// Metrics address.
     pub metrics: Option<SocketAddr>,
     /// Refused client versions.
@@ -203,7 +217,42 @@ impl FileConfig {
         if max_lease == 0 {
             return Err(invalid("max_lease_secs", "must be at least 1".to_owned()));
         }
+        let overlay_defaults = OverlayConfig::default();
+        let membership_defaults = MembershipConfig::default();
+        let millis =
+            |value: Option<u64>, default: Duration| value.map_or(default, Duration::from_millis);
+        let replicas = self.replicas.unwrap_or(overlay_defaults.replicas);
+        if replicas == 0 || replicas > 7 {
+            return Err(invalid("replicas", "must be between 1 and 7".to_owned()));
+        }
+        let overlay = OverlayConfig {
+            replicas,
+            lookup_timeout: millis(self.lookup_timeout_ms, overlay_defaults.lookup_timeout),
+            max_lease: Duration::from_secs(max_lease),
+            membership: MembershipConfig {
+                probe_period: millis(self.probe_period_ms, membership_defaults.probe_period),
+                probe_rtt: millis(self.probe_rtt_ms, membership_defaults.probe_rtt),
+                suspect_to_down_after: millis(
+                    self.suspect_timeout_ms,
+                    membership_defaults.suspect_to_down_after,
+                ),
+                ..membership_defaults
+            },
+            ..overlay_defaults
+        };
+        // The membership checks its own timing; refuse a bad one here, naming the keys.
+        if overlay.membership.probe_rtt.is_zero()
+            || overlay.membership.probe_rtt >= overlay.membership.probe_period
+            || overlay.membership.suspect_to_down_after.is_zero()
+        {
+            return Err(invalid(
+                "probe_rtt_ms",
+                "must be above zero and below probe_period_ms (and suspect_timeout_ms above zero)"
+                    .to_owned(),
+            ));
+        }
         Ok(Config {
+            overlay,
             data_dir,
             listen,
             public_addr,
@@ -244,6 +293,11 @@ mod tests {
         assert_eq!(config.mode, Mode::Normal);
         assert_eq!(config.admission.capacity, 1000);
         assert_eq!(config.refuse_versions.len(), 1);
+        assert_eq!(config.overlay.replicas, 3);
+        assert_eq!(
+            config.overlay.membership.probe_period,
+            Duration::from_millis(1000)
+        );
     }
 
     #[test]

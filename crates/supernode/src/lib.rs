@@ -2,17 +2,15 @@
 //! answers lookups, pushes presence and runs the overlay (DESIGN.md sections 2, 5 and 6).
 //!
 //! This crate owns the `supernode` binary: its command line ([`Cli`]), configuration
-//! ([`config`]), the daemon ([`server`]), the per-client sessions ([`session`]) and the link
-//! to the auth-server ([`auth_link`]). The decisions (leases, admission) are `engine`'s; this
-//! crate drives them on `net`. It must never exit under load (it answers `Busy`), never crash
-//! on a peer's input, and never hold unbounded state.
-//!
-//! Built so far: one supernode serving its own clients (registrations, lookups, watches,
-//! admission, refused versions, revocations, SIGTERM drain). The overlay that joins
-//! supernodes into one directory is issue #5.
+//! ([`config`]), the daemon ([`server`]), the per-client sessions ([`session`]), the overlay
+//! link to the other supernodes ([`overlay_link`]) and the link to the auth-server
+//! ([`auth_link`]). The decisions (leases, admission, membership, the index) are `engine`'s;
+//! this crate drives them on `net`. It must never exit under load (it answers `Busy`), never
+//! crash on a peer's input, and never hold unbounded state.
 
 pub mod auth_link;
 pub mod config;
+pub mod overlay_link;
 pub mod server;
 pub mod session;
 

@@ -127,8 +127,11 @@ pub struct Shared {
     pub sessions: Mutex<HashMap<NodeId, Vec<SessionHandle>>>,
     /// Revocations.
     pub revoked: Mutex<Revoked>,
-    /// Other supernodes, for `Busy` and `Redirect`.
+    /// Other supernodes from the auth-server's bootstrap list, for `Busy` and `Redirect`
+    /// while the overlay knows no member.
     pub alternatives: Mutex<Vec<PeerAddr>>,
+    /// The overlay: membership, the one-hop index, remote lookups and watches.
+    pub overlay: crate::overlay_link::OverlayLink,
     next_session: AtomicU64,
     draining: AtomicBool,
     /// Counters.
@@ -165,11 +168,16 @@ impl Shared {
         revoked.users.contains(&ticket.user) || revoked.serials.contains(&ticket.serial)
     }
 
-    /// Alternatives to offer, this node excluded.
+    /// Alternatives to offer, this node excluded: the overlay's live members, least loaded
+    /// first; the auth-server's bootstrap list while the overlay knows nobody.
     pub fn alternatives(
         &self,
     ) -> BoundedVec<PeerAddr, { switchboard_proto::limits::MAX_ALTERNATIVES }> {
         let node = self.node;
+        let members = self.overlay.alternatives();
+        if !members.is_empty() {
+            return BoundedVec::truncating(members.into_iter().filter(|p| p.node != node));
+        }
         BoundedVec::truncating(
             lock(&self.alternatives)
                 .iter()
@@ -293,7 +301,120 @@ impl Shared {
             "Presence events shed.",
             get(&m.presence_dropped_total),
         );
+        self.render_overlay_metrics(&mut out);
         out
+    }
+
+    fn render_overlay_metrics(&self, out: &mut String) {
+        use crate::overlay_link::get;
+        use switchboard_net::metrics::metric;
+        let (live, health, stats, swim, index, homed, subscriptions) = self.overlay.read(|o| {
+            (
+                o.membership().live_count() as u64,
+                u64::from(o.membership().local_health()),
+                o.stats(),
+                o.membership().stats(),
+                o.index_records() as u64,
+                o.homed_records() as u64,
+                o.subscriptions() as u64,
+            )
+        });
+        let l = &self.overlay.metrics;
+        let rows: [(&str, &str, &str, u64); 15] = [
+            (
+                "switchboard_overlay_members_live",
+                "gauge",
+                "Live overlay members seen here, this one included.",
+                live,
+            ),
+            (
+                "switchboard_overlay_local_health",
+                "gauge",
+                "Lifeguard local health score (0 is healthy).",
+                health,
+            ),
+            (
+                "switchboard_overlay_index_records",
+                "gauge",
+                "Records held here as an owner.",
+                index,
+            ),
+            (
+                "switchboard_overlay_homed_records",
+                "gauge",
+                "Records of this supernode's clients it publishes.",
+                homed,
+            ),
+            (
+                "switchboard_overlay_subscriptions",
+                "gauge",
+                "Presence subscriptions held here as an owner.",
+                subscriptions,
+            ),
+            (
+                "switchboard_overlay_members_down_total",
+                "counter",
+                "Members declared down, as seen here.",
+                swim.downs,
+            ),
+            (
+                "switchboard_overlay_refutations_total",
+                "counter",
+                "Suspicions about this supernode it refuted.",
+                swim.refutations,
+            ),
+            (
+                "switchboard_overlay_republished_total",
+                "counter",
+                "Records re-published after a membership change.",
+                stats.republished,
+            ),
+            (
+                "switchboard_overlay_lookups_found_total",
+                "counter",
+                "Overlay lookups that found records.",
+                stats.lookups_found,
+            ),
+            (
+                "switchboard_overlay_lookups_empty_total",
+                "counter",
+                "Overlay lookups that found nothing.",
+                stats.lookups_empty,
+            ),
+            (
+                "switchboard_overlay_sent_total",
+                "counter",
+                "Overlay frames sent.",
+                get(&l.sent_total),
+            ),
+            (
+                "switchboard_overlay_received_total",
+                "counter",
+                "Overlay frames received.",
+                get(&l.received_total),
+            ),
+            (
+                "switchboard_overlay_send_dropped_total",
+                "counter",
+                "Overlay sends dropped.",
+                get(&l.send_dropped_total),
+            ),
+            (
+                "switchboard_overlay_malformed_total",
+                "counter",
+                "Overlay frames refused as malformed.",
+                get(&l.malformed_total),
+            ),
+            (
+                "switchboard_overlay_records_refused_total",
+                "counter",
+                "Records from peers that did not verify.",
+                get(&l.records_refused_total),
+            ),
+        ];
+        for (name, kind, help, value) in rows {
+            metric(out, name, kind, help, value);
+        }
     }
 }
 
@@ -336,7 +457,7 @@ impl Server {
         let anchor =
             TrustAnchor::new(config.trust).map_err(|e| StartError::Trust(e.to_string()))?;
         let policy = PeerPolicy::any_ticket(anchor.clone());
-        let identity = Identity::new(key.clone(), Some(ticket));
+        let identity = Identity::new(key.clone(), Some(ticket.clone()));
         let tls = server_config(
             &identity,
             policy.clone(),
@@ -373,7 +494,16 @@ impl Server {
             }
         });
         let started = Instant::now();
+        let overlay = build_overlay(
+            &config,
+            &key,
+            &ticket,
+            public_addr,
+            &anchor,
+            listener.endpoint(),
+        )?;
         let shared = Arc::new(Shared {
+            overlay,
             node: key.node_id(),
             public_addr,
             anchor,
@@ -428,6 +558,8 @@ impl Server {
             ));
         }
         tasks.spawn(timer(Arc::clone(&shared)));
+        tasks.spawn(crate::overlay_link::run(Arc::clone(&shared)));
+        tasks.spawn(crate::overlay_link::join_seeds(Arc::clone(&shared)));
         tasks.spawn(crate::auth_link::run(
             Arc::clone(&shared),
             key,
@@ -473,6 +605,10 @@ impl Server {
 /// The SIGTERM drain: no new connections, jittered redirects, then closes.
 async fn drain(shared: &Arc<Shared>, listener: &Listener) {
     shared.draining.store(true, Ordering::Release);
+    // Leave the overlay first: withdraw our clients' records (their new homes publish them
+    // again) and tell the members, who spread it, instead of letting them time us out.
+    let now = shared.now();
+    shared.overlay.with(|o| o.leave(now));
     listener.endpoint().set_server_config(None);
     let sessions: Vec<SessionHandle> = lock(&shared.sessions).values().flatten().cloned().collect();
     tracing::info!(clients = sessions.len(), "draining: redirecting clients");
@@ -508,31 +644,81 @@ async fn drain(shared: &Arc<Shared>, listener: &Listener) {
     }
 }
 
-/// Expires leases and delivers presence notices every [`TICK`].
+/// Expires leases every [`TICK`] and reports the load to the overlay. Presence reaches
+/// watchers through the overlay (the owners of each watched user), local users included, so
+/// the directory's own notices are discarded here.
 async fn timer(shared: Arc<Shared>) {
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let notices: Vec<_> = {
+        let now = shared.now();
+        {
             let mut directory = lock(&shared.directory);
-            directory.handle_timeout(shared.now());
-            std::iter::from_fn(|| directory.poll_notice()).collect()
-        };
-        if notices.is_empty() {
-            continue;
+            directory.handle_timeout(now);
+            while directory.poll_notice().is_some() {}
         }
-        let sessions = lock(&shared.sessions);
-        for notice in notices {
-            for session in sessions.get(&notice.watcher).into_iter().flatten() {
-                if session
-                    .push
-                    .try_send(SupernodeMessage::Presence(notice.event.clone()))
-                    .is_err()
-                {
-                    bump(&shared.metrics.presence_dropped_total);
-                }
-            }
-        }
+        let clients = u32::try_from(lock(&shared.admission).clients()).unwrap_or(u32::MAX);
+        shared.overlay.with(|o| o.report_load(now, clients));
     }
+}
+
+/// The overlay of this supernode, and the dialer it reaches its peers with (from the
+/// listening socket, presenting the same ticket).
+fn build_overlay(
+    config: &Config,
+    key: &SecretKey,
+    ticket: &Ticket,
+    public_addr: SocketAddr,
+    anchor: &TrustAnchor,
+    endpoint: &quinn::Endpoint,
+) -> Result<crate::overlay_link::OverlayLink, StartError> {
+    use switchboard_engine::membership::{MemberInfo, MemberRole};
+    let role = match config.mode {
+        crate::config::Mode::Normal => MemberRole::Supernode,
+        crate::config::Mode::Mega => MemberRole::Mega,
+        crate::config::Mode::MegaStandby => MemberRole::Standby,
+    };
+    // A restarted supernode must win over its former self: its generation is its start time.
+    let generation = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let me = MemberInfo {
+        node: key.node_id(),
+        addr: public_addr,
+        role,
+        capacity: u32::try_from(config.admission.capacity).unwrap_or(u32::MAX),
+        generation,
+    };
+    let overlay = switchboard_engine::overlay::Overlay::new(
+        Time::ZERO,
+        me,
+        config.overlay.clone(),
+        rand::random(),
+    )
+    .map_err(|e| StartError::Trust(format!("overlay configuration: {e}")))?;
+    let dialer = overlay_dialer(key, ticket, anchor, endpoint)?;
+    Ok(crate::overlay_link::OverlayLink::new(overlay, dialer))
+}
+
+/// A dialer for overlay connections presenting `ticket`.
+pub fn overlay_dialer(
+    key: &SecretKey,
+    ticket: &Ticket,
+    anchor: &TrustAnchor,
+    endpoint: &quinn::Endpoint,
+) -> Result<switchboard_net::Dialer, StartError> {
+    let policy = PeerPolicy::any_ticket(anchor.clone());
+    let client = switchboard_net::client_config(
+        &Identity::new(key.clone(), Some(ticket.clone())),
+        policy.clone(),
+        &[ALPN_DIRECTORY],
+        transport_config(TransportRole::Overlay),
+        switchboard_net::Resumption::Enabled,
+    )?;
+    Ok(switchboard_net::Dialer::on_endpoint(
+        endpoint.clone(),
+        client,
+        policy,
+    ))
 }

@@ -13,10 +13,10 @@ use switchboard_engine::{Refused, RegisterError, RequestClass};
 use switchboard_net::framed::{read_frame, write_frame, StreamError};
 use switchboard_net::{now_unix, CloseCode, Handshake, PeerConnection, HANDSHAKE_TIMEOUT};
 use switchboard_proto::limits::{MAX_FRAME_LEN, MAX_RECORDS_PER_USER, MAX_WATCHES_PER_CLIENT};
-use switchboard_proto::messages::{ClientMessage, SupernodeMessage};
+use switchboard_proto::messages::{ClientMessage, RecordKey, SupernodeMessage};
 use switchboard_proto::version::{negotiate, Hello, VersionRange, Welcome};
 use switchboard_proto::wire_error::{LimitKind, UnauthorizedReason, WireError};
-use switchboard_proto::{BoundedVec, NodeId, SoftwareVersion, TicketBody};
+use switchboard_proto::{BoundedVec, NodeId, SoftwareVersion, TicketBody, Username};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
@@ -56,6 +56,11 @@ async fn serve(shared: Arc<Shared>, connection: PeerConnection) {
         connection.close(CloseCode::Unauthorized, "no ticket");
         return;
     };
+    if crate::overlay_link::is_peer_role(ticket.role) {
+        // Another supernode: this connection carries the overlay.
+        crate::overlay_link::accepted(Arc::clone(&shared), node, connection.connection).await;
+        return;
+    }
     let streams = tokio::time::timeout(HELLO_TIMEOUT, connection.connection.accept_bi()).await;
     let Ok(Ok((mut send, mut recv))) = streams else {
         return;
@@ -149,8 +154,10 @@ async fn serve(shared: Arc<Shared>, connection: PeerConnection) {
                 break;
             }
         };
-        let Some(answer) = handle(&shared, node, &ticket, request) else {
-            break;
+        let answer = match handle(&shared, node, &ticket, request) {
+            Step::Answer(answer) => answer,
+            Step::Lookup(user) => remote_lookup(&shared, user).await,
+            Step::End => break,
         };
         if write_frame(&mut send, &answer).await.is_err() {
             break;
@@ -159,15 +166,24 @@ async fn serve(shared: Arc<Shared>, connection: PeerConnection) {
 
     // Cleanup: when the device's last session ends, its watches end; its lease lives on
     // until it expires (soft state).
-    {
+    let unwatched = {
         let mut sessions = lock(&shared.sessions);
+        let mut unwatched = Vec::new();
         if let Some(mine) = sessions.get_mut(&node) {
             mine.retain(|s| s.id != id);
             if mine.is_empty() {
                 sessions.remove(&node);
-                lock(&shared.directory).disconnected(&node);
+                let mut directory = lock(&shared.directory);
+                unwatched = directory.watched_by(&node);
+                directory.disconnected(&node);
             }
         }
+        unwatched
+    };
+    if !unwatched.is_empty() {
+        shared
+            .overlay
+            .with(|o| unwatched.iter().for_each(|user| o.unwatch(user)));
     }
     lock(&shared.admission).close_session();
     pusher.abort();
@@ -274,13 +290,29 @@ fn busy(shared: &Shared, retry: Duration) -> SupernodeMessage {
     })
 }
 
-/// Answers one request; `None` ends the session (the client said goodbye).
-fn handle(
-    shared: &Shared,
-    node: NodeId,
-    ticket: &TicketBody,
-    request: ClientMessage,
-) -> Option<SupernodeMessage> {
+/// What a request needs.
+enum Step {
+    /// This answer.
+    Answer(SupernodeMessage),
+    /// A lookup at the user's owners in the overlay.
+    Lookup(Username),
+    /// Nothing: the session ends (the client said goodbye).
+    End,
+}
+
+/// Asks the overlay and answers with what the owners had (verified records only).
+async fn remote_lookup(shared: &Shared, user: Username) -> SupernodeMessage {
+    match shared.overlay.lookup(shared.now(), user.clone()).await {
+        Ok(records) => SupernodeMessage::LookupResult {
+            user,
+            records: BoundedVec::truncating(records),
+        },
+        Err(_) => busy(shared, Duration::from_millis(500)),
+    }
+}
+
+/// Answers one request.
+fn handle(shared: &Shared, node: NodeId, ticket: &TicketBody, request: ClientMessage) -> Step {
     let now = shared.now();
     let class = match &request {
         ClientMessage::Refresh | ClientMessage::Unregister | ClientMessage::Goodbye => {
@@ -296,7 +328,7 @@ fn handle(
     if let Err(Refused::Overloaded(retry) | Refused::Full(retry)) =
         lock(&shared.admission).request(now, class)
     {
-        return Some(busy(shared, retry));
+        return Step::Answer(busy(shared, retry));
     }
     let answer = match request {
         ClientMessage::Hello(_) => SupernodeMessage::Error(WireError::malformed("Hello twice")),
@@ -306,9 +338,10 @@ fn handle(
                     reason: UnauthorizedReason::KeyMismatch,
                 })
             }
-            Ok(_) => match lock(&shared.directory).register(now, node, *record) {
+            Ok(_) => match lock(&shared.directory).register(now, node, (*record).clone()) {
                 Ok(lease) => {
                     bump(&shared.metrics.registrations_total);
+                    shared.overlay.with(|o| o.publish(now, *record, lease));
                     SupernodeMessage::Registered {
                         lease_secs: u32::try_from(lease.as_secs()).unwrap_or(u32::MAX),
                         home: shared.node,
@@ -326,35 +359,85 @@ fn handle(
                 SupernodeMessage::Error(WireError::unsupported(&format!("record refused: {e}")))
             }
         },
-        ClientMessage::Refresh => match lock(&shared.directory).refresh(now, &node) {
-            Some(lease) => SupernodeMessage::Refreshed {
-                lease_secs: u32::try_from(lease.as_secs()).unwrap_or(u32::MAX),
-            },
-            None => SupernodeMessage::Error(WireError::NotFound),
-        },
+        ClientMessage::Refresh => {
+            let refreshed = {
+                let mut directory = lock(&shared.directory);
+                directory
+                    .refresh(now, &node)
+                    .and_then(|lease| Some((lease, directory.record_of(&node)?.clone())))
+            };
+            match refreshed {
+                Some((lease, record)) => {
+                    // The owners' leases are extended by publishing again.
+                    shared.overlay.with(|o| o.publish(now, record, lease));
+                    SupernodeMessage::Refreshed {
+                        lease_secs: u32::try_from(lease.as_secs()).unwrap_or(u32::MAX),
+                    }
+                }
+                None => SupernodeMessage::Error(WireError::NotFound),
+            }
+        }
         ClientMessage::Unregister => {
             lock(&shared.directory).unregister(&node);
+            let key = RecordKey {
+                user: ticket.user.clone(),
+                node,
+            };
+            shared.overlay.with(|o| o.unpublish(now, &key));
             SupernodeMessage::Unregistered
         }
         ClientMessage::Lookup { user } => {
             bump(&shared.metrics.lookups_total);
-            let records = lock(&shared.directory).lookup(&user);
+            // This supernode's own clients first; everyone else at their owners.
+            let records = lock(&shared.directory).lookup_at(now, &user);
+            if records.is_empty() {
+                return Step::Lookup(user);
+            }
             SupernodeMessage::LookupResult {
                 user,
                 records: BoundedVec::truncating(records),
             }
         }
-        ClientMessage::Watch { users } => match lock(&shared.directory).watch(node, &users) {
-            Ok(watching) => SupernodeMessage::WatchAck {
-                watching: u32::try_from(watching).unwrap_or(u32::MAX),
-            },
-            Err(_) => SupernodeMessage::Error(WireError::LimitExceeded {
-                kind: LimitKind::Watches,
-                max: MAX_WATCHES_PER_CLIENT as u32,
-            }),
-        },
+        ClientMessage::Watch { users } => {
+            let watched = {
+                let mut directory = lock(&shared.directory);
+                let before = directory.watched_by(&node);
+                directory
+                    .watch(node, &users)
+                    .map(|watching| (watching, before))
+            };
+            match watched {
+                Ok((watching, before)) => {
+                    let mut fresh: Vec<&Username> =
+                        users.iter().filter(|u| !before.contains(u)).collect();
+                    fresh.sort_unstable();
+                    fresh.dedup();
+                    shared
+                        .overlay
+                        .with(|o| fresh.iter().for_each(|user| o.watch(user)));
+                    SupernodeMessage::WatchAck {
+                        watching: u32::try_from(watching).unwrap_or(u32::MAX),
+                    }
+                }
+                Err(_) => SupernodeMessage::Error(WireError::LimitExceeded {
+                    kind: LimitKind::Watches,
+                    max: MAX_WATCHES_PER_CLIENT as u32,
+                }),
+            }
+        }
         ClientMessage::Unwatch { users } => {
-            let watching = lock(&shared.directory).unwatch(&node, &users);
+            let (watching, gone) = {
+                let mut directory = lock(&shared.directory);
+                let before = directory.watched_by(&node);
+                let watching = directory.unwatch(&node, &users);
+                let after = directory.watched_by(&node);
+                let gone: Vec<Username> =
+                    before.into_iter().filter(|u| !after.contains(u)).collect();
+                (watching, gone)
+            };
+            shared
+                .overlay
+                .with(|o| gone.iter().for_each(|user| o.unwatch(user)));
             SupernodeMessage::WatchAck {
                 watching: u32::try_from(watching).unwrap_or(u32::MAX),
             }
@@ -366,9 +449,9 @@ fn handle(
         }
         // Leaving ends the session, not the lease: a one-shot command run from the profile of
         // an online device must not take that device offline. `Unregister` ends the lease.
-        ClientMessage::Goodbye => return None,
+        ClientMessage::Goodbye => return Step::End,
     };
-    Some(answer)
+    Step::Answer(answer)
 }
 
 /// Writes queued pushes on a unidirectional stream, in order.

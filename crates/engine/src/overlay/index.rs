@@ -66,7 +66,8 @@ impl OwnerIndex {
             if existing.record.body_unverified().seq > seq {
                 return Stored::Refused;
             }
-            self.expiries.remove(&(existing.expires, user.clone(), node));
+            self.expiries
+                .remove(&(existing.expires, user.clone(), node));
             existing.record = record;
             existing.home = home;
             existing.expires = expires;
@@ -103,7 +104,8 @@ impl OwnerIndex {
             return false;
         };
         let removed = held.swap_remove(position);
-        self.expiries.remove(&(removed.expires, user.clone(), *node));
+        self.expiries
+            .remove(&(removed.expires, user.clone(), *node));
         if held.is_empty() {
             self.users.remove(user);
             return true;
@@ -204,15 +206,5 @@ impl OwnerIndex {
             user: user.clone(),
             online: self.is_online(user),
         }
-    }
-
-    /// Per home: how many records it published here (for tests and metrics).
-    #[cfg(test)]
-    pub(crate) fn homes(&self) -> std::collections::BTreeMap<NodeId, usize> {
-        let mut homes = std::collections::BTreeMap::new();
-        for held in self.users.values().flatten() {
-            *homes.entry(held.home).or_insert(0) += 1;
-        }
-        homes
     }
 }

@@ -30,7 +30,7 @@ use switchboard_proto::messages::{OverlayMessage, PresenceEvent, RecordKey};
 use switchboard_proto::{NodeId, Record, Username};
 
 use crate::membership::{
-    MemberEvent, MemberInfo, Membership, MembershipConfig, MembershipConfigError,
+    MemberEvent, MemberInfo, Membership, MembershipConfig, MembershipConfigError, PacketKind,
 };
 use crate::placement::{self, Ring, DEFAULT_REPLICAS};
 use crate::time::Time;
@@ -261,8 +261,8 @@ impl Overlay {
     }
 
     /// Joins the overlay through `seed` (see [`Membership::join`]).
-    pub fn join(&mut self, now: Time, seed: NodeId) {
-        self.membership.join(now, seed);
+    pub fn join(&mut self, now: Time, seed: NodeId, addr: SocketAddr) {
+        self.membership.join(now, seed, addr);
         self.pump(now);
     }
 
@@ -291,10 +291,16 @@ impl Overlay {
         let user = record.user_unverified().clone();
         let node = record.body_unverified().ticket.body_unverified().node;
         let owners = self.ring.owners(&user, self.config.replicas);
+        let key = RecordKey { user, node };
+        // A new registration goes out at once (someone may look the user up right after
+        // "online"); refreshes are batched.
+        let fresh = !self.homed.contains_key(&key);
         for owner in &owners {
             self.queue_publish(now, *owner, record.clone());
+            if fresh {
+                self.flush_one(*owner);
+            }
         }
-        let key = RecordKey { user, node };
         let expires = now + lease.min(self.config.max_lease);
         if let Some(old) = self.homed.insert(
             key.clone(),
@@ -397,6 +403,17 @@ impl Overlay {
         payload: &[u8],
     ) -> Result<(), crate::membership::PacketError> {
         let result = self.membership.handle_packet(now, payload);
+        self.pump(now);
+        result
+    }
+
+    /// A membership sync sample from another member.
+    pub fn handle_membership_sync(
+        &mut self,
+        now: Time,
+        payload: &[u8],
+    ) -> Result<(), crate::membership::PacketError> {
+        let result = self.membership.handle_sync(now, payload);
         self.pump(now);
         result
     }
@@ -523,7 +540,11 @@ impl Overlay {
         for user in self.index.expire(now) {
             self.presence_changed(&user);
         }
-        while self.homed_expiries.first().is_some_and(|(at, _)| *at <= now) {
+        while self
+            .homed_expiries
+            .first()
+            .is_some_and(|(at, _)| *at <= now)
+        {
             if let Some((_, key)) = self.homed_expiries.pop_first() {
                 self.homed.remove(&key);
             }
@@ -552,13 +573,20 @@ impl Overlay {
     /// Moves membership packets and events into the overlay's outputs and reacts to changes.
     fn pump(&mut self, now: Time) {
         while let Some(out) = self.membership.poll_send() {
-            let Ok(payload) = out.payload.try_into() else {
-                continue;
+            let message = match out.kind {
+                PacketKind::Swim => match out.payload.try_into() {
+                    Ok(payload) => OverlayMessage::Membership(payload),
+                    Err(_) => continue,
+                },
+                PacketKind::Sync => match out.payload.try_into() {
+                    Ok(payload) => OverlayMessage::MembershipSync(payload),
+                    Err(_) => continue,
+                },
             };
             self.push(OverlayOutput::Send {
                 to: out.to.node,
                 addr: out.to.addr,
-                message: OverlayMessage::Membership(payload),
+                message,
             });
         }
         while let Some(event) = self.membership.poll_event() {
@@ -818,7 +846,13 @@ impl Overlay {
             self.stats.dropped_outputs += 1;
             return;
         }
-        if matches!(output, OverlayOutput::Send { message: OverlayMessage::Membership(_), .. }) {
+        if matches!(
+            output,
+            OverlayOutput::Send {
+                message: OverlayMessage::Membership(_) | OverlayMessage::MembershipSync(_),
+                ..
+            }
+        ) {
             self.stats.messages_sent += 1;
         }
         self.outputs.push_back(output);

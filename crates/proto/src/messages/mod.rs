@@ -19,4 +19,4 @@ mod overlay;
 pub use auth::{AuthRequest, AuthResponse, BootstrapEntry, Password, RevocationPage, ServiceMode};
 pub use client::{ClientMessage, PresenceEvent, RedirectReason, SupernodeMessage, WatchList};
 pub use direct::{DirectMessage, Text};
-pub use overlay::{MembershipPayload, OverlayMessage, RecordKey};
+pub use overlay::{MembershipPayload, MembershipSyncPayload, OverlayMessage, RecordKey};

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use crate::bounded::{BoundedBytes, BoundedVec};
 use crate::ids::{NodeId, Username};
 use crate::limits::{
-    MAX_MEMBERSHIP_PAYLOAD, MAX_PUBLISH_BATCH, MAX_RECORDS_PER_USER, MAX_WATCH_BATCH,
-    MAX_WITHDRAW_BATCH,
+    MAX_MEMBERSHIP_PAYLOAD, MAX_MEMBERSHIP_SYNC, MAX_PUBLISH_BATCH, MAX_RECORDS_PER_USER,
+    MAX_WATCH_BATCH, MAX_WITHDRAW_BATCH,
 };
 use crate::messages::client::PresenceEvent;
 use crate::record::Record;
@@ -16,6 +16,9 @@ use crate::wire_error::WireError;
 /// One packet of the membership protocol (SWIM), opaque here: the membership layer owns its
 /// encoding.
 pub type MembershipPayload = BoundedBytes<MAX_MEMBERSHIP_PAYLOAD>;
+
+/// A membership sync payload, opaque here.
+pub type MembershipSyncPayload = BoundedBytes<MAX_MEMBERSHIP_SYNC>;
 
 /// Names one device's record in the index: the user and the device's node key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -75,4 +78,7 @@ pub enum OverlayMessage {
     Error(WireError),
     /// The sender is leaving the overlay.
     Goodbye,
+    /// Anti-entropy: a sample of the sender's live members, opaque here (the membership layer
+    /// owns its encoding), so that a member that missed a join learns of it.
+    MembershipSync(MembershipSyncPayload),
 }

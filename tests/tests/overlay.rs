@@ -1,0 +1,205 @@
+//! The overlay on real processes: five supernodes form one directory; twenty clients spread
+//! over them find each other; two supernodes are killed with SIGKILL and the directory heals
+//! by itself, within 10 s with default settings.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use switchboard_tests::{http_get, Daemon};
+
+const SUPERNODES: [&str; 5] = ["sn1", "sn2", "sn3", "sn4", "sn5"];
+const CLIENTS: usize = 20;
+
+/// A counter or gauge from a daemon's `/metrics`.
+fn metric(daemon: &Daemon, name: &str) -> Option<u64> {
+    let body = http_get(daemon.metrics_addr()?, "/metrics").ok()?;
+    body.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Puts the `first`-th host of the profile's host cache first (the login wrote the bootstrap
+/// list; rotating it spreads the clients over the supernodes as different networks would).
+fn rotate_hosts(profile: &Path, first: usize) {
+    let path = profile.join("hosts.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut blocks: Vec<String> = text
+        .split("[[host]]")
+        .skip(1)
+        .map(|b| format!("[[host]]{b}"))
+        .collect();
+    assert_eq!(blocks.len(), SUPERNODES.len(), "bootstrap list: {text}");
+    let shift = first % blocks.len();
+    blocks.rotate_left(shift);
+    std::fs::write(&path, blocks.concat()).unwrap();
+}
+
+/// Every client looks every other up, eight at a time (from eight different profiles: one
+/// device holds at most four sessions); returns the failures.
+fn all_lookups(users: &[String], profiles: &[PathBuf]) -> Vec<String> {
+    let n = users.len();
+    let pairs: Vec<(usize, usize)> = (1..n)
+        .flat_map(|offset| (0..n).map(move |i| (i, (i + offset) % n)))
+        .collect();
+    let pairs = Arc::new(Mutex::new(pairs));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let pairs = Arc::clone(&pairs);
+            let failures = Arc::clone(&failures);
+            let users = users.to_vec();
+            let profiles = profiles.to_vec();
+            std::thread::spawn(move || loop {
+                let Some((i, j)) = pairs.lock().unwrap().pop() else {
+                    return;
+                };
+                let profile = profiles[i].to_str().unwrap().to_owned();
+                let (ok, _, stderr) = client(&["lookup", &users[j], "--profile", &profile]);
+                if !ok {
+                    failures.lock().unwrap().push(format!(
+                        "{} -> {}: {}",
+                        users[i],
+                        users[j],
+                        stderr.trim()
+                    ));
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let failures = failures.lock().unwrap().clone();
+    failures
+}
+
+#[test]
+fn five_supernodes_form_one_directory_and_heal_after_two_are_killed() {
+    let users: Vec<String> = (0..CLIENTS).map(|i| format!("u{i:02}")).collect();
+    let user_refs: Vec<&str> = users.iter().map(String::as_str).collect();
+    let network = Network::new(&user_refs, &SUPERNODES);
+    let first = network.supernode("sn1", &[]);
+    let seed = first.addr().to_string();
+    let mut supernodes = vec![first];
+    for name in &SUPERNODES[1..] {
+        supernodes.push(network.supernode(name, &["--seed", &seed]));
+    }
+    let started = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            supernodes
+                .iter()
+                .all(|s| metric(s, "switchboard_overlay_members_live") == Some(5))
+        }),
+        "the five supernodes did not see each other"
+    );
+    println!(
+        "membership of 5 converged {:?} after the last start",
+        started.elapsed()
+    );
+
+    let profiles: Vec<PathBuf> = users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| {
+            let profile = network.login(user);
+            rotate_hosts(&profile, i);
+            profile
+        })
+        .collect();
+    let mut onlines: Vec<Running> = profiles.iter().map(|p| online(p)).collect();
+    let mut homes: Vec<String> = onlines
+        .iter_mut()
+        .map(|o| o.expect("online via", Duration::from_secs(20)))
+        .collect();
+    let spread = SUPERNODES
+        .iter()
+        .zip(&supernodes)
+        .filter(|(_, s)| {
+            homes
+                .iter()
+                .any(|h| h.contains(&format!("at {}", s.addr())))
+        })
+        .count();
+    assert_eq!(
+        spread, 5,
+        "clients spread over all five supernodes: {homes:?}"
+    );
+
+    // Records reach their owners a network round trip after "online".
+    std::thread::sleep(Duration::from_millis(500));
+    let looking = Instant::now();
+    let failures = all_lookups(&users, &profiles);
+    assert!(failures.is_empty(), "lookups failed: {failures:#?}");
+    println!(
+        "{} lookups across supernodes succeeded in {:?}",
+        CLIENTS * (CLIENTS - 1),
+        looking.elapsed()
+    );
+
+    // SIGKILL two supernodes at once.
+    let killed: Vec<String> = supernodes[3..]
+        .iter()
+        .map(|s| format!("at {}", s.addr()))
+        .collect();
+    let orphans: Vec<usize> = (0..CLIENTS)
+        .filter(|i| killed.iter().any(|k| homes[*i].contains(k.as_str())))
+        .collect();
+    for daemon in supernodes.drain(3..) {
+        daemon.kill9();
+    }
+    let kill = Instant::now();
+    for i in &orphans {
+        let left = Duration::from_secs(10).saturating_sub(kill.elapsed());
+        homes[*i] = onlines[*i].expect_new("online via", left);
+        assert!(
+            !killed.iter().any(|k| homes[*i].contains(k.as_str())),
+            "{} re-homed on a dead supernode: {}",
+            users[*i],
+            homes[*i]
+        );
+    }
+    let rehomed = kill.elapsed();
+    let left = Duration::from_secs(10).saturating_sub(kill.elapsed());
+    assert!(
+        wait_until(left, || {
+            supernodes
+                .iter()
+                .all(|s| metric(s, "switchboard_overlay_members_live") == Some(3))
+        }),
+        "membership did not converge to 3 within 10 s: {:?}",
+        supernodes
+            .iter()
+            .map(|s| metric(s, "switchboard_overlay_members_live"))
+            .collect::<Vec<_>>()
+    );
+    let converged = kill.elapsed();
+    println!(
+        "after SIGKILL of 2: {} clients re-homed in {rehomed:?}, membership 3 everywhere in {converged:?}",
+        orphans.len()
+    );
+    assert!(converged <= Duration::from_secs(10));
+
+    let failures = all_lookups(&users, &profiles);
+    assert!(
+        failures.is_empty(),
+        "lookups failed after the kills: {failures:#?}"
+    );
+    println!(
+        "all lookups succeeded again; the sweep started {converged:?} after the kill and took {:?}",
+        kill.elapsed() - converged
+    );
+    for s in &supernodes {
+        assert!(metric(s, "switchboard_overlay_records_refused_total") == Some(0));
+    }
+}
