@@ -5,7 +5,7 @@
 use switchboard_tests::Binary;
 
 #[test]
-fn the_demo_script_runs_a_network_delivers_a_message_and_exits_cleanly() {
+fn the_demo_script_runs_a_network_survives_a_supernode_kill_and_exits_cleanly() {
     let bin_dir = Binary::AuthServer
         .path()
         .unwrap()
@@ -27,7 +27,7 @@ fn the_demo_script_runs_a_network_delivers_a_message_and_exits_cleanly() {
     assert!(stdout.contains("logged in as alice"), "{stdout}");
     assert!(stderr.contains("wrong username or password"), "{stderr}");
     assert!(
-        stdout.contains("switchboard_auth_logins_ok_total 3"),
+        stdout.contains("switchboard_auth_logins_ok_total 5"),
         "{stdout}"
     );
     assert!(stdout.contains("delivered to alice"), "{stdout}");
@@ -35,5 +35,12 @@ fn the_demo_script_runs_a_network_delivers_a_message_and_exits_cleanly() {
         stdout.contains("alice printed: from bob: hello from bob"),
         "{stdout}"
     );
+    assert!(stdout.contains("overlay members seen by sn3: 3"), "{stdout}");
+    assert!(stdout.contains("killed sn"), "{stdout}");
+    let after = stdout
+        .split("after the outage")
+        .nth(1)
+        .expect("the demo looks alice up after the outage");
+    assert!(after.lines().nth(1).is_some_and(|l| l.starts_with("alice ")), "{stdout}");
     assert!(stdout.contains("demo done"), "{stdout}");
 }

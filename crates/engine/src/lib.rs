@@ -12,8 +12,11 @@
 //! - [`backoff`]: capped full-jitter retry delays with a retry budget (DESIGN.md section 6),
 //!   which every reconnecting client uses so that a failover spreads out instead of stampeding;
 //! - [`directory`]: registrations as leases, lookups, watches and presence notices;
-//! - [`placement`]: which supernodes own a user's records (rendezvous hashing; used by the
-//!   overlay, issue #5);
+//! - [`membership`]: who is in the overlay (SWIM by foca, with Lifeguard's local health,
+//!   anti-entropy and load gossip added around it);
+//! - [`overlay`]: the one-hop index (publishing to owners, owner leases, parallel lookups,
+//!   watches held by owners) over the membership;
+//! - [`placement`]: which supernodes own a user's records (rendezvous hashing);
 //! - [`rate`]: token buckets;
 //! - [`throttle`]: growing lockouts and attempt rates per key (the auth-server's logins);
 //! - [`time`]: the engine's notion of time, a monotonic millisecond count the driver supplies.

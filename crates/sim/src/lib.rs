@@ -17,7 +17,9 @@
 mod check;
 mod client;
 pub mod config;
+mod faults;
 pub mod report;
+mod supernode;
 mod world;
 
 pub use config::{Fault, ScaleTiming, SimConfig};

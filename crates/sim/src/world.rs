@@ -13,10 +13,10 @@ use switchboard_engine::overlay::{LookupId, Overlay, OverlayConfig, OverlayOutpu
 use switchboard_engine::{
     Admission, AdmissionConfig, Backoff, BackoffConfig, Directory, DirectoryConfig, Time,
 };
-use switchboard_proto::messages::{OverlayMessage, RecordKey};
+use switchboard_proto::messages::OverlayMessage;
 use switchboard_proto::{NodeId, Record, SecretKey, TrustAnchor, UnixTime};
 
-use crate::client::{Client, ClientState};
+use crate::client::Client;
 use crate::config::{Fault, SimConfig};
 use crate::report::Figures;
 
@@ -32,7 +32,7 @@ pub(crate) struct Supernode {
     pub(crate) directory: Directory,
     pub(crate) admission: Admission,
     pub(crate) sessions: BTreeSet<usize>,
-    wake: Option<Time>,
+    pub(crate) wake: Option<Time>,
 }
 
 /// What the queue holds.
@@ -120,14 +120,14 @@ impl std::fmt::Debug for World {
 pub struct World {
     pub(crate) config: SimConfig,
     pub(crate) now: Time,
-    rng: SmallRng,
+    pub(crate) rng: SmallRng,
     queue: BTreeMap<(Time, u64), Event>,
     seq: u64,
     pub(crate) sns: Vec<Supernode>,
     pub(crate) clients: Vec<Client>,
     pub(crate) by_node: BTreeMap<NodeId, usize>,
-    anchor: TrustAnchor,
-    verified: HashSet<Record>,
+    pub(crate) anchor: TrustAnchor,
+    pub(crate) verified: HashSet<Record>,
     pub(crate) partition: Option<Vec<bool>>,
     /// Bumped whenever the real membership changes (crash, restart, partition, heal, drain).
     pub(crate) topology_epoch: u64,
@@ -575,250 +575,13 @@ impl World {
             self.drain_outputs(sn);
         }
     }
-
-    /// Admits a client's registration at `sn` (the supernode's side of `Register`).
-    fn arrive(&mut self, client: usize, sn: usize, epoch: u64) {
-        // A client that gave up on this attempt has closed the connection.
-        if !self.sns[sn].up || self.clients[client].epoch != epoch {
-            return;
-        }
-        let now = self.now;
-        let reply = if self.sns[sn].draining {
-            Reply::Busy {
-                retry_after: Duration::from_secs(1),
-                alternatives: self.alternatives(sn),
-            }
-        } else {
-            match self.sns[sn].admission.open_session(&mut self.rng) {
-                Err(refused) => {
-                    self.figures.busy += 1;
-                    let retry_after = match refused {
-                        switchboard_engine::Refused::Full(d)
-                        | switchboard_engine::Refused::Overloaded(d) => d,
-                        switchboard_engine::Refused::Handshake => Duration::from_secs(1),
-                    };
-                    Reply::Busy {
-                        retry_after,
-                        alternatives: self.alternatives(sn),
-                    }
-                }
-                Ok(()) => {
-                    let record = self.clients[client].record.clone();
-                    let unix = self.unix_now();
-                    if !verify(&mut self.verified, &self.anchor, &record, unix) {
-                        self.violations.push(format!(
-                            "t={} a client's own record failed to verify",
-                            now.0
-                        ));
-                        return;
-                    }
-                    let node = self.clients[client].node;
-                    let lease = self.config.lease;
-                    let s = &mut self.sns[sn];
-                    if s.directory.register(now, node, record.clone()).is_err() {
-                        s.admission.close_session();
-                        return;
-                    }
-                    s.sessions.insert(client);
-                    s.overlay.publish(now, record, lease);
-                    let clients = u32::try_from(s.sessions.len()).unwrap_or(u32::MAX);
-                    s.overlay.report_load(now, clients);
-                    self.clients[client].sessions.insert(sn);
-                    self.drain_outputs(sn);
-                    Reply::Registered
-                }
-            }
-        };
-        let at = now + self.delay();
-        self.schedule(
-            at,
-            Event::Reply {
-                client,
-                sn,
-                epoch,
-                reply,
-            },
-        );
-    }
-
-    /// Up to five live, less loaded members this supernode knows (what `Busy` carries).
-    fn alternatives(&self, sn: usize) -> Vec<usize> {
-        let membership = self.sns[sn].overlay.membership();
-        let mut known: Vec<(u64, usize)> = membership
-            .live()
-            .filter(|m| m.role != MemberRole::Standby)
-            .filter_map(|m| {
-                let index = *self.by_node.get(&m.node)?;
-                let load = membership.load_of(&m.node).unwrap_or(0);
-                let permille = u64::from(load) * 1000 / u64::from(m.capacity.max(1));
-                (permille < 900).then_some((permille, index))
-            })
-            .collect();
-        known.sort_unstable();
-        known.into_iter().take(5).map(|(_, index)| index).collect()
-    }
-
-    /// Ends a client's session at `sn` (the client closed the connection, or moved on).
-    pub(crate) fn close_session(&mut self, client: usize, sn: usize, unregister: bool) {
-        self.clients[client].sessions.remove(&sn);
-        if !self.sns[sn].up || !self.sns[sn].sessions.remove(&client) {
-            return;
-        }
-        let now = self.now;
-        let node = self.clients[client].node;
-        let user = self.clients[client].user.clone();
-        let s = &mut self.sns[sn];
-        s.admission.close_session();
-        s.directory.disconnected(&node);
-        if unregister {
-            s.directory.unregister(&node);
-            s.overlay.unpublish(now, &RecordKey { user, node });
-        }
-        let clients = u32::try_from(s.sessions.len()).unwrap_or(u32::MAX);
-        s.overlay.report_load(now, clients);
-        self.drain_outputs(sn);
-    }
-
-    fn refresh_arrive(&mut self, client: usize, sn: usize, epoch: u64) {
-        if !self.sns[sn].up
-            || self.clients[client].epoch != epoch
-            || !self.sns[sn].sessions.contains(&client)
-        {
-            return;
-        }
-        let now = self.now;
-        let record = self.clients[client].record.clone();
-        let unix = self.unix_now();
-        if !verify(&mut self.verified, &self.anchor, &record, unix) {
-            return;
-        }
-        let node = self.clients[client].node;
-        let lease = self.config.lease;
-        let s = &mut self.sns[sn];
-        if s.directory.register(now, node, record.clone()).is_ok() {
-            s.overlay.publish(now, record, lease);
-        }
-        self.drain_outputs(sn);
-    }
-
-    fn inject(&mut self, fault: Fault) {
-        self.topology_epoch += 1;
-        self.converged_since = None;
-        match fault {
-            Fault::Crash(list) => {
-                for sn in list {
-                    self.crash(sn);
-                }
-                self.figures.crash_at.get_or_insert(self.now);
-            }
-            Fault::Restart(list) => {
-                for sn in list {
-                    self.restart(sn);
-                }
-            }
-            Fault::Partition(side) => {
-                let mut sides = vec![false; self.sns.len()];
-                for sn in side {
-                    if let Some(slot) = sides.get_mut(sn) {
-                        *slot = true;
-                    }
-                }
-                self.partition = Some(sides);
-            }
-            Fault::Heal => self.partition = None,
-            Fault::Slow(sn, extra) => {
-                if let Some(s) = self.sns.get_mut(sn) {
-                    s.slow = extra;
-                }
-            }
-            Fault::Drain(sn) => self.drain(sn),
-        }
-    }
-
-    fn crash(&mut self, sn: usize) {
-        if !self.sns[sn].up {
-            return;
-        }
-        self.sns[sn].up = false;
-        self.sns[sn].wake = None;
-        let clients: Vec<usize> = std::mem::take(&mut self.sns[sn].sessions)
-            .into_iter()
-            .collect();
-        for client in clients {
-            self.clients[client].sessions.remove(&sn);
-            if let ClientState::Online { home, .. } = self.clients[client].state {
-                if home == sn {
-                    let epoch = self.clients[client].epoch;
-                    let jitter = Duration::from_millis(self.rng.gen_range(0..500));
-                    let at = self.now + self.config.detect + jitter;
-                    self.schedule(at, Event::HomeLost { client, epoch });
-                }
-            }
-        }
-    }
-
-    fn restart(&mut self, sn: usize) {
-        if self.sns[sn].up {
-            return;
-        }
-        let mut info = self.sns[sn].info.clone();
-        info.generation += 1;
-        let seed = self.rng.next_u64();
-        let Ok(fresh) = fresh_supernode(&self.config, info, seed) else {
-            return;
-        };
-        self.sns[sn] = fresh;
-        let seeds: Vec<(NodeId, std::net::SocketAddr)> = (0..self.sns.len())
-            .filter(|s| *s != sn && self.sns[*s].up)
-            .take(3)
-            .map(|s| (self.sns[s].info.node, self.sns[s].info.addr))
-            .collect();
-        let now = self.now;
-        for (seed, addr) in seeds {
-            self.sns[sn].overlay.join(now, seed, addr);
-        }
-        self.drain_outputs(sn);
-    }
-
-    /// SIGTERM: redirect every client in jittered batches to live alternatives, keep their
-    /// leases until they are registered elsewhere, then leave the overlay.
-    fn drain(&mut self, sn: usize) {
-        if !self.sns[sn].up {
-            return;
-        }
-        self.sns[sn].draining = true;
-        let targets = self.alternatives(sn);
-        let clients: Vec<usize> = self.sns[sn].sessions.iter().copied().collect();
-        for client in clients {
-            let jitter = Duration::from_millis(self.rng.gen_range(0..2_000));
-            let at = self.now + jitter;
-            self.schedule(
-                at,
-                Event::Redirected {
-                    client,
-                    sn,
-                    targets: targets.clone(),
-                },
-            );
-        }
-        let at = self.now + Duration::from_secs(8);
-        self.schedule(at, Event::DrainDone(sn));
-    }
-
-    fn finish_drain(&mut self, sn: usize) {
-        if !self.sns[sn].up {
-            return;
-        }
-        let now = self.now;
-        self.sns[sn].overlay.leave(now);
-        self.drain_outputs(sn);
-        self.topology_epoch += 1;
-        self.converged_since = None;
-        self.crash(sn);
-    }
 }
 
-fn fresh_supernode(config: &SimConfig, info: MemberInfo, seed: u64) -> anyhow::Result<Supernode> {
+pub(crate) fn fresh_supernode(
+    config: &SimConfig,
+    info: MemberInfo,
+    seed: u64,
+) -> anyhow::Result<Supernode> {
     let overlay_config = OverlayConfig {
         replicas: config.replicas,
         membership: config.membership.clone(),
@@ -848,7 +611,7 @@ fn fresh_supernode(config: &SimConfig, info: MemberInfo, seed: u64) -> anyhow::R
 /// Verifies a record as a supernode's driver does, remembering records already verified (the
 /// same signed record reaches several owners; checking it once per simulation is what lets a
 /// hundred thousand clients fit in minutes).
-fn verify(
+pub(crate) fn verify(
     cache: &mut HashSet<Record>,
     anchor: &TrustAnchor,
     record: &Record,

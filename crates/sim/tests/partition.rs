@@ -28,7 +28,11 @@ fn a_partition_heals_without_manual_action_and_loses_no_record() {
     let mut world = World::new(config).unwrap();
 
     world.run_until(Time(14_000)).unwrap();
-    assert_eq!(world.view_sizes(), BTreeMap::from([(10, 10)]), "one overlay before");
+    assert_eq!(
+        world.view_sizes(),
+        BTreeMap::from([(10, 10)]),
+        "one overlay before"
+    );
 
     world.run_until(Time(34_000)).unwrap();
     assert_eq!(

@@ -30,23 +30,27 @@
 //! Identities renew themselves: a member declared down (a partition, a long pause) rejoins at
 //! once with the next generation, which wins over the old one.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
-use std::num::{NonZeroU8, NonZeroUsize};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::num::NonZeroU8;
+use std::sync::Arc;
 
 use foca::{
-    AccumulatingRuntime, BroadcastHandler, Config as FocaConfig, Foca, Identity, Invalidates,
-    Message, OwnedNotification, PeriodicParams, PostcardCodec, Timer,
+    AccumulatingRuntime, Config as FocaConfig, Foca, Identity, Message, OwnedNotification,
+    PostcardCodec, Timer,
 };
 use rand10::rngs::SmallRng;
 use rand10::SeedableRng;
 use serde::{Deserialize, Serialize};
-use switchboard_proto::limits::MAX_MEMBERSHIP_PAYLOAD;
 use switchboard_proto::NodeId;
 
 use crate::time::Time;
+
+mod config;
+mod load;
+
+pub use config::{MembershipConfig, MembershipConfigError};
+use load::{LoadReport, LoadTable, Loads};
 
 /// What kind of supernode a member is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -94,132 +98,6 @@ impl Identity for MemberInfo {
     }
 }
 
-/// Tuning of the membership protocol. The defaults detect a dead supernode on a LAN in about
-/// five seconds: it is probed within a second or two, suspected after `probe_period`, and
-/// declared down `suspect_to_down_after` later unless it refutes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MembershipConfig {
-    /// How often a member probes another.
-    pub probe_period: Duration,
-    /// How long a direct probe may take before others are asked to probe indirectly; a high
-    /// quantile of the round-trip time.
-    pub probe_rtt: Duration,
-    /// How many others probe indirectly (SWIM's `k`).
-    pub indirect_probes: usize,
-    /// How long a suspect has to refute before it is declared down.
-    pub suspect_to_down_after: Duration,
-    /// How many times each update is piggybacked, at least; the membership raises it to
-    /// memberlist's `4 * ceil(log10(n + 1))` as the overlay grows (16 at 1,000 members), or a
-    /// join would not reach every member of a large overlay (seen in the simulator: 1% of
-    /// members never heard of some joins at 1,000 with a fixed 10).
-    pub max_transmissions: u8,
-    /// How often updates are also gossiped outside the probe cycle, and to how many.
-    pub gossip_period: Duration,
-    /// Members per periodic gossip.
-    pub gossip_fanout: usize,
-    /// How often a member asks a random member for its view (finds members faster).
-    pub announce_period: Duration,
-    /// How often a member announces itself to members it believes down; this is what heals a
-    /// partition without an operator.
-    pub announce_down_period: Duration,
-    /// How long a down identity is remembered.
-    pub remove_down_after: Duration,
-    /// While no member is known, how often the seeds are announced to again.
-    pub seed_retry: Duration,
-    /// How often a sample of the live set goes to one random member (anti-entropy).
-    pub sync_period: Duration,
-    /// The ceiling of the local health score (Lifeguard's `S`): timers stretch at most
-    /// `1 + max_local_health` times.
-    pub max_local_health: u32,
-    /// The largest membership packet, produced and accepted; fits [`MAX_MEMBERSHIP_PAYLOAD`].
-    pub max_packet: usize,
-    /// A load report is gossiped when the load moved by at least this many permille of the
-    /// capacity since the last report (or `load_report_period` passed).
-    pub load_report_step_permille: u32,
-    /// The longest time between two load reports.
-    pub load_report_period: Duration,
-    /// The shortest time between two load reports: a thousand members each reporting every
-    /// few clients would fill every packet with load news during a mass arrival.
-    pub load_report_min_interval: Duration,
-}
-
-impl Default for MembershipConfig {
-    fn default() -> Self {
-        Self {
-            probe_period: Duration::from_millis(1000),
-            probe_rtt: Duration::from_millis(400),
-            indirect_probes: 3,
-            suspect_to_down_after: Duration::from_secs(3),
-            max_transmissions: 10,
-            gossip_period: Duration::from_millis(200),
-            gossip_fanout: 3,
-            announce_period: Duration::from_secs(10),
-            announce_down_period: Duration::from_secs(3),
-            remove_down_after: Duration::from_secs(3600),
-            seed_retry: Duration::from_secs(2),
-            sync_period: Duration::from_secs(10),
-            max_local_health: 8,
-            max_packet: 1400,
-            load_report_step_permille: 100,
-            load_report_period: Duration::from_secs(30),
-            load_report_min_interval: Duration::from_secs(5),
-        }
-    }
-}
-
-/// The membership configuration cannot run.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MembershipConfigError {
-    /// foca needs `probe_rtt < probe_period` and non-zero periods and counts.
-    #[error("invalid membership timing: {0}")]
-    Invalid(&'static str),
-}
-
-impl MembershipConfig {
-    fn foca(&self) -> Result<FocaConfig, MembershipConfigError> {
-        if self.probe_rtt.is_zero() || self.probe_rtt >= self.probe_period {
-            return Err(MembershipConfigError::Invalid(
-                "probe_rtt must be above zero and below probe_period",
-            ));
-        }
-        if self.max_packet > MAX_MEMBERSHIP_PAYLOAD || self.max_packet < 512 {
-            return Err(MembershipConfigError::Invalid(
-                "max_packet must be between 512 and the protocol's membership payload limit",
-            ));
-        }
-        let nonzero =
-            |n: usize, what| NonZeroUsize::new(n).ok_or(MembershipConfigError::Invalid(what));
-        let mut config = FocaConfig::new_lan(std::num::NonZeroU32::MIN);
-        config.probe_period = self.probe_period;
-        config.probe_rtt = self.probe_rtt;
-        config.num_indirect_probes = nonzero(self.indirect_probes, "indirect_probes is zero")?;
-        config.max_transmissions = NonZeroU8::new(self.max_transmissions)
-            .ok_or(MembershipConfigError::Invalid("max_transmissions is zero"))?;
-        if self.suspect_to_down_after.is_zero() {
-            return Err(MembershipConfigError::Invalid(
-                "suspect_to_down_after is zero",
-            ));
-        }
-        config.suspect_to_down_after = self.suspect_to_down_after;
-        config.remove_down_after = Some(self.remove_down_after);
-        config.max_packet_size = nonzero(self.max_packet, "max_packet is zero")?;
-        config.notify_down_members = true;
-        config.periodic_gossip = Some(PeriodicParams {
-            frequency: self.gossip_period,
-            num_members: nonzero(self.gossip_fanout, "gossip_fanout is zero")?,
-        });
-        config.periodic_announce = Some(PeriodicParams {
-            frequency: self.announce_period,
-            num_members: nonzero(1, "")?,
-        });
-        config.periodic_announce_to_down_members = Some(PeriodicParams {
-            frequency: self.announce_down_period,
-            num_members: nonzero(2, "")?,
-        });
-        Ok(config)
-    }
-}
-
 /// A change in the live membership, for the overlay above.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MemberEvent {
@@ -234,70 +112,6 @@ pub fn node_prefix(node: &NodeId) -> u64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(node.as_bytes().get(..8).unwrap_or(&[0u8; 8]));
     u64::from_be_bytes(first)
-}
-
-/// The gossiped load of one member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct LoadReport {
-    node: NodeId,
-    seq: u64,
-    clients: u32,
-}
-
-/// The dissemination key of a load report: a newer report of the same node replaces it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct LoadKey {
-    node: NodeId,
-    seq: u64,
-}
-
-impl Invalidates for LoadKey {
-    fn invalidates(&self, other: &Self) -> bool {
-        self.node == other.node && self.seq >= other.seq
-    }
-}
-
-/// A load report could not be decoded.
-#[derive(Debug, thiserror::Error)]
-#[error("malformed load report: {0}")]
-struct LoadDecodeError(postcard::Error);
-
-/// The latest load per member, shared between foca's broadcast handler (which writes it) and
-/// the wrapper (which reads it; foca does not lend its handler back). Bounded by the
-/// membership: a departed member's entry is dropped when it goes down.
-type LoadTable = Arc<Mutex<HashMap<NodeId, (u64, u32)>>>;
-
-#[derive(Debug, Default)]
-struct Loads {
-    latest: LoadTable,
-}
-
-impl BroadcastHandler<MemberInfo> for Loads {
-    type Key = LoadKey;
-    type Error = LoadDecodeError;
-
-    fn receive_item(
-        &mut self,
-        data: &[u8],
-        _sender: Option<&MemberInfo>,
-    ) -> Result<Option<LoadKey>, LoadDecodeError> {
-        let report: LoadReport = postcard::from_bytes(data).map_err(LoadDecodeError)?;
-        let mut latest = self
-            .latest
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let newer = latest
-            .get(&report.node)
-            .is_none_or(|(seq, _)| report.seq > *seq);
-        if !newer {
-            return Ok(None);
-        }
-        latest.insert(report.node, (report.seq, report.clients));
-        Ok(Some(LoadKey {
-            node: report.node,
-            seq: report.seq,
-        }))
-    }
 }
 
 /// Why a membership packet was not taken.
@@ -897,173 +711,4 @@ impl Membership {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::{Ipv4Addr, SocketAddrV4};
-
-    fn info(i: u8) -> MemberInfo {
-        let mut bytes = [0u8; 32];
-        bytes[0] = i;
-        MemberInfo {
-            node: NodeId::from_bytes(bytes),
-            addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4000 + u16::from(i))),
-            role: MemberRole::Supernode,
-            capacity: 100,
-            generation: 1,
-        }
-    }
-
-    /// A tiny in-memory network: packets arrive `delay` later (`slow` gets `slow_delay`
-    /// on everything it receives), crashed members drop everything.
-    struct Net {
-        members: Vec<Membership>,
-        crashed: Vec<bool>,
-        in_flight: BTreeMap<(Time, u64), (usize, Vec<u8>)>,
-        seq: u64,
-        slow: Option<(usize, Duration)>,
-        downs_of_healthy: u64,
-        now: Time,
-    }
-
-    impl Net {
-        fn new(n: u8, lifeguard: bool) -> Self {
-            let mut members: Vec<Membership> = (0..n)
-                .map(|i| {
-                    Membership::new(
-                        Time::ZERO,
-                        info(i),
-                        MembershipConfig::default(),
-                        u64::from(i),
-                    )
-                    .unwrap()
-                })
-                .collect();
-            if !lifeguard {
-                members
-                    .iter_mut()
-                    .for_each(Membership::disable_local_health);
-            }
-            for m in members.iter_mut().skip(1) {
-                m.join(Time::ZERO, info(0).node, info(0).addr);
-            }
-            Self {
-                crashed: vec![false; members.len()],
-                members,
-                in_flight: BTreeMap::new(),
-                seq: 0,
-                slow: None,
-                downs_of_healthy: 0,
-                now: Time::ZERO,
-            }
-        }
-
-        fn run_until(&mut self, end: Time) {
-            let mut now = self.now;
-            loop {
-                for i in 0..self.members.len() {
-                    if self.crashed[i] {
-                        continue;
-                    }
-                    while let Some(out) = self.members[i].poll_send() {
-                        let to = usize::from(out.to.node.as_bytes()[0]);
-                        let delay = match self.slow {
-                            Some((slow, d)) if slow == to => d,
-                            _ => Duration::from_millis(5),
-                        };
-                        self.seq += 1;
-                        self.in_flight
-                            .insert((now + delay, self.seq), (to, out.payload));
-                    }
-                    while let Some(event) = self.members[i].poll_event() {
-                        if let MemberEvent::Down(m) = event {
-                            let who = usize::from(m.node.as_bytes()[0]);
-                            // The slow member itself really is unresponsive; the others are
-                            // the healthy ones.
-                            if !self.crashed[who] && self.slow.is_none_or(|(slow, _)| slow != who) {
-                                self.downs_of_healthy += 1;
-                            }
-                        }
-                    }
-                }
-                let next_packet = self.in_flight.keys().next().map(|k| k.0);
-                let next_timer = (0..self.members.len())
-                    .filter(|i| !self.crashed[*i])
-                    .filter_map(|i| self.members[i].next_timeout())
-                    .min();
-                let Some(next) = [next_packet, next_timer].into_iter().flatten().min() else {
-                    return;
-                };
-                if next > end {
-                    self.now = end;
-                    return;
-                }
-                now = next;
-                self.now = now;
-                while let Some(entry) = self.in_flight.first_entry() {
-                    if entry.key().0 > now {
-                        break;
-                    }
-                    let (to, payload) = entry.remove();
-                    if !self.crashed[to] {
-                        let _ = self.members[to].handle_packet(now, &payload);
-                    }
-                }
-                for i in 0..self.members.len() {
-                    if !self.crashed[i] && self.members[i].next_timeout().is_some_and(|t| t <= now)
-                    {
-                        self.members[i].handle_timeout(now);
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn five_members_converge_and_agree_that_a_crashed_one_is_down_within_seconds() {
-        let mut net = Net::new(5, true);
-        net.run_until(Time(5_000));
-        assert!(
-            net.members.iter().all(|m| m.live_count() == 5),
-            "joined through one seed"
-        );
-        net.crashed[3] = true;
-        net.run_until(Time(5_000 + 8_000));
-        for (i, m) in net.members.iter().enumerate() {
-            if i != 3 {
-                assert_eq!(m.live_count(), 4, "member {i} still counts the crashed one");
-                assert!(!m.is_live(&info(3).node));
-            }
-        }
-        assert_eq!(net.downs_of_healthy, 0);
-    }
-
-    #[test]
-    fn loads_are_gossiped_to_every_member() {
-        let mut net = Net::new(4, true);
-        net.run_until(Time(3_000));
-        net.members[2].report_load(Time(3_000), 77);
-        net.run_until(Time(6_000));
-        for m in &net.members {
-            assert_eq!(m.load_of(&info(2).node), Some(77));
-        }
-    }
-
-    #[test]
-    fn a_slow_observer_evicts_fewer_healthy_members_with_local_health_than_without() {
-        // Member 0 receives everything 3.5 s late (a stalled, overloaded observer): its probes
-        // time out and its suspicions expire before the refutations reach it, although
-        // everyone is healthy.
-        let run = |lifeguard: bool| {
-            let mut net = Net::new(6, lifeguard);
-            net.run_until(Time(3_000));
-            net.slow = Some((0, Duration::from_millis(3_500)));
-            net.run_until(Time(63_000));
-            (net.downs_of_healthy, net.members[0].local_health())
-        };
-        let (with, health) = run(true);
-        let (without, _) = run(false);
-        println!("healthy members declared down: {with} with local health (score {health}), {without} without");
-        assert!(without > 0, "the scenario must provoke false suspicions");
-        assert!(with < without, "{with} with vs {without} without");
-    }
-}
+mod tests;

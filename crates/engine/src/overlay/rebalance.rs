@@ -1,0 +1,133 @@
+//! What a membership change does to the overlay: records and watches move to their new
+//! owners, a restarted owner is refilled, and lookups waiting on a dead owner ask its
+//! replacement.
+
+use switchboard_proto::messages::{OverlayMessage, RecordKey};
+use switchboard_proto::{NodeId, Record, Username};
+
+use super::{Change, Overlay};
+use crate::placement;
+use crate::time::Time;
+
+impl Overlay {
+    /// Re-places the homed records and watched users a membership change affects: publishes
+    /// to (subscribes at) the new owners, withdraws from (unsubscribes at) live former owners.
+    /// Only the users whose owners contained the departed member, or whom the newcomer
+    /// outscores, are placed again (about R/N of them): O(R) per user otherwise.
+    pub(super) fn rebalance(&mut self, now: Time, change: Change) {
+        let replicas = self.config.replicas;
+        let ring = &self.ring;
+        let affected = |user: &Username, owners: &[NodeId]| match change {
+            Change::Left(gone) => owners.contains(&gone),
+            Change::Joined(newcomer) => {
+                ring.would_displace(placement::user_key(user), owners, &newcomer, replicas)
+            }
+        };
+        let moves: Vec<(RecordKey, Vec<NodeId>, Vec<NodeId>)> = self
+            .homed
+            .iter()
+            .filter(|(key, homed)| affected(&key.user, &homed.owners))
+            .filter_map(|(key, homed)| {
+                let owners = ring.owners(&key.user, replicas);
+                (owners != homed.owners).then(|| (key.clone(), homed.owners.clone(), owners))
+            })
+            .collect();
+        let resubscribe: Vec<(Username, Vec<NodeId>)> = self
+            .watched
+            .iter()
+            .filter(|(user, watched)| affected(user, &watched.owners))
+            .filter_map(|(user, watched)| {
+                let owners = ring.owners(user, replicas);
+                (owners != watched.owners).then(|| (user.clone(), owners))
+            })
+            .collect();
+        for (key, old, new) in moves {
+            let Some(homed) = self.homed.get_mut(&key) else {
+                continue;
+            };
+            homed.owners.clone_from(&new);
+            let record = homed.record.clone();
+            for owner in new.iter().filter(|o| !old.contains(o)) {
+                self.stats.republished += 1;
+                self.queue_publish(now, *owner, record.clone());
+            }
+            let former: Vec<NodeId> = old
+                .into_iter()
+                .filter(|o| !new.contains(o) && self.ring.contains(o))
+                .collect();
+            for owner in former {
+                self.queue_withdraw(now, owner, key.clone());
+            }
+        }
+        for (user, owners) in resubscribe {
+            let Some(watched) = self.watched.get_mut(&user) else {
+                continue;
+            };
+            let fresh: Vec<NodeId> = owners
+                .iter()
+                .filter(|o| !watched.owners.contains(o))
+                .copied()
+                .collect();
+            watched.owners = owners;
+            for owner in fresh {
+                self.subscribe_at(owner, user.clone());
+            }
+        }
+    }
+
+    /// Publishes again to `owner` every homed record it owns, and subscribes again there.
+    pub(super) fn refill(&mut self, now: Time, owner: NodeId) {
+        let records: Vec<Record> = self
+            .homed
+            .values()
+            .filter(|h| h.owners.contains(&owner))
+            .map(|h| h.record.clone())
+            .collect();
+        for record in records {
+            self.stats.republished += 1;
+            self.queue_publish(now, owner, record);
+        }
+        let users: Vec<Username> = self
+            .watched
+            .iter()
+            .filter(|(_, w)| w.owners.contains(&owner))
+            .map(|(user, _)| user.clone())
+            .collect();
+        for user in users {
+            self.subscribe_at(owner, user);
+        }
+    }
+
+    /// A member died: lookups waiting on it ask the owners that replace it.
+    pub(super) fn owner_gone(&mut self, now: Time, gone: NodeId) {
+        let replicas = self.config.replicas;
+        let mut asks: Vec<(NodeId, Username)> = Vec::new();
+        let mut done = Vec::new();
+        for (id, pending) in &mut self.lookups {
+            if !pending.waiting.contains(&gone) {
+                continue;
+            }
+            pending.waiting.retain(|w| *w != gone);
+            for owner in self.ring.owners(&pending.user, replicas) {
+                if owner != self.me && !pending.asked.contains(&owner) {
+                    pending.asked.push(owner);
+                    pending.waiting.push(owner);
+                    asks.push((owner, pending.user.clone()));
+                }
+            }
+            if pending.waiting.is_empty() {
+                done.push(*id);
+            }
+            pending.deadline = pending.deadline.max(now);
+        }
+        for (owner, user) in asks {
+            self.send(owner, OverlayMessage::Lookup { user });
+        }
+        for id in done {
+            if let Some(pending) = self.lookups.remove(&id) {
+                let local = self.index.lookup(&pending.user);
+                self.finish_lookup(id, pending.user, local);
+            }
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The overlay on a tiny in-memory network: records found through their owners from any
+//! supernode, and watches that survive the death of every owner of the watched user.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+use switchboard_proto::bounded::BoundedVec;
+use switchboard_proto::messages::{OverlayMessage, PresenceEvent, RecordKey};
+use switchboard_proto::{
+    NodeId, Record, RecordBody, Role, SecretKey, Ticket, TicketBody, UnixTime, Username,
+};
+
+use super::{LookupId, Overlay, OverlayConfig, OverlayOutput};
+use crate::membership::{MemberInfo, MemberRole};
+use crate::time::Time;
+
+fn info(i: usize) -> MemberInfo {
+    let mut bytes = [0u8; 32];
+    bytes[0] = u8::try_from(i + 1).unwrap();
+    MemberInfo {
+        node: NodeId::from_bytes(bytes),
+        addr: SocketAddr::V4(SocketAddrV4::new(
+            Ipv4Addr::LOCALHOST,
+            4000 + u16::try_from(i).unwrap(),
+        )),
+        role: MemberRole::Supernode,
+        capacity: 100,
+        generation: 1,
+    }
+}
+
+fn record(user: &str) -> Record {
+    let auth = SecretKey::from_seed([1; 32]);
+    let device = SecretKey::from_seed([2; 32]);
+    let ticket = Ticket::issue(
+        &auth,
+        TicketBody {
+            user: Username::new(user).unwrap(),
+            node: device.node_id(),
+            role: Role::User,
+            issued_at: UnixTime(1_000),
+            expires_at: UnixTime(2_000),
+            serial: 1,
+        },
+    )
+    .unwrap();
+    Record::sign(
+        &device,
+        RecordBody {
+            ticket,
+            endpoints: BoundedVec::truncating(Vec::new()),
+            seq: 1,
+            issued_at: UnixTime(1_000),
+            ttl_secs: 120,
+        },
+    )
+    .unwrap()
+}
+
+struct Net {
+    overlays: Vec<Overlay>,
+    down: Vec<bool>,
+    queue: BTreeMap<(Time, u64), (usize, usize, OverlayMessage)>,
+    seq: u64,
+    now: Time,
+    presence: Vec<Vec<PresenceEvent>>,
+    found: BTreeMap<(usize, LookupId), Vec<Record>>,
+}
+
+impl Net {
+    fn new(n: usize) -> Self {
+        let mut overlays: Vec<Overlay> = (0..n)
+            .map(|i| Overlay::new(Time::ZERO, info(i), OverlayConfig::default(), i as u64).unwrap())
+            .collect();
+        for overlay in overlays.iter_mut().skip(1) {
+            overlay.join(Time::ZERO, info(0).node, info(0).addr);
+        }
+        Self {
+            down: vec![false; n],
+            overlays,
+            queue: BTreeMap::new(),
+            seq: 0,
+            now: Time::ZERO,
+            presence: vec![Vec::new(); n],
+            found: BTreeMap::new(),
+        }
+    }
+
+    fn index_of(node: &NodeId) -> usize {
+        usize::from(node.as_bytes()[0]) - 1
+    }
+
+    fn run_for(&mut self, duration: Duration) {
+        let end = self.now + duration;
+        loop {
+            for i in 0..self.overlays.len() {
+                if self.down[i] {
+                    continue;
+                }
+                while let Some(output) = self.overlays[i].poll_output() {
+                    match output {
+                        OverlayOutput::Send { to, message, .. } => {
+                            self.seq += 1;
+                            let at = self.now + Duration::from_millis(5);
+                            self.queue
+                                .insert((at, self.seq), (i, Self::index_of(&to), message));
+                        }
+                        OverlayOutput::LookupDone { id, records, .. } => {
+                            self.found.insert((i, id), records);
+                        }
+                        OverlayOutput::Presence(event) => self.presence[i].push(event),
+                        OverlayOutput::Member(_) => {}
+                    }
+                }
+            }
+            let packet = self.queue.keys().next().map(|k| k.0);
+            let timer = (0..self.overlays.len())
+                .filter(|i| !self.down[*i])
+                .filter_map(|i| self.overlays[i].next_timeout())
+                .min();
+            let Some(next) = [packet, timer].into_iter().flatten().min() else {
+                self.now = end;
+                return;
+            };
+            if next > end {
+                self.now = end;
+                return;
+            }
+            self.now = self.now.max(next);
+            let now = self.now;
+            while let Some(entry) = self.queue.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                let (from, to, message) = entry.remove();
+                if self.down[to] || self.down[from] {
+                    continue;
+                }
+                let from = info(from).node;
+                let overlay = &mut self.overlays[to];
+                match message {
+                    OverlayMessage::Membership(p) => {
+                        let _ = overlay.handle_membership(now, p.as_slice());
+                    }
+                    OverlayMessage::MembershipSync(p) => {
+                        let _ = overlay.handle_membership_sync(now, p.as_slice());
+                    }
+                    OverlayMessage::Publish { records } => {
+                        overlay.handle_publish(now, from, records.into_inner());
+                    }
+                    OverlayMessage::Withdraw { keys } => {
+                        overlay.handle_withdraw(from, keys.into_inner())
+                    }
+                    OverlayMessage::Lookup { user } => overlay.handle_lookup_request(from, user),
+                    OverlayMessage::LookupResult { user, records } => {
+                        overlay.handle_lookup_result(from, &user, records.into_inner());
+                    }
+                    OverlayMessage::Subscribe { users } => {
+                        overlay.handle_subscribe(from, users.into_inner());
+                    }
+                    OverlayMessage::Unsubscribe { users } => {
+                        overlay.handle_unsubscribe(from, users.into_inner());
+                    }
+                    OverlayMessage::Presence(event) => overlay.handle_presence(event),
+                    _ => {}
+                }
+            }
+            for i in 0..self.overlays.len() {
+                if !self.down[i] && self.overlays[i].next_timeout().is_some_and(|t| t <= now) {
+                    self.overlays[i].handle_timeout(now);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_record_published_at_its_home_is_found_from_every_supernode_through_its_owners() {
+    let mut net = Net::new(7);
+    net.run_for(Duration::from_secs(5));
+    let alice = record("alice");
+    let now = net.now;
+    net.overlays[2].publish(now, alice.clone(), Duration::from_secs(120));
+    net.run_for(Duration::from_millis(200));
+    let owners = net.overlays[0].owners_of(&Username::new("alice").unwrap());
+    assert_eq!(owners.len(), 3);
+    for owner in &owners {
+        assert!(net.overlays[Net::index_of(owner)].holds(
+            &Username::new("alice").unwrap(),
+            &alice.body_unverified().ticket.body_unverified().node
+        ));
+    }
+    let mut ids = Vec::new();
+    for asker in 0..7 {
+        let now = net.now;
+        ids.push((
+            asker,
+            net.overlays[asker]
+                .lookup(now, Username::new("alice").unwrap())
+                .unwrap(),
+        ));
+    }
+    net.run_for(Duration::from_millis(200));
+    for key in ids {
+        assert_eq!(
+            net.found.get(&key),
+            Some(&vec![alice.clone()]),
+            "lookup from {}",
+            key.0
+        );
+    }
+}
+
+#[test]
+fn a_watch_survives_the_death_of_every_owner_of_the_watched_user() {
+    let mut net = Net::new(9);
+    net.run_for(Duration::from_secs(5));
+    let user = Username::new("alice").unwrap();
+    let alice = record("alice");
+    let owners: Vec<usize> = net.overlays[0]
+        .owners_of(&user)
+        .iter()
+        .map(Net::index_of)
+        .collect();
+    // The watcher and the home are supernodes that do not own alice.
+    let mut others = (0..9).filter(|i| !owners.contains(i));
+    let (watcher, home) = (others.next().unwrap(), others.next().unwrap());
+    net.overlays[watcher].watch(&user);
+    let now = net.now;
+    net.overlays[home].publish(now, alice.clone(), Duration::from_secs(120));
+    net.run_for(Duration::from_millis(500));
+    assert_eq!(net.presence[watcher].last().map(|e| e.online), Some(true));
+
+    // Every owner dies at once; the membership declares them down and the home re-publishes
+    // to the new owners, where the watcher subscribes again.
+    for owner in &owners {
+        net.down[*owner] = true;
+    }
+    net.run_for(Duration::from_secs(15));
+    let new_owners: Vec<usize> = net.overlays[watcher]
+        .owners_of(&user)
+        .iter()
+        .map(Net::index_of)
+        .collect();
+    assert!(
+        new_owners.iter().all(|o| !owners.contains(o)),
+        "{new_owners:?}"
+    );
+
+    // Alice leaves: only the new owners can tell the watcher.
+    let now = net.now;
+    let key = RecordKey {
+        user: user.clone(),
+        node: alice.body_unverified().ticket.body_unverified().node,
+    };
+    net.overlays[home].unpublish(now, &key);
+    net.run_for(Duration::from_millis(500));
+    assert_eq!(
+        net.presence[watcher].last().map(|e| e.online),
+        Some(false),
+        "{:?}",
+        net.presence[watcher]
+    );
+}

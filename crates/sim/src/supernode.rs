@@ -1,0 +1,136 @@
+//! The simulated supernodes' side of the client protocol: admission of registrations, `Busy`
+//! alternatives, sessions closing, lease refreshes.
+
+use std::time::Duration;
+
+use switchboard_engine::membership::MemberRole;
+use switchboard_proto::messages::RecordKey;
+
+use crate::world::{verify, Event, Reply, World};
+
+impl World {
+    /// Admits a client's registration at `sn` (the supernode's side of `Register`).
+    pub(crate) fn arrive(&mut self, client: usize, sn: usize, epoch: u64) {
+        // A client that gave up on this attempt has closed the connection.
+        if !self.sns[sn].up || self.clients[client].epoch != epoch {
+            return;
+        }
+        let now = self.now;
+        let reply = if self.sns[sn].draining {
+            Reply::Busy {
+                retry_after: Duration::from_secs(1),
+                alternatives: self.alternatives(sn),
+            }
+        } else {
+            match self.sns[sn].admission.open_session(&mut self.rng) {
+                Err(refused) => {
+                    self.figures.busy += 1;
+                    let retry_after = match refused {
+                        switchboard_engine::Refused::Full(d)
+                        | switchboard_engine::Refused::Overloaded(d) => d,
+                        switchboard_engine::Refused::Handshake => Duration::from_secs(1),
+                    };
+                    Reply::Busy {
+                        retry_after,
+                        alternatives: self.alternatives(sn),
+                    }
+                }
+                Ok(()) => {
+                    let record = self.clients[client].record.clone();
+                    let unix = self.unix_now();
+                    if !verify(&mut self.verified, &self.anchor, &record, unix) {
+                        self.violations.push(format!(
+                            "t={} a client's own record failed to verify",
+                            now.0
+                        ));
+                        return;
+                    }
+                    let node = self.clients[client].node;
+                    let lease = self.config.lease;
+                    let s = &mut self.sns[sn];
+                    if s.directory.register(now, node, record.clone()).is_err() {
+                        s.admission.close_session();
+                        return;
+                    }
+                    s.sessions.insert(client);
+                    s.overlay.publish(now, record, lease);
+                    let clients = u32::try_from(s.sessions.len()).unwrap_or(u32::MAX);
+                    s.overlay.report_load(now, clients);
+                    self.clients[client].sessions.insert(sn);
+                    self.drain_outputs(sn);
+                    Reply::Registered
+                }
+            }
+        };
+        let at = now + self.delay();
+        self.schedule(
+            at,
+            Event::Reply {
+                client,
+                sn,
+                epoch,
+                reply,
+            },
+        );
+    }
+
+    /// Up to five live, less loaded members this supernode knows (what `Busy` carries).
+    pub(crate) fn alternatives(&self, sn: usize) -> Vec<usize> {
+        let membership = self.sns[sn].overlay.membership();
+        let mut known: Vec<(u64, usize)> = membership
+            .live()
+            .filter(|m| m.role != MemberRole::Standby)
+            .filter_map(|m| {
+                let index = *self.by_node.get(&m.node)?;
+                let load = membership.load_of(&m.node).unwrap_or(0);
+                let permille = u64::from(load) * 1000 / u64::from(m.capacity.max(1));
+                (permille < 900).then_some((permille, index))
+            })
+            .collect();
+        known.sort_unstable();
+        known.into_iter().take(5).map(|(_, index)| index).collect()
+    }
+
+    /// Ends a client's session at `sn` (the client closed the connection, or moved on).
+    pub(crate) fn close_session(&mut self, client: usize, sn: usize, unregister: bool) {
+        self.clients[client].sessions.remove(&sn);
+        if !self.sns[sn].up || !self.sns[sn].sessions.remove(&client) {
+            return;
+        }
+        let now = self.now;
+        let node = self.clients[client].node;
+        let user = self.clients[client].user.clone();
+        let s = &mut self.sns[sn];
+        s.admission.close_session();
+        s.directory.disconnected(&node);
+        if unregister {
+            s.directory.unregister(&node);
+            s.overlay.unpublish(now, &RecordKey { user, node });
+        }
+        let clients = u32::try_from(s.sessions.len()).unwrap_or(u32::MAX);
+        s.overlay.report_load(now, clients);
+        self.drain_outputs(sn);
+    }
+
+    pub(crate) fn refresh_arrive(&mut self, client: usize, sn: usize, epoch: u64) {
+        if !self.sns[sn].up
+            || self.clients[client].epoch != epoch
+            || !self.sns[sn].sessions.contains(&client)
+        {
+            return;
+        }
+        let now = self.now;
+        let record = self.clients[client].record.clone();
+        let unix = self.unix_now();
+        if !verify(&mut self.verified, &self.anchor, &record, unix) {
+            return;
+        }
+        let node = self.clients[client].node;
+        let lease = self.config.lease;
+        let s = &mut self.sns[sn];
+        if s.directory.register(now, node, record.clone()).is_ok() {
+            s.overlay.publish(now, record, lease);
+        }
+        self.drain_outputs(sn);
+    }
+}
