@@ -35,12 +35,21 @@ fn the_demo_script_runs_a_network_survives_a_supernode_kill_and_exits_cleanly() 
         stdout.contains("alice printed: from bob: hello from bob"),
         "{stdout}"
     );
-    assert!(stdout.contains("overlay members seen by sn3: 3"), "{stdout}");
+    assert!(
+        stdout.contains("overlay members seen by sn3: 3"),
+        "{stdout}"
+    );
     assert!(stdout.contains("killed sn"), "{stdout}");
     let after = stdout
         .split("after the outage")
         .nth(1)
         .expect("the demo looks alice up after the outage");
-    assert!(after.lines().nth(1).is_some_and(|l| l.starts_with("alice ")), "{stdout}");
+    assert!(
+        after
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("alice ")),
+        "{stdout}"
+    );
     assert!(stdout.contains("demo done"), "{stdout}");
 }
