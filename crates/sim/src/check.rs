@@ -148,10 +148,21 @@ impl World {
                     .get(&owner)
                     .is_some_and(|&s| self.sns[s].overlay.holds(&client.user, &client.node));
                 if !held {
+                    let name = |node: &switchboard_proto::NodeId| {
+                        self.by_node.get(node).copied().unwrap_or(usize::MAX)
+                    };
+                    let home_view: Vec<usize> = self.sns[home]
+                        .overlay
+                        .owners_of(&client.user)
+                        .iter()
+                        .map(name)
+                        .collect();
+                    let truth: Vec<usize> = self.owner_cache.1[index].iter().map(name).collect();
                     self.violations.push(format!(
-                        "t={} owner {} lacks the record of client {index} (home {home}) although the membership converged {} ms ago",
+                        "t={} owner {} lacks the record of client {index} (home {home}, whose view names owners {home_view:?}; truth {truth:?}; home homes {} records) although the membership converged {} ms ago",
                         self.now.0,
-                        owner.short(),
+                        name(&owner),
+                        self.sns[home].overlay.homed_records(),
                         self.now.since(converged).as_millis()
                     ));
                     return;

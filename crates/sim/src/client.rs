@@ -116,6 +116,13 @@ impl Client {
         if now.since(issued) * 2 < ttl {
             return;
         }
+        self.resign(now, config);
+    }
+
+    /// A new record with the next sequence number: the real client signs one for every
+    /// registration, so that a former home's late copy (lower sequence) never replaces it at
+    /// the owners, and the former home's withdrawal does not remove it.
+    fn resign(&mut self, now: UnixTime, config: &SimConfig) {
         self.seq += 1;
         if let Ok(record) = sign(&self.key, &self.ticket, self.seq, now, config) {
             self.record = record;
@@ -171,7 +178,7 @@ impl World {
         self.clients[client].tried.push(sn);
         let unix = self.unix_now();
         let config = self.config.clone();
-        self.clients[client].refresh_record(unix, &config);
+        self.clients[client].resign(unix, &config);
         let epoch = self.next_epoch(client);
         self.clients[client].state = ClientState::Trying { sn };
         let at = self.now + self.delay();
@@ -353,6 +360,9 @@ impl World {
             return;
         };
         self.clients[client].tried.push(sn);
+        let unix = self.unix_now();
+        let config = self.config.clone();
+        self.clients[client].resign(unix, &config);
         self.clients[client].state = ClientState::Handoff { old, sn };
         let at = self.now + self.delay();
         self.schedule(at, Event::Arrive { client, sn, epoch });

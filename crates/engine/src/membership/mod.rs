@@ -139,9 +139,9 @@ pub struct Outgoing {
     pub payload: Vec<u8>,
 }
 
-/// Most members in one sync sample: ~50 bytes each, within
+/// Most members in one sync sample: ~55 bytes each, within
 /// [`switchboard_proto::limits::MAX_MEMBERSHIP_SYNC`].
-pub const MAX_SYNC_MEMBERS: usize = 800;
+pub const MAX_SYNC_MEMBERS: usize = 700;
 
 /// Counters a driver exports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -472,7 +472,10 @@ impl Membership {
         usize::try_from(z % u64::try_from(below.max(1)).unwrap_or(1)).unwrap_or(0)
     }
 
-    /// Sends a random live member a sample of the live set, this member included.
+    /// Sends a random live member a sample of this member's whole view (alive, suspect and
+    /// down members with their incarnations, this member included): memberlist's push-pull.
+    /// Down members travel too, so that a member that learned of a since-dead member late
+    /// (from a sample taken before the death was known) is corrected by the next sample.
     fn send_sync(&mut self) {
         if self.live.is_empty() {
             return;
@@ -481,16 +484,20 @@ impl Membership {
         let Some(target) = self.live.values().nth(target_index).cloned() else {
             return;
         };
-        let mut sample: Vec<MemberInfo> = vec![self.me.clone()];
-        let total = self.live.len();
+        let view: Vec<foca::Member<MemberInfo>> =
+            self.foca.iter_membership_state().cloned().collect();
+        let total = view.len();
         let start = self.draw(total);
+        let mut sample: Vec<foca::Member<MemberInfo>> = vec![foca::Member::new(
+            self.me.clone(),
+            self.own_incarnation,
+            foca::State::Alive,
+        )];
         sample.extend(
-            self.live
-                .values()
+            view.into_iter()
                 .cycle()
                 .skip(start)
-                .take(total.min(MAX_SYNC_MEMBERS - 1))
-                .cloned(),
+                .take(total.min(MAX_SYNC_MEMBERS - 1)),
         );
         if let Ok(payload) = postcard::to_stdvec(&sample) {
             self.stats.packets_sent += 1;
@@ -502,26 +509,25 @@ impl Membership {
         }
     }
 
-    /// A sync sample from another member: members not known here are applied as alive (as
-    /// if gossiped; a member known down keeps its state, down is final for an identity).
+    /// A sync sample from another member, applied as gossip is: SWIM's rules decide (a higher
+    /// incarnation wins, suspect beats alive and down beats both at the same incarnation, down
+    /// is final for an identity), so a stale sample cannot resurrect a member known down here.
     pub fn handle_sync(&mut self, now: Time, payload: &[u8]) -> Result<(), PacketError> {
-        let sample: Vec<MemberInfo> = postcard::from_bytes(payload)
+        let sample: Vec<foca::Member<MemberInfo>> = postcard::from_bytes(payload)
             .map_err(|e| PacketError(format!("malformed sync: {e}")))?;
         if sample.len() > MAX_SYNC_MEMBERS {
             return Err(PacketError(format!("sync of {} members", sample.len())));
         }
-        let unknown: Vec<foca::Member<MemberInfo>> = sample
+        let updates: Vec<foca::Member<MemberInfo>> = sample
             .into_iter()
-            .filter(|m| m.node != self.me.node && !self.live.contains_key(&m.node))
-            .filter(|m| self.swim_state(&m.node).is_none())
-            .map(foca::Member::alive)
+            .filter(|m| m.id().node != self.me.node)
             .collect();
-        if unknown.is_empty() {
+        if updates.is_empty() {
             return Ok(());
         }
         let result = self
             .foca
-            .apply_many(unknown.into_iter(), true, &mut self.runtime);
+            .apply_many(updates.into_iter(), true, &mut self.runtime);
         self.absorb(now, result.err());
         Ok(())
     }

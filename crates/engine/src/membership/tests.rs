@@ -205,19 +205,30 @@ mod properties {
         }
 
         #[test]
-        fn a_sync_sample_teaches_every_member_it_names(count in 1usize..40) {
+        fn a_sync_sample_teaches_every_member_it_names_and_cannot_resurrect_the_dead(
+            count in 1usize..40
+        ) {
             let mut membership =
                 Membership::new(Time::ZERO, me(), MembershipConfig::default(), 3).unwrap();
-            let sample: Vec<MemberInfo> = (0..count)
-                .map(|i| MemberInfo {
-                    node: NodeId::from_bytes([u8::try_from(i + 100).unwrap(); 32]),
-                    generation: 1,
-                    ..me()
+            let sample: Vec<foca::Member<MemberInfo>> = (0..count)
+                .map(|i| {
+                    foca::Member::alive(MemberInfo {
+                        node: NodeId::from_bytes([u8::try_from(i + 100).unwrap(); 32]),
+                        generation: 1,
+                        ..me()
+                    })
                 })
                 .collect();
             let payload = postcard::to_stdvec(&sample).unwrap();
             membership.handle_sync(Time(1), &payload).unwrap();
             prop_assert_eq!(membership.live_count(), count + 1);
+            // The first one dies; a sample that knows it brings the news.
+            let dead = foca::Member::new(sample[0].id().clone(), 0, foca::State::Down);
+            membership.handle_sync(Time(2), &postcard::to_stdvec(&vec![dead]).unwrap()).unwrap();
+            prop_assert_eq!(membership.live_count(), count);
+            // A stale sample naming it alive changes nothing.
+            membership.handle_sync(Time(3), &payload).unwrap();
+            prop_assert_eq!(membership.live_count(), count);
         }
     }
 }
