@@ -160,8 +160,15 @@ fn scale(config: SimConfig) -> ExitCode {
             eprintln!("SIM_SEED={}: {violation}", world_seed(&world));
             return ExitCode::FAILURE;
         }
+        let sizes = world.view_sizes();
+        let live = world.live_count();
+        let partial: usize = sizes
+            .iter()
+            .filter(|(size, _)| **size != live)
+            .map(|(_, n)| n)
+            .sum();
         println!(
-            "  simulated {:>4}s in {:>6.1}s wall, {} events",
+            "  simulated {:>4}s in {:>6.1}s wall, {} events; {partial} of {live} live supernodes see a membership of another size",
             at.0 / 1000,
             started.elapsed().as_secs_f64(),
             world.events()

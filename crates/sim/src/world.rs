@@ -305,6 +305,11 @@ impl World {
         out
     }
 
+    /// Live supernodes.
+    pub fn live_count(&self) -> usize {
+        self.sns.iter().filter(|s| s.up).count()
+    }
+
     /// Members declared down, summed over the live observers (diagnostics).
     pub fn downs_seen(&self) -> u64 {
         self.sns

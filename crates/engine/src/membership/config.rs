@@ -69,7 +69,7 @@ impl Default for MembershipConfig {
             announce_down_period: Duration::from_secs(3),
             remove_down_after: Duration::from_secs(3600),
             seed_retry: Duration::from_secs(2),
-            sync_period: Duration::from_secs(10),
+            sync_period: Duration::from_secs(5),
             max_local_health: 8,
             max_packet: 1400,
             load_report_step_permille: 100,

@@ -661,6 +661,15 @@ impl Overlay {
             return;
         }
         let batch = self.batches.entry(owner).or_default();
+        // The last intent per record wins within a batch: a publish cancels a pending
+        // withdrawal of the same device, and replaces an older pending copy.
+        let node = record.body_unverified().ticket.body_unverified().node;
+        let user = record.user_unverified().clone();
+        batch.withdraw.retain(|k| k.node != node || k.user != user);
+        batch.publish.retain(|r| {
+            r.body_unverified().ticket.body_unverified().node != node
+                || r.user_unverified() != &user
+        });
         batch.publish.push(record);
         let full = batch.publish.len() >= MAX_PUBLISH_BATCH;
         self.schedule_flush(now, owner, full);
@@ -672,6 +681,11 @@ impl Overlay {
             return;
         }
         let batch = self.batches.entry(owner).or_default();
+        batch.publish.retain(|r| {
+            r.body_unverified().ticket.body_unverified().node != key.node
+                || r.user_unverified() != &key.user
+        });
+        batch.withdraw.retain(|k| *k != key);
         batch.withdraw.push(key);
         let full = batch.withdraw.len() >= MAX_WITHDRAW_BATCH;
         self.schedule_flush(now, owner, full);
