@@ -21,9 +21,9 @@
 //!   the simulator). Like memberlist, every member that learns of a suspicion here starts its
 //!   own timer, so a dead member is down everywhere `suspect_to_down_after` after the news.
 //! - **Anti-entropy**: every `sync_period` a member sends a random live member a sample of its
-//!   live set (memberlist's push-pull, which foca lacks); members it did not know are applied
-//!   as alive. At 1,000 members a simultaneous mass join otherwise left a few members unaware
-//!   of a few others for minutes (a probe round is N periods long).
+//!   view, every member's state and incarnation (memberlist's push-pull, which foca lacks),
+//!   applied by SWIM's rules. At 1,000 members a simultaneous mass join otherwise left a few
+//!   members unaware of a few others for minutes (a probe round is N periods long).
 //! - **Seeds**: while it knows no live member, a member re-announces itself to its seeds every
 //!   `seed_retry`, so that start-up order does not matter.
 //!
