@@ -194,6 +194,14 @@ impl Running {
         }
     }
 
+    /// Whether a line seen so far contains `needle` (takes what arrived meanwhile first).
+    pub fn seen_contains(&mut self, needle: &str) -> bool {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen.iter().any(|l| l.contains(needle))
+    }
+
     /// Waits for a line containing `needle` that was not seen before this call.
     pub fn expect_new(&mut self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
