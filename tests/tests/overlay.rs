@@ -11,22 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use switchboard_tests::{http_get, Daemon};
 
 const SUPERNODES: [&str; 5] = ["sn1", "sn2", "sn3", "sn4", "sn5"];
 const CLIENTS: usize = 20;
-
-/// A counter or gauge from a daemon's `/metrics`.
-fn metric(daemon: &Daemon, name: &str) -> Option<u64> {
-    let body = http_get(daemon.metrics_addr()?, "/metrics").ok()?;
-    body.lines().find_map(|line| {
-        line.strip_prefix(name)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
 
 /// Puts the `first`-th host of the profile's host cache first (the login wrote the bootstrap
 /// list; rotating it spreads the clients over the supernodes as different networks would).

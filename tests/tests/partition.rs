@@ -15,20 +15,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use switchboard_tests::{http_get, Daemon};
+use switchboard_tests::Daemon;
 
 const SUPERNODES: [&str; 4] = ["sn1", "sn2", "sn3", "sn4"];
-
-fn metric(daemon: &Daemon, name: &str) -> Option<u64> {
-    let body = http_get(daemon.metrics_addr()?, "/metrics").ok()?;
-    body.lines().find_map(|line| {
-        line.strip_prefix(name)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
 
 fn members(supernodes: &[Daemon]) -> Vec<Option<u64>> {
     supernodes

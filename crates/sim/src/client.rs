@@ -91,7 +91,7 @@ impl Client {
     }
 
     /// Since when the client has been online at one home with a live lease, if it is.
-    pub(crate) fn settled_since(&self, _now: Time, _lease: Duration) -> Option<Time> {
+    pub(crate) fn settled_since(&self) -> Option<Time> {
         match self.state {
             ClientState::Online { since, .. } => Some(since),
             _ => None,

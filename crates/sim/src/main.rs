@@ -157,7 +157,7 @@ fn scale(config: SimConfig) -> ExitCode {
     while at < end {
         at = Time((at.0 + 10_000).min(end.0));
         if let Err(violation) = world.run_until(at) {
-            eprintln!("SIM_SEED={}: {violation}", world_seed(&world));
+            eprintln!("SIM_SEED={}: {violation}", world.seed());
             return ExitCode::FAILURE;
         }
         let sizes = world.view_sizes();
@@ -232,8 +232,4 @@ fn scale(config: SimConfig) -> ExitCode {
         end.0 as f64 / 1000.0
     );
     ExitCode::SUCCESS
-}
-
-fn world_seed(world: &World) -> String {
-    format!("{world:?}")
 }

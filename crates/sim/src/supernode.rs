@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use switchboard_engine::membership::MemberRole;
 use switchboard_proto::messages::RecordKey;
 
 use crate::world::{verify, Event, Reply, World};
@@ -76,19 +75,15 @@ impl World {
 
     /// Up to five live, less loaded members this supernode knows (what `Busy` carries).
     pub(crate) fn alternatives(&self, sn: usize) -> Vec<usize> {
-        let membership = self.sns[sn].overlay.membership();
-        let mut known: Vec<(u64, usize)> = membership
-            .live()
-            .filter(|m| m.role != MemberRole::Standby)
-            .filter_map(|m| {
-                let index = *self.by_node.get(&m.node)?;
-                let load = membership.load_of(&m.node).unwrap_or(0);
-                let permille = u64::from(load) * 1000 / u64::from(m.capacity.max(1));
-                (permille < 900).then_some((permille, index))
-            })
-            .collect();
-        known.sort_unstable();
-        known.into_iter().take(5).map(|(_, index)| index).collect()
+        self.sns[sn]
+            .overlay
+            .membership()
+            .least_loaded()
+            .into_iter()
+            .filter(|(permille, _)| *permille < 900)
+            .filter_map(|(_, m)| self.by_node.get(&m.node).copied())
+            .take(5)
+            .collect()
     }
 
     /// Ends a client's session at `sn` (the client closed the connection, or moved on).

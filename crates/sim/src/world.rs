@@ -291,18 +291,13 @@ impl World {
                     ));
                 }
             }
-            if false {
-                for member in membership.live() {
-                    let other = 0;
-                    out.push(format!(
-                        "supernode {index} (health {}) counts dead {other}: {:?}",
-                        membership.local_health(),
-                        membership.swim_state(&member.node)
-                    ));
-                }
-            }
         }
         out
+    }
+
+    /// The seed this run replays.
+    pub fn seed(&self) -> u64 {
+        self.config.seed
     }
 
     /// Live supernodes.
@@ -535,9 +530,7 @@ impl World {
             self.figures.lookups_found += 1;
         }
         let still = probe.epoch == self.topology_epoch
-            && self.clients[probe.client]
-                .settled_since(self.now, self.config.lease)
-                .is_some();
+            && self.clients[probe.client].settled_since().is_some();
         if probe.must_succeed && still && !found {
             self.violations.push(format!(
                 "t={} lookup of online user {} from supernode {sn} failed although the membership had converged",
@@ -559,8 +552,7 @@ impl World {
             && self.partition.is_none();
         for _ in 0..count {
             let client = self.rng.gen_range(0..self.clients.len());
-            let Some(since) = self.clients[client].settled_since(self.now, self.config.lease)
-            else {
+            let Some(since) = self.clients[client].settled_since() else {
                 continue;
             };
             let sn = live[self.rng.gen_range(0..live.len())];

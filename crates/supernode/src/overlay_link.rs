@@ -135,24 +135,15 @@ impl OverlayLink {
     /// megas and this node excluded.
     pub fn alternatives(&self) -> Vec<PeerAddr> {
         let overlay = lock(&self.overlay);
-        let membership = overlay.membership();
-        let mut members: Vec<(u64, PeerAddr)> = membership
-            .live()
-            .filter(|m| m.role != switchboard_engine::membership::MemberRole::Standby)
-            .map(|m| {
-                let load = membership.load_of(&m.node).unwrap_or(0);
-                let permille = u64::from(load) * 1000 / u64::from(m.capacity.max(1));
-                (
-                    permille,
-                    PeerAddr {
-                        node: m.node,
-                        addr: m.addr,
-                    },
-                )
+        overlay
+            .membership()
+            .least_loaded()
+            .into_iter()
+            .map(|(_, m)| PeerAddr {
+                node: m.node,
+                addr: m.addr,
             })
-            .collect();
-        members.sort_by_key(|(load, peer)| (*load, peer.node));
-        members.into_iter().map(|(_, peer)| peer).collect()
+            .collect()
     }
 }
 

@@ -114,6 +114,18 @@ impl Network {
     }
 }
 
+/// A counter or gauge from a daemon's `/metrics`.
+pub fn metric(daemon: &Daemon, name: &str) -> Option<u64> {
+    let body = http_get(daemon.metrics_addr()?, "/metrics").ok()?;
+    body.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {

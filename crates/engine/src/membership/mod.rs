@@ -329,6 +329,22 @@ impl Membership {
             })
     }
 
+    /// The live members that admit clients (standby megas excluded), least loaded first, with
+    /// their gossiped load in permille of their capacity: what `Busy` and `Redirect` offer.
+    pub fn least_loaded(&self) -> Vec<(u64, &MemberInfo)> {
+        let mut members: Vec<(u64, &MemberInfo)> = self
+            .live
+            .values()
+            .filter(|m| m.role != MemberRole::Standby)
+            .map(|m| {
+                let load = self.load_of(&m.node).unwrap_or(0);
+                (u64::from(load) * 1000 / u64::from(m.capacity.max(1)), m)
+            })
+            .collect();
+        members.sort_by_key(|(permille, m)| (*permille, m.node));
+        members
+    }
+
     /// The local health score (0 is healthy).
     pub fn local_health(&self) -> u32 {
         self.health

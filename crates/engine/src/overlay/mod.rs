@@ -282,7 +282,7 @@ impl Overlay {
         for key in keys {
             self.unpublish(now, &key);
         }
-        self.flush(now);
+        self.flush();
         self.membership.leave(now);
         self.pump(now);
     }
@@ -508,17 +508,13 @@ impl Overlay {
         }
         // Owners may briefly disagree (one has not heard of a publication yet): "online"
         // from any owner wins over "offline" from another until the user's leases end.
-        if !event.online && self.owner_says_online(&event.user) {
+        if !event.online && self.index.is_online(&event.user) {
             return;
         }
         if let Some(watched) = self.watched.get_mut(&event.user) {
             watched.online = Some(event.online);
         }
         self.push(OverlayOutput::Presence(event));
-    }
-
-    fn owner_says_online(&self, user: &Username) -> bool {
-        self.index.is_online(user)
     }
 
     /// When [`Overlay::handle_timeout`] wants to run next.
@@ -564,7 +560,7 @@ impl Overlay {
             }
         }
         if self.next_flush.is_some_and(|at| at <= now) {
-            self.flush(now);
+            self.flush();
         }
     }
 
@@ -699,7 +695,7 @@ impl Overlay {
         }
     }
 
-    fn flush(&mut self, _now: Time) {
+    fn flush(&mut self) {
         self.next_flush = None;
         let owners: Vec<NodeId> = self.batches.keys().copied().collect();
         for owner in owners {
