@@ -254,3 +254,22 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
     stream.read_to_string(&mut response)?;
     Ok(response)
 }
+
+/// The seed of a test's random choices: `SWITCHBOARD_TEST_SEED` if set (to replay a run),
+/// else a fresh one. Printed either way, so a failure names the seed that replays it.
+///
+/// # Panics
+///
+/// If `SWITCHBOARD_TEST_SEED` is set to something that is not a number: a typo must not
+/// quietly become a random run.
+pub fn test_seed() -> u64 {
+    let seed = match std::env::var("SWITCHBOARD_TEST_SEED") {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("SWITCHBOARD_TEST_SEED={text:?} is not a seed: {e}")),
+        Err(_) => rand::random(),
+    };
+    println!("SWITCHBOARD_TEST_SEED={seed} (set it to replay this run)");
+    seed
+}

@@ -172,7 +172,15 @@ async fn sign_up_works_only_where_it_is_open() {
         true,
     )
     .await;
-    assert!(again.is_err());
+    match again {
+        Err(LoginError::Refused(WireError::Unsupported { detail })) => {
+            assert!(
+                detail.as_str().contains("that username is taken"),
+                "{detail:?}"
+            );
+        }
+        other => panic!("a second sign-up of the same name must be refused as taken: {other:?}"),
+    }
     drop(open.data);
 }
 

@@ -540,6 +540,18 @@ impl Service {
         );
         metric(
             &mut out,
+            "switchboard_auth_password_checks_running",
+            "gauge",
+            "Password checks running now (at most max_concurrent_logins).",
+            u64::try_from(
+                self.config
+                    .max_concurrent_logins
+                    .saturating_sub(self.checks.available_permits()),
+            )
+            .unwrap_or(0),
+        );
+        metric(
+            &mut out,
             "switchboard_auth_supernodes_announced",
             "gauge",
             "Supernodes in the bootstrap registry.",

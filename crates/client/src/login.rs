@@ -237,9 +237,22 @@ pub async fn login(
 
 /// Whether a ticket should be refreshed at `now`: in its last quarter.
 pub fn needs_refresh(ticket: &Ticket, now: switchboard_proto::UnixTime) -> bool {
+    refresh_due_in(ticket, now) == 0
+}
+
+/// Seconds from `now` until the ticket enters its last quarter (0: it has; `u64::MAX` for a
+/// ticket too short to have one).
+pub fn refresh_due_in(ticket: &Ticket, now: switchboard_proto::UnixTime) -> u64 {
     let body = ticket.body_unverified();
-    let lifetime = body.expires_at.since(body.issued_at);
-    ticket.remaining_secs(now) < lifetime / 4
+    let quarter = body.expires_at.since(body.issued_at) / 4;
+    if quarter == 0 {
+        return u64::MAX;
+    }
+    // Due once `remaining < quarter`, that is `remaining_secs(now) + 1 - quarter` from now.
+    ticket
+        .remaining_secs(now)
+        .saturating_add(1)
+        .saturating_sub(quarter)
 }
 
 /// Trades the profile's ticket for a fresh one (no password: the auth-server checks that the

@@ -166,6 +166,7 @@ pub async fn run(
             ) => {
                 break Err(e.into());
             }
+            Err(e @ SessionError::NoHosts) => break Err(e.into()),
             Err(SessionError::NoSupernode { tried, retry_after }) => {
                 let delay = backoff
                     .failed(&mut rand::thread_rng(), retry_after)
@@ -262,8 +263,14 @@ async fn stay(context: &Context, session: &mut Session, local: SocketAddr, seq: 
     let reader = tokio::spawn(read_pushes(session.connection.connection.clone(), push_tx));
     let mut period = tokio::time::interval(Duration::from_secs(u64::from(lease.max(3)) / 3));
     period.tick().await;
-    let mut ticket_check = tokio::time::interval(TICKET_CHECK);
-    ticket_check.tick().await;
+    // Checked at least every TICKET_CHECK, and right when the last quarter begins (a short
+    // ticket would otherwise expire between two checks).
+    let next_check = || {
+        let due_in = crate::login::refresh_due_in(&context.ticket, switchboard_net::now_unix());
+        tokio::time::Instant::now() + TICKET_CHECK.min(Duration::from_secs(due_in.max(1)))
+    };
+    let ticket_check = tokio::time::sleep_until(next_check());
+    tokio::pin!(ticket_check);
     let ended = loop {
         tokio::select! {
             _ = period.tick() => {
@@ -272,10 +279,11 @@ async fn stay(context: &Context, session: &mut Session, local: SocketAddr, seq: 
                     break Ended::Lost(e.to_string());
                 }
             }
-            _ = ticket_check.tick() => {
+            () = &mut ticket_check => {
                 if crate::login::needs_refresh(&context.ticket, switchboard_net::now_unix()) {
                     break Ended::TicketDue;
                 }
+                ticket_check.as_mut().reset(next_check());
             }
             push = pushes.recv() => match push {
                 Some(SupernodeMessage::Redirect { targets, .. }) => {

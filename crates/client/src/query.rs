@@ -240,7 +240,8 @@ pub async fn watch(
             Err(
                 e @ (SessionError::Unauthorized(_)
                 | SessionError::VersionRejected(_)
-                | SessionError::Profile(_)),
+                | SessionError::Profile(_)
+                | SessionError::NoHosts),
             ) => return Err(e),
             Err(e) => eprintln!("{e}"),
         }

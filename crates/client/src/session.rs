@@ -44,6 +44,9 @@ pub enum SessionError {
     /// This build is refused by the network.
     #[error("{0}")]
     VersionRejected(WireError),
+    /// The host cache names no supernode: nothing to try, now or later.
+    #[error("no supernode known (the host cache is empty); run `client login` again to fetch the bootstrap list")]
+    NoHosts,
     /// No supernode in the host cache admitted us now.
     #[error("no supernode admitted this client ({tried} tried)")]
     NoSupernode {
@@ -82,6 +85,8 @@ pub struct Context {
     pub anchor: TrustAnchor,
     /// Dials supernodes.
     pub dialer: Dialer,
+    /// How long one dial may take before the next host is tried ([`DIAL_TIMEOUT`]).
+    pub dial_timeout: Duration,
 }
 
 impl Context {
@@ -113,6 +118,7 @@ impl Context {
             trust,
             anchor,
             dialer,
+            dial_timeout: DIAL_TIMEOUT,
         })
     }
 }
@@ -173,6 +179,9 @@ pub fn candidates(hosts: &[Host], avoid: Option<NodeId>) -> Vec<Host> {
 /// Reaches a supernode from the host cache and opens a session.
 pub async fn open(context: &Context, avoid: Option<NodeId>) -> Result<Session, SessionError> {
     let hosts = context.profile.hosts()?;
+    if !hosts.iter().any(|host| host.peer().is_some()) {
+        return Err(SessionError::NoHosts);
+    }
     let mut retry_after: Option<Duration> = None;
     let mut tried = 0;
     for host in candidates(&hosts, avoid) {
@@ -180,7 +189,7 @@ pub async fn open(context: &Context, avoid: Option<NodeId>) -> Result<Session, S
         tried += 1;
         let connection = match context
             .dialer
-            .connect_to(peer.node, peer.addr, DIAL_TIMEOUT)
+            .connect_to(peer.node, peer.addr, context.dial_timeout)
             .await
         {
             Ok(connection) => connection,

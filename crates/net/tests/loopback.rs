@@ -396,3 +396,38 @@ fn ticket_errors_map_to_wire_reasons() {
         UnauthorizedReason::NoTicket
     );
 }
+
+/// A resumed TLS 1.3 session skips certificate verification; `identify` must check the
+/// ticket's window again. The server's ticket is valid (within the clock-skew allowance) for
+/// the first, full handshake and past it for the second, which the dialer resumes.
+#[tokio::test]
+async fn given_a_resumed_session_when_the_servers_ticket_has_expired_since_then_the_dial_is_refused(
+) {
+    use switchboard_proto::limits::CLOCK_SKEW_SECS;
+    let key = SecretKey::from_seed([1; 32]);
+    // Expired, but inside the skew allowance for about two more seconds.
+    let expires = now() + 2 - CLOCK_SKEW_SECS;
+    let ticket = Ticket::issue(
+        &auth(),
+        TicketBody {
+            user: Username::new("super1").unwrap(),
+            node: key.node_id(),
+            role: Role::Supernode,
+            issued_at: UnixTime(expires - 3_600),
+            expires_at: UnixTime(expires),
+            serial: 1,
+        },
+    )
+    .unwrap();
+    let listener = listener(&Identity::new(key, Some(ticket)), 8);
+    let dialer = dialer(&identity(2, "alice", Role::User));
+    let (first, server_first) = dial_and_accept(&listener, &dialer).await;
+    let first = first.expect("the first, full handshake is inside the skew allowance");
+    let _server_first = server_first.unwrap();
+    // The first connection stays open meanwhile, so the session tickets it carries arrive.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let (second, _) = dial_and_accept(&listener, &dialer).await;
+    let reason = refusal(second);
+    assert!(reason.contains("expired"), "{reason}");
+    first.close(CloseCode::Done, "done");
+}

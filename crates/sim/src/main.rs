@@ -231,5 +231,14 @@ fn scale(config: SimConfig) -> ExitCode {
         world.events() as f64 / wall.as_secs_f64().max(1e-9),
         end.0 as f64 / 1000.0
     );
+    let missing = figures.headline_missing();
+    if !missing.is_empty() {
+        eprintln!(
+            "SIM_SEED={}: the run never reached: {}",
+            world.seed(),
+            missing.join(", ")
+        );
+        return ExitCode::FAILURE;
+    }
     ExitCode::SUCCESS
 }

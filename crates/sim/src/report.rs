@@ -52,6 +52,21 @@ pub struct Figures {
 }
 
 impl Figures {
+    /// The headline figures of a crash run (99% re-homed, 99.9% findable, membership
+    /// converged) that never happened: a scale run that misses one has failed, whatever else
+    /// it printed.
+    pub fn headline_missing(&self) -> Vec<&'static str> {
+        [
+            ("99% of clients re-homed", self.rehomed_99),
+            ("lookups find 99.9% of online users", self.lookups_999),
+            ("membership converged", self.converged),
+        ]
+        .into_iter()
+        .filter(|(_, reached)| reached.is_none())
+        .map(|(name, _)| name)
+        .collect()
+    }
+
     /// Messages per live supernode per second between two times.
     pub fn message_rate(&self, from: Time, to: Time) -> Option<f64> {
         let first = self.samples.iter().find(|s| s.at >= from)?;
@@ -97,5 +112,25 @@ impl Figures {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crash_run_that_never_re_homed_or_converged_names_what_it_missed() {
+        let mut figures = Figures {
+            rehomed_99: Some(Duration::from_secs(6)),
+            ..Figures::default()
+        };
+        assert_eq!(
+            figures.headline_missing(),
+            ["lookups find 99.9% of online users", "membership converged"]
+        );
+        figures.lookups_999 = Some(Duration::from_secs(7));
+        figures.converged = Some(Duration::from_secs(13));
+        assert!(figures.headline_missing().is_empty());
     }
 }

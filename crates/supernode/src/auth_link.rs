@@ -27,33 +27,33 @@ pub async fn run(shared: Arc<Shared>, key: SecretKey, endpoint: quinn::Endpoint)
         budget: None,
         ..BackoffConfig::default()
     });
-    let mut last_revocation_poll: Option<tokio::time::Instant> = None;
+    let start = tokio::time::Instant::now();
+    let mut schedule = Schedule::new(
+        shared.config.announce_interval,
+        shared.config.revocation_poll,
+    );
     loop {
         match connect(&shared, &key).await {
             Ok(connection) => {
                 backoff.succeeded();
                 loop {
-                    if let Err(e) = announce(&shared, &connection).await {
-                        tracing::warn!("announcement failed: {e}");
-                        break;
+                    let now = start.elapsed();
+                    if schedule.announce_due(now) {
+                        if let Err(e) = announce(&shared, &connection).await {
+                            tracing::warn!("announcement failed: {e}");
+                            break;
+                        }
+                        refresh_if_due(&shared, &key, &endpoint).await;
+                        schedule.announced(now);
                     }
-                    refresh_if_due(&shared, &key, &endpoint).await;
-                    let due = last_revocation_poll
-                        .is_none_or(|t| t.elapsed() >= shared.config.revocation_poll);
-                    if due {
+                    if schedule.poll_due(now) {
                         if let Err(e) = fetch_revocations(&shared, &connection).await {
                             tracing::warn!("revocation fetch failed: {e}");
                             break;
                         }
-                        last_revocation_poll = Some(tokio::time::Instant::now());
+                        schedule.polled(now);
                     }
-                    tokio::time::sleep(
-                        shared
-                            .config
-                            .announce_interval
-                            .min(shared.config.revocation_poll),
-                    )
-                    .await;
+                    tokio::time::sleep_until(start + schedule.next(start.elapsed())).await;
                 }
             }
             Err(e) => tracing::warn!("auth-server unreachable: {e}"),
@@ -168,5 +168,113 @@ async fn refresh_if_due(shared: &Shared, key: &SecretKey, endpoint: &quinn::Endp
         }
         Ok(_) => {}
         Err(e) => tracing::error!("refreshed ticket not applied: {e}"),
+    }
+}
+
+/// When the next announcement and the next revocation poll are due, each on its own period
+/// (a shared sleep of the shorter period would round the longer one up to a multiple of it:
+/// 45 s announcements and 60 s polls would poll every 90 s). Times are offsets from the link's
+/// start, so this is plain arithmetic and tested without a clock.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    announce_every: Duration,
+    poll_every: Duration,
+    next_announce: Duration,
+    next_poll: Duration,
+}
+
+impl Schedule {
+    /// Both due at once, at the start.
+    fn new(announce_every: Duration, poll_every: Duration) -> Self {
+        Self {
+            announce_every,
+            poll_every,
+            next_announce: Duration::ZERO,
+            next_poll: Duration::ZERO,
+        }
+    }
+
+    fn announce_due(&self, now: Duration) -> bool {
+        now >= self.next_announce
+    }
+
+    fn poll_due(&self, now: Duration) -> bool {
+        now >= self.next_poll
+    }
+
+    /// An announcement went out at `now`.
+    fn announced(&mut self, now: Duration) {
+        self.next_announce = following(self.next_announce, self.announce_every, now);
+    }
+
+    /// The revocation list was fetched at `now`.
+    fn polled(&mut self, now: Duration) {
+        self.next_poll = following(self.next_poll, self.poll_every, now);
+    }
+
+    /// When to wake next: the earlier of the two, never in the past.
+    fn next(&self, now: Duration) -> Duration {
+        self.next_announce.min(self.next_poll).max(now)
+    }
+}
+
+/// The next due time after one that was served at `now`: a period on, or, when the task woke
+/// more than a period late, a period after `now` (missed periods are not made up in a burst).
+fn following(due: Duration, every: Duration, now: Duration) -> Duration {
+    let next = due + every;
+    if next <= now {
+        now + every
+    } else {
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Drives the schedule on a virtual clock the way `run` does and returns when each
+    /// action happened, in whole seconds, up to `until`.
+    fn timeline(announce: u64, poll: u64, until: u64) -> (Vec<u64>, Vec<u64>) {
+        let mut schedule = Schedule::new(Duration::from_secs(announce), Duration::from_secs(poll));
+        let (mut announced, mut polled) = (Vec::new(), Vec::new());
+        let mut now = Duration::ZERO;
+        while now.as_secs() <= until {
+            if schedule.announce_due(now) {
+                announced.push(now.as_secs());
+                schedule.announced(now);
+            }
+            if schedule.poll_due(now) {
+                polled.push(now.as_secs());
+                schedule.polled(now);
+            }
+            now = schedule.next(now);
+        }
+        (announced, polled)
+    }
+
+    #[test]
+    fn announcements_every_45_s_and_polls_every_60_s_each_keep_their_own_period() {
+        let (announced, polled) = timeline(45, 60, 180);
+        assert_eq!(announced, [0, 45, 90, 135, 180]);
+        assert_eq!(polled, [0, 60, 120, 180]);
+    }
+
+    #[test]
+    fn equal_periods_announce_and_poll_together() {
+        let (announced, polled) = timeline(1, 1, 3);
+        assert_eq!(announced, [0, 1, 2, 3]);
+        assert_eq!(polled, [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_late_wake_up_does_not_make_up_missed_periods() {
+        let mut schedule = Schedule::new(Duration::from_secs(10), Duration::from_secs(10));
+        schedule.announced(Duration::ZERO);
+        // Woken at 35 s (the runtime was stalled): one announcement, the next 10 s later.
+        let late = Duration::from_secs(35);
+        assert!(schedule.announce_due(late));
+        schedule.announced(late);
+        assert!(!schedule.announce_due(Duration::from_secs(36)));
     }
 }

@@ -25,10 +25,23 @@ pub struct Network {
     pub dir: tempfile::TempDir,
     pub pubkey: String,
     pub auth: Daemon,
+    /// Supernodes started so far (by account), to wait for each one's first announcement.
+    announced: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
 
 impl Network {
     pub fn new(users: &[&str], supernodes: &[&str]) -> Self {
+        let accounts: Vec<(&str, &str)> = users
+            .iter()
+            .map(|u| (*u, "user"))
+            .chain(supernodes.iter().map(|s| (*s, "supernode")))
+            .collect();
+        Self::with(&accounts, "")
+    }
+
+    /// An auth-server with `accounts` (name, role) whose configuration file holds
+    /// `auth_config` (TOML).
+    pub fn with(accounts: &[(&str, &str)], auth_config: &str) -> Self {
         let dir = temp_dir();
         let data = dir.path().join("auth");
         let data = data.to_str().unwrap();
@@ -36,59 +49,114 @@ impl Network {
             .run(&["init", "--data-dir", data])
             .unwrap();
         let pubkey = String::from_utf8(output.stdout).unwrap().trim().to_owned();
-        for (names, role) in [(users, "user"), (supernodes, "supernode")] {
-            for name in names {
-                let out = Binary::AuthServer
-                    .run_with_stdin(
-                        &["user", "add", name, "--role", role, "--data-dir", data],
-                        &format!("{PASSWORD}\n"),
-                    )
-                    .unwrap();
-                assert!(out.status.success());
-            }
+        for (name, role) in accounts {
+            let out = Binary::AuthServer
+                .run_with_stdin(
+                    &["user", "add", name, "--role", role, "--data-dir", data],
+                    &format!("{PASSWORD}\n"),
+                )
+                .unwrap();
+            assert!(out.status.success());
         }
         std::fs::write(dir.path().join("pw"), format!("{PASSWORD}\n")).unwrap();
+        let config = dir.path().join("auth.toml");
+        std::fs::write(&config, auth_config).unwrap();
         let auth = Binary::AuthServer
             .spawn_daemon(
-                &["serve", "--data-dir", data, "--listen", "127.0.0.1:0"],
+                &[
+                    "serve",
+                    "--config",
+                    config.to_str().unwrap(),
+                    "--data-dir",
+                    data,
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--metrics",
+                    "127.0.0.1:0",
+                ],
                 READY,
             )
             .unwrap();
-        Self { dir, pubkey, auth }
+        Self {
+            dir,
+            pubkey,
+            auth,
+            announced: std::cell::RefCell::default(),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
+    /// Starts supernode `name` and waits for its readiness line and first announcement.
     pub fn supernode(&self, name: &str, extra: &[&str]) -> Daemon {
-        let data = self.path(name);
-        let password = self.path("pw");
-        let auth = self.auth.addr().to_string();
-        let mut args = vec![
-            "serve",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
+        let args = self.supernode_args(name, extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let daemon = Binary::Supernode.spawn_daemon(&args, READY).unwrap();
+        self.wait_announced(name);
+        daemon
+    }
+
+    /// The arguments of `supernode serve` for account `name`, with `extra` appended.
+    pub fn supernode_args(&self, name: &str, extra: &[&str]) -> Vec<String> {
+        // `--listen` in `extra` replaces the default (clap takes a flag once).
+        let listen = if extra.contains(&"--listen") {
+            Vec::new()
+        } else {
+            vec!["--listen", "127.0.0.1:0"]
+        };
+        let mut args: Vec<String> = ["serve", "--data-dir", self.path(name).to_str().unwrap()]
+            .iter()
+            .chain(&listen)
+            .map(|a| (*a).to_owned())
+            .collect();
+        let rest: Vec<String> = [
             "--metrics",
             "127.0.0.1:0",
             "--auth",
-            &auth,
+            &self.auth.addr().to_string(),
             "--trust",
             &self.pubkey,
             "--user",
             name,
             "--password-file",
-            password.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let daemon = Binary::Supernode.spawn_daemon(&args, READY).unwrap();
-        // The announcement reaches the auth-server's bootstrap list at start-up.
-        wait_until(Duration::from_secs(10), || {
-            http_get(daemon.metrics_addr().unwrap(), "/healthz").is_ok()
-        });
-        daemon
+            self.path("pw").to_str().unwrap(),
+        ]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect();
+        args.extend(rest);
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args
+    }
+
+    /// Kills the auth-server (SIGKILL): the network must go on without it.
+    pub fn kill_auth(&mut self) {
+        self.auth.signal("KILL").unwrap();
+        assert!(self.auth.wait_exit(Duration::from_secs(10)).is_some());
+    }
+
+    /// Waits for the first announcement of supernode `name`.
+    pub fn wait_announced(&self, name: &str) {
+        // Its first announcement puts it in the auth-server's bootstrap list, which the logins
+        // that follow hand out: wait for it, so that they do not race it.
+        self.announced.borrow_mut().insert(name.to_owned());
+        let expected = self.announced.borrow().len() as u64;
+        let started = Instant::now();
+        assert!(
+            wait_until(READY, || metric(
+                &self.auth,
+                "switchboard_auth_supernodes_announced"
+            )
+            .is_some_and(|n| n >= expected)),
+            "{name} did not announce itself within {READY:?} (the auth-server lists {:?})",
+            metric(&self.auth, "switchboard_auth_supernodes_announced")
+        );
+        println!(
+            "{name} announced {:?} after its readiness line",
+            started.elapsed()
+        );
     }
 
     pub fn login(&self, user: &str) -> PathBuf {
@@ -124,6 +192,22 @@ pub fn metric(daemon: &Daemon, name: &str) -> Option<u64> {
             .parse()
             .ok()
     })
+}
+
+/// Waits until the supernodes' indexes hold `records` copies in all (each user's record on
+/// its owners).
+pub fn wait_for_index(supernodes: &[Daemon], records: u64) {
+    let total = || {
+        supernodes
+            .iter()
+            .map(|s| metric(s, "switchboard_overlay_index_records").unwrap_or(0))
+            .sum::<u64>()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || total() >= records),
+        "the owners hold {} record copies, not {records}",
+        total()
+    );
 }
 
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
@@ -232,6 +316,18 @@ impl Running {
                 ),
             }
         }
+    }
+
+    /// Waits (at most `timeout`) for the command to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     pub fn kill9(&mut self) {
