@@ -77,6 +77,10 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             file.listen = listen.or(file.listen);
             file.metrics = metrics.or(file.metrics);
             let config = file.validate(&source)?;
+            // Accepted (the tests run with them), but said once, before anything binds.
+            for warning in &config.warnings {
+                tracing::warn!(key = warning.key, "{warning}");
+            }
             serve(config)
         }
         Command::User { action } => user(action, json),

@@ -7,8 +7,19 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use switchboard_engine::ThrottleConfig;
+pub use switchboard_net::config_file::BelowMinimum;
 
 use crate::password::HashParams;
+
+/// `ticket_lifetime_secs` below this is accepted with a warning: the network keeps running
+/// without the auth-server only as long as its tickets last, so under an hour a short outage of
+/// the auth-server becomes an outage of the network.
+pub const MIN_TICKET_LIFETIME_SECS: u64 = 60 * 60;
+
+/// `announce_ttl_secs` below this is accepted with a warning: it is twice the supernodes'
+/// shortest recommended announcement interval (5 s), so that one lost announcement does not
+/// drop a live supernode from the bootstrap list.
+pub const MIN_ANNOUNCE_TTL_SECS: u64 = 10;
 
 /// The configuration file as written. Every field is optional; the defaults are in
 /// [`Config::default`] and documented per field.
@@ -24,14 +35,17 @@ pub struct FileConfig {
     pub metrics: Option<SocketAddr>,
     /// Whether `client signup` may create `user` accounts. Default `false`.
     pub open_signup: Option<bool>,
-    /// Lifetime of an issued ticket, in seconds. Default 43,200 (12 hours); at most 86,400.
+    /// Lifetime of an issued ticket, in seconds. Default 43,200 (12 hours); between 1 and
+    /// 86,400; below [`MIN_TICKET_LIFETIME_SECS`] (3,600) accepted with a warning.
     pub ticket_lifetime_secs: Option<u64>,
     /// Password checks running at once (each takes one core and `argon2.memory_kib`).
-    /// Default: the number of cores.
+    /// Default: the number of cores; at least 1.
     pub max_concurrent_logins: Option<usize>,
-    /// Logins waiting for a free check before new ones get `Busy`. Default 64.
+    /// Logins waiting for a free check before new ones get `Busy`. Default 64; at least 1
+    /// (every login waits in the queue, if only for an instant).
     pub max_queued_logins: Option<usize>,
-    /// Lifetime of a supernode's announcement in the bootstrap list, in seconds. Default 90.
+    /// Lifetime of a supernode's announcement in the bootstrap list, in seconds. Default 90;
+    /// at least 1; below [`MIN_ANNOUNCE_TTL_SECS`] (10) accepted with a warning.
     pub announce_ttl_secs: Option<u64>,
     /// argon2id cost.
     pub argon2: Option<Argon2Config>,
@@ -57,17 +71,20 @@ pub struct Argon2Config {
 pub struct ThrottleFileConfig {
     /// Failed logins allowed before the first lockout. Default 5.
     pub free_failures: Option<u32>,
-    /// First lockout in milliseconds, doubling with each further failure. Default 1,000.
+    /// First lockout in milliseconds, doubling with each further failure. Default 1,000; at
+    /// least 1 (zero would turn lockouts off) and at most `max_lockout_secs`.
     pub base_lockout_ms: Option<u64>,
-    /// Longest lockout in seconds. Default 900.
+    /// Longest lockout in seconds. Default 900; at least 1.
     pub max_lockout_secs: Option<u64>,
-    /// Failures older than this many seconds are forgotten. Default 3,600.
+    /// Failures older than this many seconds are forgotten. Default 3,600; at least 1 (zero
+    /// would forget every failure at once, and nobody would ever be locked out).
     pub forget_after_secs: Option<u64>,
-    /// Login attempts per second per account and per address, on average. Default 10.
+    /// Login attempts per second per account and per address, on average. Default 10; at
+    /// least 1.
     pub attempts_per_sec: Option<u32>,
-    /// Attempts in a burst. Default 20.
+    /// Attempts in a burst. Default 20; at least 1.
     pub burst: Option<u32>,
-    /// Accounts and addresses tracked at once. Default 100,000.
+    /// Accounts and addresses tracked at once. Default 100,000; at least 1.
     pub max_keys: Option<usize>,
 }
 
@@ -94,6 +111,8 @@ pub struct Config {
     pub hash: HashParams,
     /// Throttling.
     pub throttle: ThrottleConfig,
+    /// Values accepted below their production minimum; logged once at start-up.
+    pub warnings: Vec<BelowMinimum>,
 }
 
 /// The configuration is unusable. Exit code 2, naming the file, the key and the problem.
@@ -138,10 +157,18 @@ impl FileConfig {
             ));
         }
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let max_concurrent_logins = self.max_concurrent_logins.unwrap_or(cores);
-        if max_concurrent_logins == 0 {
-            return Err(invalid("max_concurrent_logins", "must be at least 1"));
-        }
+        let positive = |key, value| at_least_one(value, key, source_name);
+        let max_concurrent_logins = positive(
+            "max_concurrent_logins",
+            self.max_concurrent_logins.unwrap_or(cores),
+        )?;
+        let max_queued_logins =
+            positive("max_queued_logins", self.max_queued_logins.unwrap_or(64))?;
+        let announce_ttl = at_least_one(
+            self.announce_ttl_secs.unwrap_or(90),
+            "announce_ttl_secs",
+            source_name,
+        )?;
         let argon2 = self.argon2.unwrap_or_default();
         let defaults = HashParams::default();
         let hash = HashParams {
@@ -160,33 +187,67 @@ impl FileConfig {
         }
         let t = self.throttle.unwrap_or_default();
         let d = ThrottleConfig::default();
+        let secs = |key, value: Option<u64>, default| match value {
+            None => Ok(default),
+            Some(secs) => at_least_one(secs, key, source_name).map(Duration::from_secs),
+        };
+        let count = |key, value: Option<u32>, default| {
+            at_least_one(value.unwrap_or(default), key, source_name)
+        };
         let throttle = ThrottleConfig {
             free_failures: t.free_failures.unwrap_or(d.free_failures),
-            base_lockout: t
-                .base_lockout_ms
-                .map_or(d.base_lockout, Duration::from_millis),
-            max_lockout: t
-                .max_lockout_secs
-                .map_or(d.max_lockout, Duration::from_secs),
-            forget_after: t
-                .forget_after_secs
-                .map_or(d.forget_after, Duration::from_secs),
-            attempts_per_sec: t.attempts_per_sec.unwrap_or(d.attempts_per_sec),
-            burst: t.burst.unwrap_or(d.burst),
-            max_keys: t.max_keys.unwrap_or(d.max_keys),
+            base_lockout: match t.base_lockout_ms {
+                None => d.base_lockout,
+                Some(ms) => at_least_one(ms, "throttle.base_lockout_ms", source_name)
+                    .map(Duration::from_millis)?,
+            },
+            max_lockout: secs(
+                "throttle.max_lockout_secs",
+                t.max_lockout_secs,
+                d.max_lockout,
+            )?,
+            forget_after: secs(
+                "throttle.forget_after_secs",
+                t.forget_after_secs,
+                d.forget_after,
+            )?,
+            attempts_per_sec: count(
+                "throttle.attempts_per_sec",
+                t.attempts_per_sec,
+                d.attempts_per_sec,
+            )?,
+            burst: count("throttle.burst", t.burst, d.burst)?,
+            max_keys: at_least_one(
+                t.max_keys.unwrap_or(d.max_keys),
+                "throttle.max_keys",
+                source_name,
+            )?,
         };
-        if throttle.attempts_per_sec == 0 || throttle.burst == 0 || throttle.max_keys == 0 {
-            return Err(invalid(
-                "throttle",
-                "attempts_per_sec, burst and max_keys must be at least 1",
-            ));
-        }
         if throttle.base_lockout > throttle.max_lockout {
             return Err(invalid(
                 "throttle.base_lockout_ms",
                 "must not exceed max_lockout_secs",
             ));
         }
+        let warnings = [
+            BelowMinimum::check(
+                source_name,
+                "ticket_lifetime_secs",
+                lifetime,
+                MIN_TICKET_LIFETIME_SECS,
+                "the network outlives an auth-server outage only as long as its tickets",
+            ),
+            BelowMinimum::check(
+                source_name,
+                "announce_ttl_secs",
+                announce_ttl,
+                MIN_ANNOUNCE_TTL_SECS,
+                "one lost announcement drops a live supernode from the bootstrap list",
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         Ok(Config {
             data_dir,
             listen: self
@@ -196,12 +257,31 @@ impl FileConfig {
             open_signup: self.open_signup.unwrap_or(false),
             ticket_lifetime: Duration::from_secs(lifetime),
             max_concurrent_logins,
-            max_queued_logins: self.max_queued_logins.unwrap_or(64),
-            announce_ttl: Duration::from_secs(self.announce_ttl_secs.unwrap_or(90).max(1)),
+            max_queued_logins,
+            announce_ttl: Duration::from_secs(announce_ttl),
             hash,
             throttle,
+            warnings,
         })
     }
+}
+
+/// `value`, or [`ConfigError::Invalid`] naming `key` if it is zero: a zero count, rate or
+/// period would stop a service or turn a protection off, and is refused rather than quietly
+/// raised.
+fn at_least_one<T: Copy + PartialEq + From<u8>>(
+    value: T,
+    key: &'static str,
+    source_name: &str,
+) -> Result<T, ConfigError> {
+    if value == T::from(0) {
+        return Err(ConfigError::Invalid {
+            source_name: source_name.to_owned(),
+            key,
+            problem: "must be at least 1".to_owned(),
+        });
+    }
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -225,6 +305,112 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("listen_on"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_key_in_throttle_is_refused_with_its_name() {
+        let error = toml::from_str::<FileConfig>("data_dir = \"/x\"\n[throttle]\nbogus = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("bogus"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_key_in_argon2_is_refused_with_its_name() {
+        let error = toml::from_str::<FileConfig>("data_dir = \"/x\"\n[argon2]\nbogus = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("bogus"), "{error}");
+    }
+
+    #[test]
+    fn zero_is_refused_naming_the_key_for_every_count_rate_and_period() {
+        let cases = [
+            ("ticket_lifetime_secs", "ticket_lifetime_secs = 0"),
+            ("max_concurrent_logins", "max_concurrent_logins = 0"),
+            ("max_queued_logins", "max_queued_logins = 0"),
+            ("announce_ttl_secs", "announce_ttl_secs = 0"),
+            (
+                "throttle.base_lockout_ms",
+                "[throttle]\nbase_lockout_ms = 0",
+            ),
+            (
+                "throttle.max_lockout_secs",
+                "[throttle]\nmax_lockout_secs = 0",
+            ),
+            (
+                "throttle.forget_after_secs",
+                "[throttle]\nforget_after_secs = 0",
+            ),
+            (
+                "throttle.attempts_per_sec",
+                "[throttle]\nattempts_per_sec = 0",
+            ),
+            ("throttle.burst", "[throttle]\nburst = 0"),
+            ("throttle.max_keys", "[throttle]\nmax_keys = 0"),
+        ];
+        let mut wrong = Vec::new();
+        for (key, line) in cases {
+            let file: FileConfig = toml::from_str(&format!("data_dir = \"/x\"\n{line}\n")).unwrap();
+            match file.validate("bad.toml") {
+                Ok(_) => wrong.push(format!("{key} = 0 was accepted")),
+                Err(error) => {
+                    let text = error.to_string();
+                    let named = matches!(&error, ConfigError::Invalid { key: k, .. } if *k == key);
+                    let says_one = text.contains("at least 1") || text.contains("between 1");
+                    if !named || !text.contains("bad.toml") || !says_one {
+                        wrong.push(format!("{key} = 0 gave {text:?}"));
+                    }
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    #[test]
+    fn a_value_below_its_production_minimum_is_accepted_with_a_warning_naming_the_key() {
+        let cases = [
+            ("ticket_lifetime_secs", MIN_TICKET_LIFETIME_SECS),
+            ("announce_ttl_secs", MIN_ANNOUNCE_TTL_SECS),
+        ];
+        let mut wrong = Vec::new();
+        for (key, minimum) in cases {
+            let validate = |value: u64| {
+                toml::from_str::<FileConfig>(&format!("data_dir = \"/x\"\n{key} = {value}\n"))
+                    .unwrap()
+                    .validate("t.toml")
+            };
+            match validate(minimum - 1) {
+                Err(e) => wrong.push(format!("{key} = {} refused: {e}", minimum - 1)),
+                Ok(config) => {
+                    let keys: Vec<_> = config.warnings.iter().map(|w| w.key).collect();
+                    let text = config.warnings.first().map(ToString::to_string);
+                    if keys != [key] || !text.as_deref().is_some_and(|t| t.contains(key)) {
+                        wrong.push(format!("{key} below {minimum} warned {keys:?} {text:?}"));
+                    }
+                }
+            }
+            match validate(minimum) {
+                Ok(config) if config.warnings.is_empty() => {}
+                other => wrong.push(format!("{key} = {minimum} gave {other:?}")),
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    #[test]
+    fn the_defaults_and_the_example_config_warn_of_nothing() {
+        let defaults = toml::from_str::<FileConfig>("data_dir = \"/x\"\n")
+            .unwrap()
+            .validate("t")
+            .unwrap();
+        assert!(defaults.warnings.is_empty(), "{:?}", defaults.warnings);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/auth-server.toml");
+        let example = FileConfig::load(&path)
+            .unwrap()
+            .validate("example")
+            .unwrap();
+        assert!(example.warnings.is_empty(), "{:?}", example.warnings);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Reading a daemon's or the client's TOML configuration file. Each program defines what the
 //! file holds (with `deny_unknown_fields`); this reads it and names the file in every error,
-//! and toml's own message names the key and the line.
+//! and toml's own message names the key and the line. [`BelowMinimum`] is what the daemons
+//! accept but warn of at start-up.
 
 use std::path::{Path, PathBuf};
 
@@ -37,4 +38,51 @@ pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigFileError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })
+}
+
+/// A value the program accepts but that is below the minimum meant for production: the
+/// end-to-end tests run with such values (1 s leases and intervals) to finish in seconds, and a
+/// production network would pay for them in load or false alarms. The daemons log each one once
+/// at start-up, with `tracing::warn!`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BelowMinimum {
+    /// The file, or "command line".
+    pub source_name: String,
+    /// Which key.
+    pub key: &'static str,
+    /// The value given.
+    pub value: u64,
+    /// The documented minimum.
+    pub minimum: u64,
+    /// What a value below it costs.
+    pub reason: &'static str,
+}
+
+impl BelowMinimum {
+    /// `Some` when `value` is below `minimum`.
+    pub fn check(
+        source_name: &str,
+        key: &'static str,
+        value: u64,
+        minimum: u64,
+        reason: &'static str,
+    ) -> Option<Self> {
+        (value < minimum).then(|| Self {
+            source_name: source_name.to_owned(),
+            key,
+            value,
+            minimum,
+            reason,
+        })
+    }
+}
+
+impl std::fmt::Display for BelowMinimum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: `{}` = {} is below the production minimum of {} ({}); accepted, as for a test",
+            self.source_name, self.key, self.value, self.minimum, self.reason
+        )
+    }
 }

@@ -23,7 +23,7 @@ pub mod identity;
 pub mod keyfile;
 pub mod metrics;
 pub mod shutdown;
-#[doc(hidden)]
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod verify;
 

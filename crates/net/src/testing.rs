@@ -1,5 +1,6 @@
 //! Baselines for benchmarks: plain quinn configured the ordinary way, to compare our
-//! transport against in the same run. Not used by the daemons.
+//! transport against in the same run. Compiled only with the `testing` feature, which only
+//! dev-dependencies enable (the benchmarks of `net` and `supernode`): no daemon contains it.
 
 // Benchmark set-up: a failure here is a broken benchmark, and stopping is right.
 #![allow(clippy::expect_used)]

@@ -9,7 +9,33 @@ use serde::Deserialize;
 use switchboard_engine::membership::MembershipConfig;
 use switchboard_engine::overlay::OverlayConfig;
 use switchboard_engine::{AdmissionConfig, DirectoryConfig};
+pub use switchboard_net::config_file::BelowMinimum;
 use switchboard_proto::{AuthKey, SoftwareVersion, Username};
+
+/// `max_lease_secs` below this is accepted with a warning: clients refresh at a third of their
+/// lease, so a shorter lease means a refresh from every client more often than every 3 s, and
+/// a full supernode spends its request budget on refreshes.
+pub const MIN_MAX_LEASE_SECS: u64 = 10;
+
+/// `announce_interval_secs` below this is accepted with a warning: one auth-server hears every
+/// supernode's announcements, and 5 s already lets a supernode re-enter the bootstrap list
+/// within seconds of a restart.
+pub const MIN_ANNOUNCE_INTERVAL_SECS: u64 = 5;
+
+/// `revocation_poll_secs` below this is accepted with a warning: every supernode fetching the
+/// list more often loads the one auth-server, while a revoked ticket already lasts at most a
+/// lease longer.
+pub const MIN_REVOCATION_POLL_SECS: u64 = 5;
+
+/// `probe_period_ms` below this is accepted with a warning: the probe timeout (`probe_rtt_ms`)
+/// must fit inside the period, and under 200 ms a WAN round trip or a scheduling pause makes
+/// healthy members suspects, besides a probe per member five times a second.
+pub const MIN_PROBE_PERIOD_MS: u64 = 200;
+
+/// `suspect_timeout_ms` below this is accepted with a warning: a suspect has this long to
+/// refute, and under a second a burst of loss or a pause declares a healthy member down, which
+/// moves its users' records for nothing.
+pub const MIN_SUSPECT_TIMEOUT_MS: u64 = 1000;
 
 /// The configuration file as written; defaults documented per field.
 #[derive(Debug, Default, Deserialize)]
@@ -37,7 +63,7 @@ pub struct FileConfig {
     /// Overlay members to join through. Default none.
     pub seeds: Option<Vec<SocketAddr>>,
     /// Most clients at once. Default 10,000 (1,000 for a normal supernode is typical on a
-    /// small machine).
+    /// small machine); at least 1.
     pub capacity: Option<usize>,
     /// Prometheus `/metrics` and `/healthz`. Default off.
     pub metrics: Option<SocketAddr>,
@@ -45,27 +71,34 @@ pub struct FileConfig {
     pub refuse_versions: Option<Vec<String>>,
     /// Clients older than this are refused too. Default none.
     pub minimum_version: Option<String>,
-    /// Longest lease granted, in seconds. Default 120.
+    /// Longest lease granted, in seconds. Default 120; at least 1; below
+    /// [`MIN_MAX_LEASE_SECS`] (10) accepted with a warning.
     pub max_lease_secs: Option<u64>,
-    /// New handshakes per second. Default 1,000.
+    /// New handshakes per second. Default 1,000; at least 1.
     pub handshakes_per_sec: Option<u32>,
-    /// Requests per second over all clients. Default 50,000.
+    /// Requests per second over all clients. Default 50,000; at least 1.
     pub requests_per_sec: Option<u32>,
-    /// Seconds between announcements to the auth-server. Default 30.
+    /// Seconds between announcements to the auth-server. Default 30; at least 1; below
+    /// [`MIN_ANNOUNCE_INTERVAL_SECS`] (5) accepted with a warning.
     pub announce_interval_secs: Option<u64>,
-    /// Seconds between revocation-list fetches. Default 60.
+    /// Seconds between revocation-list fetches. Default 60; at least 1; below
+    /// [`MIN_REVOCATION_POLL_SECS`] (5) accepted with a warning.
     pub revocation_poll_secs: Option<u64>,
-    /// Seconds a SIGTERM drain may take before the supernode closes anyway. Default 10.
+    /// Seconds a SIGTERM drain may take before the supernode closes anyway. Default 10; at
+    /// least 1.
     pub drain_deadline_secs: Option<u64>,
-    /// Owners per user in the overlay index (R). Default 3.
+    /// Owners per user in the overlay index (R). Default 3; between 1 and 7.
     pub replicas: Option<usize>,
-    /// Milliseconds between membership probes. Default 1000.
+    /// Milliseconds between membership probes. Default 1000; at least 1; below
+    /// [`MIN_PROBE_PERIOD_MS`] (200) accepted with a warning.
     pub probe_period_ms: Option<u64>,
-    /// Milliseconds a probe may take before others probe indirectly. Default 400.
+    /// Milliseconds a probe may take before others probe indirectly. Default 400; at least 1
+    /// and below `probe_period_ms`.
     pub probe_rtt_ms: Option<u64>,
-    /// Milliseconds a suspect has to refute before it is declared down. Default 3000.
+    /// Milliseconds a suspect has to refute before it is declared down. Default 3000; at
+    /// least 1; below [`MIN_SUSPECT_TIMEOUT_MS`] (1000) accepted with a warning.
     pub suspect_timeout_ms: Option<u64>,
-    /// Milliseconds a lookup waits for the owners. Default 1500.
+    /// Milliseconds a lookup waits for the owners. Default 1500; at least 1.
     pub lookup_timeout_ms: Option<u64>,
 }
 
@@ -119,6 +152,8 @@ pub struct Config {
     pub revocation_poll: Duration,
     /// SIGTERM drain deadline.
     pub drain_deadline: Duration,
+    /// Values accepted below their production minimum; logged once at start-up.
+    pub warnings: Vec<BelowMinimum>,
 }
 
 /// The configuration is unusable (exit code 2).
@@ -190,19 +225,19 @@ impl FileConfig {
             .as_deref()
             .map(|v| parse_version("minimum_version", v))
             .transpose()?;
-        let capacity = self.capacity.unwrap_or(10_000);
-        if capacity == 0 {
-            return Err(invalid("capacity", "must be at least 1".to_owned()));
-        }
+        let capacity = at_least_one(self.capacity.unwrap_or(10_000), "capacity", source_name)?;
         let defaults = AdmissionConfig::default();
-        let requests_per_sec = self
-            .requests_per_sec
-            .unwrap_or(defaults.requests_per_sec)
-            .max(1);
-        let handshakes_per_sec = self
-            .handshakes_per_sec
-            .unwrap_or(defaults.handshakes_per_sec)
-            .max(1);
+        let requests_per_sec = at_least_one(
+            self.requests_per_sec.unwrap_or(defaults.requests_per_sec),
+            "requests_per_sec",
+            source_name,
+        )?;
+        let handshakes_per_sec = at_least_one(
+            self.handshakes_per_sec
+                .unwrap_or(defaults.handshakes_per_sec),
+            "handshakes_per_sec",
+            source_name,
+        )?;
         let admission = AdmissionConfig {
             capacity,
             handshakes_per_sec,
@@ -213,44 +248,111 @@ impl FileConfig {
             lookup_reserve: requests_per_sec / 10,
             ..defaults
         };
-        let max_lease = self.max_lease_secs.unwrap_or(120);
-        if max_lease == 0 {
-            return Err(invalid("max_lease_secs", "must be at least 1".to_owned()));
-        }
+        let max_lease = at_least_one(
+            self.max_lease_secs.unwrap_or(120),
+            "max_lease_secs",
+            source_name,
+        )?;
         let overlay_defaults = OverlayConfig::default();
         let membership_defaults = MembershipConfig::default();
-        let millis =
-            |value: Option<u64>, default: Duration| value.map_or(default, Duration::from_millis);
+        let millis = |key, value: Option<u64>, default: Duration| match value {
+            None => Ok(default),
+            Some(ms) => at_least_one(ms, key, source_name).map(Duration::from_millis),
+        };
         let replicas = self.replicas.unwrap_or(overlay_defaults.replicas);
         if replicas == 0 || replicas > 7 {
             return Err(invalid("replicas", "must be between 1 and 7".to_owned()));
         }
         let overlay = OverlayConfig {
             replicas,
-            lookup_timeout: millis(self.lookup_timeout_ms, overlay_defaults.lookup_timeout),
+            lookup_timeout: millis(
+                "lookup_timeout_ms",
+                self.lookup_timeout_ms,
+                overlay_defaults.lookup_timeout,
+            )?,
             max_lease: Duration::from_secs(max_lease),
             membership: MembershipConfig {
-                probe_period: millis(self.probe_period_ms, membership_defaults.probe_period),
-                probe_rtt: millis(self.probe_rtt_ms, membership_defaults.probe_rtt),
+                probe_period: millis(
+                    "probe_period_ms",
+                    self.probe_period_ms,
+                    membership_defaults.probe_period,
+                )?,
+                probe_rtt: millis(
+                    "probe_rtt_ms",
+                    self.probe_rtt_ms,
+                    membership_defaults.probe_rtt,
+                )?,
                 suspect_to_down_after: millis(
+                    "suspect_timeout_ms",
                     self.suspect_timeout_ms,
                     membership_defaults.suspect_to_down_after,
-                ),
+                )?,
                 ..membership_defaults
             },
             ..overlay_defaults
         };
-        // The membership checks its own timing; refuse a bad one here, naming the keys.
-        if overlay.membership.probe_rtt.is_zero()
-            || overlay.membership.probe_rtt >= overlay.membership.probe_period
-            || overlay.membership.suspect_to_down_after.is_zero()
-        {
+        // The membership checks its own timing; refuse a bad one here, naming the key.
+        if overlay.membership.probe_rtt >= overlay.membership.probe_period {
             return Err(invalid(
                 "probe_rtt_ms",
-                "must be above zero and below probe_period_ms (and suspect_timeout_ms above zero)"
-                    .to_owned(),
+                "must be below probe_period_ms".to_owned(),
             ));
         }
+        let announce_interval = at_least_one(
+            self.announce_interval_secs.unwrap_or(30),
+            "announce_interval_secs",
+            source_name,
+        )?;
+        let revocation_poll = at_least_one(
+            self.revocation_poll_secs.unwrap_or(60),
+            "revocation_poll_secs",
+            source_name,
+        )?;
+        let drain_deadline = at_least_one(
+            self.drain_deadline_secs.unwrap_or(10),
+            "drain_deadline_secs",
+            source_name,
+        )?;
+        let warnings = [
+            BelowMinimum::check(
+                source_name,
+                "max_lease_secs",
+                max_lease,
+                MIN_MAX_LEASE_SECS,
+                "every client refreshes more often than every 3 s",
+            ),
+            BelowMinimum::check(
+                source_name,
+                "announce_interval_secs",
+                announce_interval,
+                MIN_ANNOUNCE_INTERVAL_SECS,
+                "announcements load the auth-server",
+            ),
+            BelowMinimum::check(
+                source_name,
+                "revocation_poll_secs",
+                revocation_poll,
+                MIN_REVOCATION_POLL_SECS,
+                "revocation fetches load the auth-server",
+            ),
+            BelowMinimum::check(
+                source_name,
+                "probe_period_ms",
+                millis_of(overlay.membership.probe_period),
+                MIN_PROBE_PERIOD_MS,
+                "healthy members become suspects on a slow round trip",
+            ),
+            BelowMinimum::check(
+                source_name,
+                "suspect_timeout_ms",
+                millis_of(overlay.membership.suspect_to_down_after),
+                MIN_SUSPECT_TIMEOUT_MS,
+                "a pause or a burst of loss declares a healthy member down",
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         Ok(Config {
             overlay,
             data_dir,
@@ -270,13 +372,34 @@ impl FileConfig {
                 ..DirectoryConfig::default()
             },
             admission,
-            announce_interval: Duration::from_secs(
-                self.announce_interval_secs.unwrap_or(30).max(1),
-            ),
-            revocation_poll: Duration::from_secs(self.revocation_poll_secs.unwrap_or(60).max(1)),
-            drain_deadline: Duration::from_secs(self.drain_deadline_secs.unwrap_or(10).max(1)),
+            announce_interval: Duration::from_secs(announce_interval),
+            revocation_poll: Duration::from_secs(revocation_poll),
+            drain_deadline: Duration::from_secs(drain_deadline),
+            warnings,
         })
     }
+}
+
+/// `value`, or [`ConfigError::Invalid`] naming `key` if it is zero: a zero rate, period or
+/// count would stop the supernode or spin it, and is refused rather than quietly raised.
+fn at_least_one<T: Copy + PartialEq + From<u8>>(
+    value: T,
+    key: &'static str,
+    source_name: &str,
+) -> Result<T, ConfigError> {
+    if value == T::from(0) {
+        return Err(ConfigError::Invalid {
+            source_name: source_name.to_owned(),
+            key,
+            problem: "must be at least 1".to_owned(),
+        });
+    }
+    Ok(value)
+}
+
+/// Whole milliseconds of `duration` (saturating; configured values came from `u64` millis).
+fn millis_of(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -300,12 +423,130 @@ mod tests {
         );
     }
 
+    /// The keys every supernode needs, with a valid trust key, so that a test's one bad value
+    /// is the only thing wrong.
+    fn valid(extra: &str) -> FileConfig {
+        let trust = switchboard_proto::SecretKey::from_seed([1; 32]).auth_key();
+        toml::from_str(&format!(
+            "data_dir = \"/x\"\nauth = \"a:1\"\ntrust = \"{trust}\"\nuser = \"sn\"\n\
+             password_file = \"/p\"\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_base_of_these_tests_is_valid_and_warns_of_nothing() {
+        let config = valid("").validate("t").unwrap();
+        assert_eq!(config.mode, Mode::Normal);
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+
     #[test]
     fn standby_without_mega_is_refused() {
-        let file: FileConfig = toml::from_str(
-            "data_dir = \"/x\"\nauth = \"a:1\"\ntrust = \"\"\nuser = \"sn\"\npassword_file = \"/p\"\nstandby = true\n",
-        )
-        .unwrap();
-        assert!(file.validate("t").is_err());
+        let error = valid("standby = true\n").validate("t").unwrap_err();
+        assert!(
+            matches!(error, ConfigError::Invalid { key: "standby", .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("`standby`"), "{error}");
+        assert_eq!(
+            valid("standby = true\nmega = true\n")
+                .validate("t")
+                .unwrap()
+                .mode,
+            Mode::MegaStandby
+        );
+    }
+
+    #[test]
+    fn zero_is_refused_naming_the_key_for_every_count_rate_and_period() {
+        let keys = [
+            "capacity",
+            "requests_per_sec",
+            "handshakes_per_sec",
+            "max_lease_secs",
+            "announce_interval_secs",
+            "revocation_poll_secs",
+            "drain_deadline_secs",
+            "replicas",
+            "probe_period_ms",
+            "probe_rtt_ms",
+            "suspect_timeout_ms",
+            "lookup_timeout_ms",
+        ];
+        let mut wrong = Vec::new();
+        for key in keys {
+            match valid(&format!("{key} = 0\n")).validate("bad.toml") {
+                Ok(_) => wrong.push(format!("{key} = 0 was accepted")),
+                Err(error) => {
+                    let text = error.to_string();
+                    let named = matches!(&error, ConfigError::Invalid { key: k, .. } if *k == key);
+                    let says_one = text.contains("at least 1") || text.contains("between 1");
+                    if !named || !text.contains("bad.toml") || !says_one {
+                        wrong.push(format!("{key} = 0 gave {text:?}"));
+                    }
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    #[test]
+    fn a_probe_timeout_not_below_the_probe_period_is_refused() {
+        let error = valid("probe_period_ms = 500\nprobe_rtt_ms = 500\n")
+            .validate("t")
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ConfigError::Invalid {
+                    key: "probe_rtt_ms",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_value_below_its_production_minimum_is_accepted_with_a_warning_naming_the_key() {
+        let cases = [
+            ("max_lease_secs", MIN_MAX_LEASE_SECS),
+            ("announce_interval_secs", MIN_ANNOUNCE_INTERVAL_SECS),
+            ("revocation_poll_secs", MIN_REVOCATION_POLL_SECS),
+            ("probe_period_ms", MIN_PROBE_PERIOD_MS),
+            ("suspect_timeout_ms", MIN_SUSPECT_TIMEOUT_MS),
+        ];
+        let mut wrong = Vec::new();
+        for (key, minimum) in cases {
+            // probe_rtt_ms must stay below the period.
+            let below = format!("{key} = {}\nprobe_rtt_ms = 1\n", minimum - 1);
+            match valid(&below).validate("t.toml") {
+                Err(e) => wrong.push(format!("{key} = {} refused: {e}", minimum - 1)),
+                Ok(config) => {
+                    let keys: Vec<_> = config.warnings.iter().map(|w| w.key).collect();
+                    let text = config.warnings.first().map(ToString::to_string);
+                    if keys != [key] || !text.as_deref().is_some_and(|t| t.contains(key)) {
+                        wrong.push(format!("{key} below {minimum} warned {keys:?} {text:?}"));
+                    }
+                }
+            }
+            let at = format!("{key} = {minimum}\nprobe_rtt_ms = 1\n");
+            match valid(&at).validate("t.toml") {
+                Ok(config) if config.warnings.is_empty() => {}
+                other => wrong.push(format!("{key} = {minimum} gave {other:?}")),
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    #[test]
+    fn the_example_config_warns_of_nothing() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/supernode.toml");
+        let config = FileConfig::load(&path)
+            .unwrap()
+            .validate("example")
+            .unwrap();
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     }
 }

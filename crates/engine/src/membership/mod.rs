@@ -259,8 +259,10 @@ impl Membership {
         Ok(membership)
     }
 
-    /// Turns the local-health multiplier off (plain SWIM), to measure what it buys.
-    pub fn disable_local_health(&mut self) {
+    /// Turns the local-health multiplier off (plain SWIM), to measure what it buys. Test-only:
+    /// a daemon always runs with it.
+    #[cfg(test)]
+    pub(crate) fn disable_local_health(&mut self) {
         self.lifeguard = false;
         self.health = 0;
     }

@@ -228,11 +228,6 @@ impl Overlay {
         &self.membership
     }
 
-    /// Turns the local-health multiplier off (to measure what it buys).
-    pub fn disable_local_health(&mut self) {
-        self.membership.disable_local_health();
-    }
-
     /// Counters.
     pub fn stats(&self) -> OverlayStats {
         self.stats
