@@ -498,3 +498,127 @@ fn sigterm_redirects_clients_to_another_supernode_and_exits_zero() {
         .expect("exits after SIGTERM");
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn sigterm_refuses_new_connections_redirects_every_client_and_exits_within_the_drain_deadline() {
+    use switchboard_client::profile::Profile;
+    use switchboard_client::session::{self, Context};
+    use switchboard_proto::messages::SupernodeMessage;
+    const CLIENTS: usize = 250;
+    let network = Network::new(&["filler"], &["sn1", "sn2"]);
+    let config = network.path("drain.toml");
+    std::fs::write(
+        &config,
+        "announce_interval_secs = 1\ndrain_deadline_secs = 5\n",
+    )
+    .unwrap();
+    let mut sn1 = network.supernode("sn1", &["--config", config.to_str().unwrap()]);
+    let sn2 = network.supernode("sn2", &["--config", config.to_str().unwrap()]);
+    assert!(
+        wait_until(Duration::from_secs(30), || [&sn1, &sn2]
+            .iter()
+            .all(|s| metric(s, "switchboard_overlay_members_live") == Some(2))),
+        "the supernodes did not learn of each other"
+    );
+    let filler = network.login("filler");
+    let auth_key = switchboard_net::keyfile::load(&network.path("auth").join("auth.key")).unwrap();
+    let now = switchboard_net::now_unix().0;
+    // Every client knows only sn1; a latecomer tries to join during the drain.
+    let only_sn1 = |dir: &Path| {
+        let profile = Profile::new(dir);
+        let hosts: Vec<_> = profile
+            .hosts()
+            .unwrap()
+            .into_iter()
+            .filter(|h| h.addr == sn1.addr())
+            .collect();
+        profile.save_hosts(hosts).unwrap();
+    };
+    let profiles: Vec<PathBuf> = (0..=CLIENTS)
+        .map(|i| {
+            let dir = minted_profile(
+                &network,
+                &filler,
+                &format!("d{i:03}"),
+                &auth_key,
+                now - 60,
+                3_600,
+            );
+            only_sn1(&dir);
+            dir
+        })
+        .collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (redirected, first_redirect, latecomer, elapsed, status) = runtime.block_on(async {
+        let (tx, mut redirects) = tokio::sync::mpsc::channel(CLIENTS);
+        let mut sessions = Vec::new();
+        for dir in &profiles[..CLIENTS] {
+            let mut context = Context::load(Profile::new(dir), None).unwrap();
+            context.dial_timeout = Duration::from_secs(30);
+            let session = session::open(&context, None).await.unwrap();
+            let (push_tx, mut pushes) = tokio::sync::mpsc::channel(8);
+            tokio::spawn(switchboard_client::online::read_pushes(
+                session.connection.connection.clone(),
+                push_tx,
+            ));
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while let Some(push) = pushes.recv().await {
+                    if matches!(push, SupernodeMessage::Redirect { .. }) {
+                        let _ = tx.send(Instant::now()).await;
+                        return;
+                    }
+                }
+            });
+            sessions.push((context, session));
+        }
+        let mut late = Context::load(Profile::new(&profiles[CLIENTS]), None).unwrap();
+        late.dial_timeout = Duration::from_secs(5);
+        let term = Instant::now();
+        sn1.signal("TERM").unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(10), redirects.recv())
+            .await
+            .expect("a redirect within 10 s")
+            .unwrap();
+        // Once the drain has begun, a new connection is refused.
+        let dialed = Instant::now();
+        let latecomer = session::open(&late, None).await;
+        // Refused at once, not timed out (the endpoint is still up, refusing).
+        assert!(
+            dialed.elapsed() < late.dial_timeout,
+            "the latecomer waited {:?}: not refused but timed out",
+            dialed.elapsed()
+        );
+        let mut redirected = 1;
+        while let Ok(Some(_)) =
+            tokio::time::timeout(Duration::from_secs(10), redirects.recv()).await
+        {
+            redirected += 1;
+            if redirected == CLIENTS {
+                break;
+            }
+        }
+        let status = sn1.wait_exit(Duration::from_secs(20));
+        (
+            redirected,
+            first - term,
+            latecomer.err(),
+            term.elapsed(),
+            status,
+        )
+    });
+    println!(
+        "first redirect {first_redirect:?} after SIGTERM, {redirected} of {CLIENTS} redirected, exited after {elapsed:?}"
+    );
+    assert_eq!(redirected, CLIENTS, "every client is redirected");
+    let refused = latecomer.expect("a connection opened during the drain must be refused");
+    println!("latecomer: {refused}");
+    let status = status.expect("exits after SIGTERM");
+    assert!(status.success(), "{status}");
+    // The drain deadline (5 s) plus the endpoint's close grace (1 s) and slack for a loaded
+    // machine; with 250 clients the drain itself takes well under a second.
+    assert!(
+        elapsed < Duration::from_secs(5 + 1 + 4),
+        "exited after {elapsed:?}"
+    );
+}

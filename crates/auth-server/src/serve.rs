@@ -2,8 +2,9 @@
 //!
 //! Shutdown (SIGTERM or SIGINT), in order:
 //! 1. stop accepting connections (the endpoint refuses new ones);
-//! 2. wait, at most [`DRAIN_DEADLINE`], until no password check is running, so every login
-//!    that was being checked gets its answer;
+//! 2. wait, at most [`DRAIN_DEADLINE`], until no request is being answered (a running
+//!    password check included, and the writing of its answer), so every login that was being
+//!    checked gets its answer;
 //! 3. close the endpoint and wait for peers to acknowledge, at most [`CLOSE_DEADLINE`];
 //! 4. exit 0.
 
@@ -30,6 +31,10 @@ use crate::store::Store;
 
 /// Longest wait for running password checks at shutdown. A check takes well under a second.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Longest wait for a peer to acknowledge an answer before the request stops counting as in
+/// flight (a few round trips on any network a login crosses).
+const ACK_WAIT: Duration = Duration::from_secs(2);
 
 /// Longest wait for peers to acknowledge the close.
 pub const CLOSE_DEADLINE: Duration = Duration::from_secs(2);
@@ -126,6 +131,8 @@ impl Server {
             metrics,
         } = self;
         let mut tasks = JoinSet::new();
+        // One clone per request being answered: the shutdown waits for the count to fall back.
+        let in_flight = Arc::new(());
         if let Some(metrics) = metrics {
             let service = Arc::clone(&service);
             tasks.spawn(switchboard_net::metrics::serve(
@@ -142,6 +149,8 @@ impl Server {
                     let Some(handshake) = handshake else { break };
                     let service = Arc::clone(&service);
                     let remote = handshake.remote_address();
+                    // Weak: an idle connection is no request in flight.
+                    let in_flight = Arc::downgrade(&in_flight);
                     tasks.spawn(async move {
                         match handshake.complete(HANDSHAKE_TIMEOUT).await {
                             Ok(connection) => {
@@ -150,7 +159,9 @@ impl Server {
                                     peer = %connection.peer.node.short(),
                                     %remote
                                 );
-                                serve_connection(service, connection).instrument(span).await;
+                                serve_connection(service, connection, in_flight)
+                                    .instrument(span)
+                                    .await;
                             }
                             Err(e) => tracing::debug!(%remote, "handshake failed: {e}"),
                         }
@@ -162,7 +173,14 @@ impl Server {
         }
         tracing::info!("shutting down: refusing new connections, draining logins");
         listener.endpoint().set_server_config(None);
-        if tokio::time::timeout(DRAIN_DEADLINE, service.drain())
+        let answered = async {
+            // A check that finished still has its ticket to sign and its answer to write.
+            while Arc::strong_count(&in_flight) > 1 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            service.drain().await;
+        };
+        if tokio::time::timeout(DRAIN_DEADLINE, answered)
             .await
             .is_err()
         {
@@ -181,7 +199,11 @@ impl Server {
 }
 
 /// Serves one connection's requests in order: `Hello` first, then one request per stream.
-async fn serve_connection(service: Arc<Service>, connection: PeerConnection) {
+async fn serve_connection(
+    service: Arc<Service>,
+    connection: PeerConnection,
+    in_flight: std::sync::Weak<()>,
+) {
     let caller = match peer_certificate(&connection.connection) {
         Ok(certificate) => Caller {
             node: connection.peer.node,
@@ -195,6 +217,7 @@ async fn serve_connection(service: Arc<Service>, connection: PeerConnection) {
         }
     };
     let mut greeted = false;
+    let mut acks = JoinSet::new();
     loop {
         let Ok((mut send, mut recv)) = connection.connection.accept_bi().await else {
             return;
@@ -226,10 +249,20 @@ async fn serve_connection(service: Arc<Service>, connection: PeerConnection) {
             connection.close(CloseCode::Malformed, "the first request must be Hello");
             return;
         }
+        let answering = in_flight.upgrade();
         let answer = service.handle(request, &caller).await;
         greeted |= is_hello && matches!(answer, AuthResponse::Welcome(_));
         if let Err(e) = framed::respond(&mut send, &answer).await {
             tracing::debug!("answer not delivered: {e}");
+            continue;
         }
+        // The request counts as in flight until the peer has acknowledged the answer: closing
+        // the endpoint at shutdown discards stream data not yet acknowledged. Waited for
+        // beside the loop, so the next request need not wait for this acknowledgement.
+        while acks.try_join_next().is_some() {}
+        acks.spawn(async move {
+            let _ = tokio::time::timeout(ACK_WAIT, send.stopped()).await;
+            drop(answering);
+        });
     }
 }

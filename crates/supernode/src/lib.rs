@@ -121,6 +121,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Ok(config) => config,
         Err(e) => return fail(EXIT_USAGE, e),
     };
+    // Accepted (the tests run with them), but said once, before anything binds.
+    for warning in &config.warnings {
+        tracing::warn!(key = warning.key, "{warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -168,7 +172,15 @@ async fn serve(config: config::Config) -> Result<(), String> {
             let ticket = profile
                 .ticket()
                 .map_err(|_| format!("{e}, and no stored ticket to fall back on"))?;
-            tracing::warn!("{e}; serving with the stored ticket");
+            // An expired ticket would be refused by every client and peer: say so now rather
+            // than serve nobody.
+            let expires_at = ticket.body_unverified().expires_at;
+            if ticket.remaining_secs(switchboard_net::now_unix()) == 0 {
+                return Err(format!(
+                    "{e}, and the stored ticket expired at {expires_at}; start again once the auth-server answers"
+                ));
+            }
+            tracing::warn!("{e}; serving with the stored ticket (valid until {expires_at})");
             ticket
         }
         Err(e) => return Err(format!("login as {}: {e}", config.user)),

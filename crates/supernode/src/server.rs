@@ -613,8 +613,8 @@ async fn drain(shared: &Arc<Shared>, listener: &Listener) {
     let sessions: Vec<SessionHandle> = lock(&shared.sessions).values().flatten().cloned().collect();
     tracing::info!(clients = sessions.len(), "draining: redirecting clients");
     let targets = shared.alternatives();
-    for batch in sessions.chunks(REDIRECT_BATCH) {
-        for session in batch {
+    for (batch, pause) in redirect_plan(sessions.len(), &mut rand::thread_rng()) {
+        for session in sessions.get(batch).unwrap_or_default() {
             let redirect = SupernodeMessage::Redirect {
                 reason: RedirectReason::Draining,
                 targets: targets.clone(),
@@ -623,8 +623,7 @@ async fn drain(shared: &Arc<Shared>, listener: &Listener) {
                 bump(&shared.metrics.redirects_total);
             }
         }
-        let jitter = rand::thread_rng().gen_range(0..=REDIRECT_JITTER_MS);
-        tokio::time::sleep(Duration::from_millis(jitter)).await;
+        tokio::time::sleep(pause).await;
     }
     // Let the push writers put the redirects on the wire before the connections close.
     let flushed = async {
@@ -642,6 +641,18 @@ async fn drain(shared: &Arc<Shared>, listener: &Listener) {
             .connection
             .close(CloseCode::ShuttingDown.code(), b"supernode draining");
     }
+}
+
+/// How `clients` sessions are redirected at shutdown: batches of [`REDIRECT_BATCH`] (index
+/// ranges), each followed by a pause of up to [`REDIRECT_JITTER_MS`].
+fn redirect_plan(clients: usize, rng: &mut impl Rng) -> Vec<(std::ops::Range<usize>, Duration)> {
+    (0..clients)
+        .step_by(REDIRECT_BATCH)
+        .map(|start| {
+            let pause = Duration::from_millis(rng.gen_range(0..=REDIRECT_JITTER_MS));
+            (start..(start + REDIRECT_BATCH).min(clients), pause)
+        })
+        .collect()
 }
 
 /// Expires leases every [`TICK`] and reports the load to the overlay. Presence reaches
@@ -721,4 +732,22 @@ pub fn overlay_dialer(
         client,
         policy,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn a_drain_of_250_clients_redirects_them_in_batches_of_100_with_jitter() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let plan = redirect_plan(250, &mut rng);
+        let batches: Vec<_> = plan.iter().map(|(range, _)| range.clone()).collect();
+        assert_eq!(batches, [0..100, 100..200, 200..250]);
+        assert!(plan
+            .iter()
+            .all(|(_, pause)| *pause <= Duration::from_millis(REDIRECT_JITTER_MS)));
+        assert!(redirect_plan(0, &mut rng).is_empty());
+    }
 }
