@@ -363,9 +363,11 @@ fn a_supernode_at_capacity_admits_exactly_its_capacity_and_the_rest_go_elsewhere
         for dir in profiles {
             tasks.push(tokio::spawn(async move {
                 let mut context = Context::load(Profile::new(&dir), None).unwrap();
-                // 200 handshakes at once on a loaded 2-core machine: a 3 s dial timeout would
-                // send some to the large supernode without a Busy, and the counts would drift.
+                // 200 handshakes at once on a loaded 2-core machine: a 3 s dial timeout or a
+                // 5 s wait for the answer to Hello would send some to the large supernode
+                // without a Busy (seen in CI: 140 Busy), and the counts would drift.
                 context.dial_timeout = Duration::from_secs(60);
+                context.hello_timeout = Duration::from_secs(60);
                 let opened: Result<session::Session, SessionError> =
                     session::open(&context, None).await;
                 let session = opened.unwrap();
@@ -465,12 +467,7 @@ fn sigterm_redirects_clients_to_another_supernode_and_exits_zero() {
     };
     // The supernodes learn each other from their announcements (and join one overlay), and
     // alice records her home in her host cache: wait for both.
-    assert!(
-        wait_until(Duration::from_secs(30), || [&home, &other]
-            .iter()
-            .all(|s| metric(s, "switchboard_overlay_members_live") == Some(2))),
-        "the two supernodes did not learn of each other"
-    );
+    wait_for_overlay(&[&home, &other], 2);
     let profile = switchboard_client::profile::Profile::new(&alice);
     assert!(
         wait_until(Duration::from_secs(10), || profile
@@ -514,12 +511,7 @@ fn sigterm_refuses_new_connections_redirects_every_client_and_exits_within_the_d
     .unwrap();
     let mut sn1 = network.supernode("sn1", &["--config", config.to_str().unwrap()]);
     let sn2 = network.supernode("sn2", &["--config", config.to_str().unwrap()]);
-    assert!(
-        wait_until(Duration::from_secs(30), || [&sn1, &sn2]
-            .iter()
-            .all(|s| metric(s, "switchboard_overlay_members_live") == Some(2))),
-        "the supernodes did not learn of each other"
-    );
+    wait_for_overlay(&[&sn1, &sn2], 2);
     let filler = network.login("filler");
     let auth_key = switchboard_net::keyfile::load(&network.path("auth").join("auth.key")).unwrap();
     let now = switchboard_net::now_unix().0;
@@ -555,6 +547,7 @@ fn sigterm_refuses_new_connections_redirects_every_client_and_exits_within_the_d
         for dir in &profiles[..CLIENTS] {
             let mut context = Context::load(Profile::new(dir), None).unwrap();
             context.dial_timeout = Duration::from_secs(30);
+            context.hello_timeout = Duration::from_secs(30);
             let session = session::open(&context, None).await.unwrap();
             let (push_tx, mut pushes) = tokio::sync::mpsc::channel(8);
             tokio::spawn(switchboard_client::online::read_pushes(

@@ -55,17 +55,13 @@ fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
         let _ = stderr.read_to_string(&mut text);
         text
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        if Instant::now() > deadline {
+    let code = match switchboard_tests::wait_child(&mut child, Duration::from_secs(30)) {
+        Some(status) => status.code(),
+        None => {
             let _ = child.kill();
             let _ = child.wait();
-            break None;
+            None
         }
-        std::thread::sleep(Duration::from_millis(20));
     };
     (code, reader.join().unwrap())
 }
@@ -189,12 +185,7 @@ fn a_watch_moves_to_another_supernode_when_its_own_dies_and_keeps_reporting() {
     let config = fast_announcements(&network);
     let sn1 = network.supernode("sn1", &["--config", &config]);
     let sn2 = network.supernode("sn2", &["--config", &config]);
-    assert!(
-        wait_until(Duration::from_secs(30), || [&sn1, &sn2]
-            .iter()
-            .all(|s| metric(s, "switchboard_overlay_members_live") == Some(2))),
-        "no overlay of two"
-    );
+    wait_for_overlay(&[&sn1, &sn2], 2);
     let alice = network.login("alice");
     let bob = network.login("bob");
     let mut watch = Running::start(&["watch", "alice", "--profile", bob.to_str().unwrap()]);
@@ -247,12 +238,7 @@ fn a_mega_supernode_serves_clients_and_a_standby_one_sends_them_elsewhere() {
     let sn1 = network.supernode("sn1", &["--config", &config]);
     let mega = network.supernode("mega1", &["--config", &config, "--mega"]);
     let standby = network.supernode("standby1", &["--config", &config, "--mega", "--standby"]);
-    assert!(
-        wait_until(Duration::from_secs(30), || [&sn1, &mega, &standby]
-            .iter()
-            .all(|s| metric(s, "switchboard_overlay_members_live") == Some(3))),
-        "no overlay of three"
-    );
+    wait_for_overlay(&[&sn1, &mega, &standby], 3);
 
     // Alice knows only the mega-supernode: it serves her.
     let alice = network.login("alice");

@@ -87,6 +87,9 @@ pub struct Context {
     pub dialer: Dialer,
     /// How long one dial may take before the next host is tried ([`DIAL_TIMEOUT`]).
     pub dial_timeout: Duration,
+    /// How long the answer to `Hello` may take before the next host is tried
+    /// ([`ANSWER_TIMEOUT`]).
+    pub hello_timeout: Duration,
 }
 
 impl Context {
@@ -119,6 +122,7 @@ impl Context {
             anchor,
             dialer,
             dial_timeout: DIAL_TIMEOUT,
+            hello_timeout: ANSWER_TIMEOUT,
         })
     }
 }
@@ -215,7 +219,7 @@ pub async fn open(context: &Context, avoid: Option<NodeId>) -> Result<Session, S
             continue;
         }
         let answer =
-            tokio::time::timeout(ANSWER_TIMEOUT, read_frame(&mut recv, MAX_FRAME_LEN)).await;
+            tokio::time::timeout(context.hello_timeout, read_frame(&mut recv, MAX_FRAME_LEN)).await;
         match answer {
             Ok(Ok(Some(SupernodeMessage::Welcome(_)))) => {
                 return Ok(Session {

@@ -210,6 +210,22 @@ pub fn wait_for_index(supernodes: &[Daemon], records: u64) {
     );
 }
 
+/// Waits until every one of `supernodes` counts `members` live members in the overlay.
+pub fn wait_for_overlay(supernodes: &[&Daemon], members: u64) {
+    let started = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(30), || supernodes.iter().all(
+            |s| metric(s, "switchboard_overlay_members_live") == Some(members)
+        )),
+        "no overlay of {members}: {:?}",
+        supernodes
+            .iter()
+            .map(|s| metric(s, "switchboard_overlay_members_live"))
+            .collect::<Vec<_>>()
+    );
+    println!("overlay of {members} after {:?}", started.elapsed());
+}
+
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
@@ -320,14 +336,7 @@ impl Running {
 
     /// Waits (at most `timeout`) for the command to exit by itself.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        switchboard_tests::wait_child(&mut self.child, timeout)
     }
 
     pub fn kill9(&mut self) {
