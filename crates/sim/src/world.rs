@@ -462,7 +462,9 @@ impl World {
                     .overlay
                     .handle_unsubscribe(from_node, users.into_inner());
             }
-            OverlayMessage::Presence(event) => self.sns[to].overlay.handle_presence(event),
+            OverlayMessage::Presence(event) => {
+                self.sns[to].overlay.handle_presence(from_node, event)
+            }
             _ => {}
         }
         self.drain_outputs(to);

@@ -368,7 +368,7 @@ fn dispatch(shared: &Arc<Shared>, from: NodeId, message: OverlayMessage) {
         OverlayMessage::Unsubscribe { users } => {
             link.with(|o| o.handle_unsubscribe(from, users.into_inner()));
         }
-        OverlayMessage::Presence(event) => link.with(|o| o.handle_presence(event)),
+        OverlayMessage::Presence(event) => link.with(|o| o.handle_presence(from, event)),
         OverlayMessage::Hello(_)
         | OverlayMessage::Welcome(_)
         | OverlayMessage::Ack

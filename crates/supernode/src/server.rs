@@ -320,7 +320,7 @@ impl Shared {
             )
         });
         let l = &self.overlay.metrics;
-        let rows: [(&str, &str, &str, u64); 15] = [
+        let rows: [(&str, &str, &str, u64); 17] = [
             (
                 "switchboard_overlay_members_live",
                 "gauge",
@@ -410,6 +410,18 @@ impl Shared {
                 "counter",
                 "Records from peers that did not verify.",
                 get(&l.records_refused_total),
+            ),
+            (
+                "switchboard_overlay_publications_refused_total",
+                "counter",
+                "Verified records refused: older or replayed, index full, or another user's in a lookup answer.",
+                stats.refused_records,
+            ),
+            (
+                "switchboard_overlay_presence_refused_total",
+                "counter",
+                "Presence reports from a supernode that is no owner of the user.",
+                stats.refused_presence,
             ),
         ];
         for (name, kind, help, value) in rows {

@@ -63,7 +63,12 @@ impl OwnerIndex {
         let held = self.users.entry(user.clone()).or_default();
         let first = held.is_empty();
         if let Some(existing) = held.iter_mut().find(|h| h.node == node) {
-            if existing.record.body_unverified().seq > seq {
+            let held_seq = existing.record.body_unverified().seq;
+            // An older record is stale; the same record from another supernode is a replay
+            // (any supernode that saw it can send it again), which must not make the replayer
+            // the home whose withdrawal would then hide the user. A device that moves signs a
+            // new record (a higher sequence) at its new home.
+            if held_seq > seq || (held_seq == seq && existing.home != home) {
                 return Stored::Refused;
             }
             self.expiries

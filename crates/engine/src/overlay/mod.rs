@@ -160,8 +160,11 @@ pub struct OverlayStats {
     pub messages_sent: u64,
     /// Records re-published because a membership change gave them a new owner.
     pub republished: u64,
-    /// Publications refused (older record, full index).
+    /// Records refused: older or replayed publications, a full index, and records of another
+    /// user in a lookup answer.
     pub refused_records: u64,
+    /// Presence reports dropped because their sender is no owner of the user.
+    pub refused_presence: u64,
     /// Lookups answered with records.
     pub lookups_found: u64,
     /// Lookups that found nothing.
@@ -454,8 +457,19 @@ impl Overlay {
         );
     }
 
-    /// An owner answered; `records` are those of its answer that the driver verified.
-    pub fn handle_lookup_result(&mut self, from: NodeId, user: &Username, records: Vec<Record>) {
+    /// An owner answered; `records` are those of its answer that the driver verified. Only
+    /// records of `user` count: a verified record of someone else is no answer to this lookup.
+    pub fn handle_lookup_result(
+        &mut self,
+        from: NodeId,
+        user: &Username,
+        mut records: Vec<Record>,
+    ) {
+        let before = records.len();
+        records.retain(|record| record.user_unverified() == user);
+        if records.len() < before {
+            self.stats.refused_records += (before - records.len()) as u64;
+        }
         let mut done = Vec::new();
         for (id, pending) in &mut self.lookups {
             if pending.user != *user || !pending.waiting.contains(&from) {
@@ -493,8 +507,20 @@ impl Overlay {
         }
     }
 
-    /// An owner reports a presence change of a user watched here.
-    pub fn handle_presence(&mut self, event: PresenceEvent) {
+    /// `from` reports a presence change of a user watched here. Only an owner of that user
+    /// may: one this supernode subscribed at, or one its own placement names now; anyone
+    /// else's word is dropped and counted.
+    pub fn handle_presence(&mut self, from: NodeId, event: PresenceEvent) {
+        let Some(watched) = self.watched.get(&event.user) else {
+            return;
+        };
+        let owner = from == self.me
+            || watched.owners.contains(&from)
+            || self.owners_of(&event.user).contains(&from);
+        if !owner {
+            self.stats.refused_presence += 1;
+            return;
+        }
         let Some(watched) = self.watched.get_mut(&event.user) else {
             return;
         };
@@ -627,7 +653,7 @@ impl Overlay {
 
     fn deliver_presence(&mut self, to: NodeId, event: PresenceEvent) {
         if to == self.me {
-            self.handle_presence(event);
+            self.handle_presence(self.me, event);
         } else {
             self.send(to, OverlayMessage::Presence(event));
         }

@@ -162,7 +162,7 @@ impl Net {
                     OverlayMessage::Unsubscribe { users } => {
                         overlay.handle_unsubscribe(from, users.into_inner());
                     }
-                    OverlayMessage::Presence(event) => overlay.handle_presence(event),
+                    OverlayMessage::Presence(event) => overlay.handle_presence(from, event),
                     _ => {}
                 }
             }
@@ -262,4 +262,107 @@ fn a_watch_survives_the_death_of_every_owner_of_the_watched_user() {
         "{:?}",
         net.presence[watcher]
     );
+}
+
+// Hostile supernodes: each test below plays one overlay peer that lies, with messages it could
+// really send (it holds a valid supernode ticket, so the driver accepts its frames).
+
+/// A supernode of `net` that is neither in `avoid` nor an owner of `user`.
+fn bystander(net: &Net, user: &Username, avoid: &[usize]) -> usize {
+    let owners: Vec<usize> = net.overlays[0]
+        .owners_of(user)
+        .iter()
+        .map(Net::index_of)
+        .collect();
+    (0..net.overlays.len())
+        .find(|i| !owners.contains(i) && !avoid.contains(i))
+        .unwrap()
+}
+
+#[test]
+fn a_replayed_publication_does_not_make_its_sender_the_home_so_its_withdrawal_hides_nobody() {
+    let mut net = Net::new(7);
+    net.run_for(Duration::from_secs(5));
+    let user = Username::new("alice").unwrap();
+    let alice = record("alice");
+    let device = alice.body_unverified().ticket.body_unverified().node;
+    let home = bystander(&net, &user, &[]);
+    let now = net.now;
+    net.overlays[home].publish(now, alice.clone(), Duration::from_secs(120));
+    net.run_for(Duration::from_millis(200));
+    let owner = Net::index_of(&net.overlays[0].owners_of(&user)[0]);
+    assert!(net.overlays[owner].holds(&user, &device));
+
+    // Mallory's supernode saw the record (in a lookup answer) and plays it back, then
+    // withdraws it, hoping to hide alice.
+    let mallory = bystander(&net, &user, &[home]);
+    let key = RecordKey {
+        user: user.clone(),
+        node: device,
+    };
+    let refused = net.overlays[owner].stats().refused_records;
+    let now = net.now;
+    net.overlays[owner].handle_withdraw(info(mallory).node, vec![key.clone()]);
+    net.overlays[owner].handle_publish(now, info(mallory).node, vec![alice.clone()]);
+    net.overlays[owner].handle_withdraw(info(mallory).node, vec![key]);
+    assert!(
+        net.overlays[owner].holds(&user, &device),
+        "a replay and a withdrawal from a supernode that is not the home removed the record"
+    );
+    assert_eq!(net.overlays[owner].stats().refused_records, refused + 1);
+
+    // The real home still refreshes it, and lookups still find it.
+    let asker = bystander(&net, &user, &[home, mallory]);
+    let now = net.now;
+    let id = net.overlays[asker].lookup(now, user).unwrap();
+    net.run_for(Duration::from_millis(200));
+    assert_eq!(net.found.get(&(asker, id)), Some(&vec![alice]));
+}
+
+#[test]
+fn a_lookup_answer_carrying_another_users_record_does_not_answer_the_lookup() {
+    let mut net = Net::new(7);
+    net.run_for(Duration::from_secs(5));
+    let user = Username::new("alice").unwrap();
+    let asker = bystander(&net, &user, &[]);
+    let now = net.now;
+    let id = net.overlays[asker].lookup(now, user.clone()).unwrap();
+    // An owner that turned hostile answers first, with a verified record of mallory's.
+    let hostile_owner = net.overlays[asker].owners_of(&user)[0];
+    net.overlays[asker].handle_lookup_result(hostile_owner, &user, vec![record("mallory")]);
+    assert!(net.overlays[asker].stats().refused_records >= 1);
+    net.run_for(Duration::from_millis(200));
+    // Alice is online nowhere: the honest owners' empty answers are the result.
+    assert_eq!(net.found.get(&(asker, id)), Some(&Vec::new()));
+}
+
+#[test]
+fn presence_from_a_supernode_that_owns_no_record_of_the_user_is_dropped() {
+    let mut net = Net::new(7);
+    net.run_for(Duration::from_secs(5));
+    let user = Username::new("alice").unwrap();
+    let watcher = bystander(&net, &user, &[]);
+    net.overlays[watcher].watch(&user);
+    net.run_for(Duration::from_millis(200));
+    assert_eq!(
+        net.presence[watcher].last().map(|e| e.online),
+        Some(false),
+        "the owners report alice offline"
+    );
+    // Mallory's supernode, no owner of alice, says she came online.
+    let mallory = bystander(&net, &user, &[watcher]);
+    net.overlays[watcher].handle_presence(
+        info(mallory).node,
+        PresenceEvent {
+            user: user.clone(),
+            online: true,
+        },
+    );
+    net.run_for(Duration::from_millis(200));
+    assert!(
+        net.presence[watcher].iter().all(|e| !e.online),
+        "{:?}",
+        net.presence[watcher]
+    );
+    assert_eq!(net.overlays[watcher].stats().refused_presence, 1);
 }
