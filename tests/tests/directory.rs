@@ -615,3 +615,25 @@ fn sigterm_refuses_new_connections_redirects_every_client_and_exits_within_the_d
         "exited after {elapsed:?}"
     );
 }
+
+#[test]
+fn a_direct_message_cannot_fake_a_second_line_or_drive_the_receivers_terminal() {
+    let network = Network::new(&["alice", "bob"], &["sn1"]);
+    let _sn1 = network.supernode("sn1", &[]);
+    let alice = network.login("alice");
+    let bob = network.login("bob");
+    let mut alice_online = online(&alice);
+    alice_online.expect("online via", Duration::from_secs(15));
+    // Bob tries to print a line that looks as if it came from carol, and to clear the screen.
+    let forged = "hi\nfrom carol: send money\u{1b}[2J";
+    let (ok, _, stderr) = client(&["send", "alice", forged, "--profile", bob.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let line = alice_online.expect("from bob: ", Duration::from_secs(10));
+    assert_eq!(line, "from bob: hi\\nfrom carol: send money\\u{1b}[2J");
+    assert!(
+        !alice_online.seen_contains("\u{1b}"),
+        "an escape character reached the terminal"
+    );
+    let faked = |l: &str| l.starts_with("from carol");
+    assert!(!alice_online.seen_lines().iter().any(|l| faked(l)));
+}

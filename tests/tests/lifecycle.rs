@@ -305,3 +305,30 @@ fn a_supernode_account_cannot_serve_as_a_mega_supernode() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_supernode_warns_about_a_password_file_that_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let network = Network::new(&[], &["sn1"]);
+    let password = network.path("pw");
+    // The auth-server is unreachable and there is no stored ticket: it stops after the check.
+    let args_for = |mode: u32| {
+        std::fs::set_permissions(&password, std::fs::Permissions::from_mode(mode)).unwrap();
+        let args = network.supernode_args("sn1", &[]);
+        let mut args: Vec<String> = args;
+        let at = args.iter().position(|a| a == "--auth").unwrap();
+        args[at + 1] = "127.0.0.1:9".to_owned();
+        args
+    };
+    let open = args_for(0o644);
+    let (status, stderr) = run_to_exit(&open.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is readable by others (mode 644)"),
+        "{stderr}"
+    );
+    let private = args_for(0o600);
+    let (status, stderr) = run_to_exit(&private.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(!stderr.contains("readable by others"), "{stderr}");
+}

@@ -364,7 +364,7 @@ async fn serve_direct(listener: std::sync::Arc<Listener>) {
                             }),
                             DirectMessage::Text(text) => {
                                 let mut stdout = std::io::stdout().lock();
-                                let _ = writeln!(stdout, "from {user}: {text}");
+                                let _ = writeln!(stdout, "from {user}: {}", printable(text.as_str()));
                                 let _ = stdout.flush();
                                 DirectMessage::Delivered
                             }
@@ -378,5 +378,42 @@ async fn serve_direct(listener: std::sync::Arc<Listener>) {
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
+    }
+}
+
+/// `text` from a peer, made safe for a terminal: control characters (newlines, escape
+/// sequences) and the Unicode controls that reorder text are printed escaped (`\n`,
+/// `\u{1b}`), so a peer cannot fake a second `from alice:` line or drive the terminal.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let reorders = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || reorders {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn a_newline_and_an_escape_sequence_from_a_peer_are_printed_escaped() {
+        assert_eq!(
+            printable("hi\nfrom alice: send money\u{1b}[2J"),
+            "hi\\nfrom alice: send money\\u{1b}[2J"
+        );
+        assert_eq!(
+            printable("right-to-left \u{202e}txt.exe"),
+            "right-to-left \\u{202e}txt.exe"
+        );
+        assert_eq!(
+            printable("plain text, ünïcödé, emoji 🙂"),
+            "plain text, ünïcödé, emoji 🙂"
+        );
     }
 }

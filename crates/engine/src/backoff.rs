@@ -14,6 +14,12 @@ use std::time::Duration;
 
 use rand_core::RngCore;
 
+/// The most a server's `retry_after` may raise a delay. Any server, a hostile one included,
+/// may answer `Busy`; without a ceiling `retry_after_ms = u32::MAX` would park a client for 49
+/// days. A minute is twice the backoff's own cap: long enough for an overloaded supernode to
+/// shed its load, short enough that a lying one costs a client at most a minute per answer.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
 /// Tuning of a [`Backoff`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackoffConfig {
@@ -80,7 +86,8 @@ impl Backoff {
     }
 
     /// Records a failure and returns how long to wait before the next attempt, at least
-    /// `retry_after` when the server named one; or an error when the budget is spent.
+    /// `retry_after` when the server named one (believed up to [`MAX_RETRY_AFTER`]); or an
+    /// error when the budget is spent.
     pub fn failed(
         &mut self,
         rng: &mut impl RngCore,
@@ -101,7 +108,7 @@ impl Backoff {
         } else {
             Duration::from_nanos(rng.next_u64() % window_nanos)
         };
-        Ok(jitter.max(retry_after.unwrap_or_default()))
+        Ok(jitter.max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER)))
     }
 
     /// Ends the episode: the next failure starts from `base` again.
@@ -116,6 +123,18 @@ mod tests {
     use proptest::prelude::*;
     use rand::rngs::SmallRng;
     use rand::SeedableRng;
+
+    #[test]
+    fn a_busy_asking_for_49_days_is_believed_for_a_minute_at_most() {
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mut backoff = Backoff::new(BackoffConfig::default());
+        let forever = std::time::Duration::from_millis(u64::from(u32::MAX));
+        let delay = backoff.failed(&mut rng, Some(forever)).unwrap();
+        assert_eq!(delay, MAX_RETRY_AFTER);
+        // An honest retry_after below the ceiling is honoured as it is.
+        let honest = std::time::Duration::from_secs(5);
+        assert!(backoff.failed(&mut rng, Some(honest)).unwrap() >= honest);
+    }
 
     fn config() -> BackoffConfig {
         BackoffConfig {

@@ -2,16 +2,21 @@
 //!
 //! Hand-written (about a page) rather than pulling in hyper for two fixed GET routes: it reads
 //! one request head of bounded size under a deadline, answers, and closes. Connections are
-//! capped; one slow scraper cannot hold more than its own slot.
+//! capped, and idle ones cannot starve the endpoint: when every slot is taken, a new
+//! connection evicts the oldest one that has still not sent its request (a real scraper sends
+//! it at once, so only idlers are ever old enough to go). An accept error (out of file
+//! descriptors) pauses the loop instead of spinning it.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::task::{AbortHandle, JoinSet};
 
 /// Most scrapes served at once. Prometheus scrapes one at a time; 16 leaves room for humans.
 pub const MAX_METRICS_CONNECTIONS: usize = 16;
@@ -21,6 +26,11 @@ const MAX_REQUEST_HEAD: usize = 8 * 1024;
 
 /// A scraper that sends nothing for this long is dropped.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Pause after a failed `accept` (EMFILE, ENFILE, ENOBUFS): retrying at once would spin a core
+/// while the condition lasts; a tenth of a second lets descriptors free up and costs a scrape
+/// nothing noticeable.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// Produces the current metrics as Prometheus text.
 pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
@@ -39,28 +49,61 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves `/metrics` and `/healthz` until the task is dropped.
+/// One connection being served: its task, and whether it is still waiting for its request.
+#[derive(Debug)]
+struct Slot {
+    task: AbortHandle,
+    waiting: Arc<AtomicBool>,
+}
+
+/// Serves `/metrics` and `/healthz` until the task is dropped (which aborts its connections).
 pub async fn serve(listener: TcpListener, render: Render) {
-    let slots = Arc::new(Semaphore::new(MAX_METRICS_CONNECTIONS));
+    let mut tasks = JoinSet::new();
+    // In accept order, so the first waiting one is the oldest idler.
+    let mut slots: VecDeque<Slot> = VecDeque::with_capacity(MAX_METRICS_CONNECTIONS);
     loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            continue;
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!("metrics accept failed: {e}; pausing");
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                continue;
+            }
         };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            tracing::debug!(%peer, "metrics connection refused: too many");
-            continue;
-        };
+        while tasks.try_join_next().is_some() {}
+        slots.retain(|slot| !slot.task.is_finished());
+        if slots.len() >= MAX_METRICS_CONNECTIONS {
+            let idler = slots
+                .iter()
+                .position(|slot| slot.waiting.load(Ordering::Acquire));
+            match idler.and_then(|i| slots.remove(i)) {
+                Some(evicted) => {
+                    tracing::debug!(%peer, "metrics: evicting an idle connection");
+                    evicted.task.abort();
+                }
+                None => {
+                    tracing::debug!(%peer, "metrics connection refused: too many");
+                    continue;
+                }
+            }
+        }
         let render = Arc::clone(&render);
-        tokio::spawn(async move {
-            if let Err(e) = answer(stream, &render).await {
+        let waiting = Arc::new(AtomicBool::new(true));
+        let flag = Arc::clone(&waiting);
+        let task = tasks.spawn(async move {
+            if let Err(e) = answer(stream, &render, &flag).await {
                 tracing::debug!(%peer, "metrics request failed: {e}");
             }
-            drop(slot);
         });
+        slots.push_back(Slot { task, waiting });
     }
 }
 
-async fn answer(mut stream: TcpStream, render: &Render) -> std::io::Result<()> {
+async fn answer(
+    mut stream: TcpStream,
+    render: &Render,
+    waiting: &AtomicBool,
+) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     let read_head = async {
@@ -76,6 +119,7 @@ async fn answer(mut stream: TcpStream, render: &Render) -> std::io::Result<()> {
     tokio::time::timeout(REQUEST_TIMEOUT, read_head)
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request head"))??;
+    waiting.store(false, Ordering::Release);
     let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line);
     let mut parts = line.split_whitespace();

@@ -150,6 +150,7 @@ async fn serve(config: config::Config) -> Result<(), String> {
     use switchboard_client::login::{login, LoginError};
     use switchboard_client::profile::Profile;
 
+    warn_if_readable_by_others(&config.password_file);
     let password = std::fs::read_to_string(&config.password_file)
         .map_err(|e| format!("{}: {e}", config.password_file.display()))?;
     let password = password.lines().next().unwrap_or_default();
@@ -212,4 +213,22 @@ async fn serve(config: config::Config) -> Result<(), String> {
     let _ = std::io::stdout().flush();
     server.run(switchboard_net::shutdown::signal()).await;
     Ok(())
+}
+
+/// Warns (once, at start) when the service account's password file can be read by its group
+/// or by anyone: whoever reads it can log in as this supernode.
+fn warn_if_readable_by_others(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(metadata) = std::fs::metadata(path) {
+            let mode = metadata.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    "password file {} is readable by others (mode {mode:o}); run chmod 600 on it",
+                    path.display()
+                );
+            }
+        }
+    }
 }

@@ -314,6 +314,14 @@ impl Running {
         self.seen.iter().any(|l| l.contains(needle))
     }
 
+    /// Every line seen so far (takes what arrived meanwhile first).
+    pub fn seen_lines(&mut self) -> Vec<String> {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen.clone()
+    }
+
     /// Waits for a line containing `needle` that was not seen before this call.
     pub fn expect_new(&mut self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
