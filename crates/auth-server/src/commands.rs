@@ -104,11 +104,7 @@ fn init(data_dir: &Path, json: bool) -> Result<(), Failure> {
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), Failure> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
+    switchboard_net::keyfile::private_dir(dir)
         .map_err(|e| Failure::failed(format!("{}: {e}", dir.display())))
 }
 

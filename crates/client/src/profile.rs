@@ -112,15 +112,10 @@ impl Profile {
 
     /// Creates the directory (mode 0700) if needed.
     pub fn create(&self) -> Result<(), ProfileError> {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(|source| ProfileError::Directory {
-                path: self.dir.clone(),
-                source,
-            })
+        keyfile::private_dir(&self.dir).map_err(|source| ProfileError::Directory {
+            path: self.dir.clone(),
+            source,
+        })
     }
 
     /// The node key, made on first use.
