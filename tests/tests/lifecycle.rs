@@ -332,3 +332,32 @@ fn a_supernode_warns_about_a_password_file_that_others_can_read() {
     assert_eq!(status, Some(1), "{stderr}");
     assert!(!stderr.contains("readable by others"), "{stderr}");
 }
+
+#[test]
+fn a_session_whose_ticket_expired_is_closed_once_the_skew_allowance_is_over() {
+    use switchboard_client::session::{self, Context};
+    use switchboard_proto::limits::CLOCK_SKEW_SECS;
+    let network = Network::new(&["alice"], &["sn1"]);
+    let _sn1 = network.supernode("sn1", &[]);
+    let alice = network.login("alice");
+    let auth_key = switchboard_net::keyfile::load(&network.path("auth").join("auth.key")).unwrap();
+    // Expired, and accepted for about 3 s more under the clock-skew allowance: a client that
+    // failed to refresh its ticket.
+    let expires = switchboard_net::now_unix().0 + 3 - CLOCK_SKEW_SECS;
+    let stale = minted_profile(&network, &alice, "alice", &auth_key, expires - 3_600, 3_600);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (reason, after) = runtime.block_on(async {
+        let context = Context::load(Profile::new(&stale), None).unwrap();
+        let session = session::open(&context, None).await.unwrap();
+        let opened = Instant::now();
+        let closed = tokio::time::timeout(
+            Duration::from_secs(20),
+            session.connection.connection.closed(),
+        )
+        .await
+        .expect("the supernode closes the session");
+        (closed.to_string(), opened.elapsed())
+    });
+    println!("closed {after:?} after opening: {reason}");
+    assert!(reason.contains("ticket expired"), "{reason}");
+}

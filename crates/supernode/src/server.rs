@@ -96,6 +96,8 @@ pub struct SessionHandle {
     pub user: Username,
     /// Its ticket's serial.
     pub serial: u64,
+    /// When its ticket expires.
+    pub expires_at: switchboard_proto::UnixTime,
 }
 
 /// Revoked accounts and ticket serials, as last fetched from the auth-server.
@@ -184,6 +186,25 @@ impl Shared {
                 .filter(|p| p.node != node)
                 .copied(),
         )
+    }
+
+    /// Closes the sessions whose tickets expired more than the clock-skew allowance ago (the
+    /// grace the handshake grants too): a client that could not refresh its ticket is served
+    /// no longer than a new connection with that ticket would be. Returns how many.
+    pub fn close_expired(&self, now: switchboard_proto::UnixTime) -> usize {
+        let grace = switchboard_proto::limits::CLOCK_SKEW_SECS;
+        let mut closed = 0;
+        for session in lock(&self.sessions).values().flatten() {
+            if now.0 >= session.expires_at.0.saturating_add(grace) {
+                bump(&self.metrics.unauthorized_total);
+                session.connection.close(
+                    CloseCode::Unauthorized.code(),
+                    b"ticket expired; run `client login` again",
+                );
+                closed += 1;
+            }
+        }
+        closed
     }
 
     /// Closes the sessions whose tickets are revoked now.
@@ -683,6 +704,7 @@ async fn timer(shared: Arc<Shared>) {
         }
         let clients = u32::try_from(lock(&shared.admission).clients()).unwrap_or(u32::MAX);
         shared.overlay.with(|o| o.report_load(now, clients));
+        shared.close_expired(switchboard_net::now_unix());
     }
 }
 

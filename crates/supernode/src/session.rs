@@ -123,6 +123,7 @@ async fn serve(shared: Arc<Shared>, connection: PeerConnection) {
             push: push_tx,
             user: ticket.user.clone(),
             serial: ticket.serial,
+            expires_at: ticket.expires_at,
         });
         // Too many sessions of one device: the oldest goes (a reconnect whose old connection
         // has not timed out yet, usually).

@@ -182,6 +182,48 @@ impl Network {
     }
 }
 
+/// Writes a profile for `user` whose ticket is minted by `signer` (the real auth key, or a
+/// forger's), valid from `issued` for `lifetime` seconds, with the host cache of `from`.
+pub fn minted_profile(
+    network: &Network,
+    from: &Path,
+    user: &str,
+    signer: &switchboard_proto::SecretKey,
+    issued: u64,
+    lifetime: u64,
+) -> PathBuf {
+    use switchboard_client::profile::{Profile, Settings};
+    use switchboard_proto::{Role, Ticket, TicketBody, UnixTime, Username};
+    let dir = network.path(&format!("minted-{user}-{issued}"));
+    let profile = Profile::new(&dir);
+    profile.create().unwrap();
+    let key = profile.node_key().unwrap();
+    let ticket = Ticket::issue(
+        signer,
+        TicketBody {
+            user: Username::new(user).unwrap(),
+            node: key.node_id(),
+            role: Role::User,
+            issued_at: UnixTime(issued),
+            expires_at: UnixTime(issued + lifetime),
+            serial: issued,
+        },
+    )
+    .unwrap();
+    profile.save_ticket(&ticket).unwrap();
+    profile
+        .save_settings(&Settings {
+            user: user.to_owned(),
+            auth: network.auth.addr().to_string(),
+            trust: network.pubkey.clone(),
+        })
+        .unwrap();
+    profile
+        .save_hosts(Profile::new(from).hosts().unwrap())
+        .unwrap();
+    dir
+}
+
 /// A counter or gauge from a daemon's `/metrics`.
 pub fn metric(daemon: &Daemon, name: &str) -> Option<u64> {
     let body = http_get(daemon.metrics_addr()?, "/metrics").ok()?;
