@@ -361,3 +361,59 @@ fn a_session_whose_ticket_expired_is_closed_once_the_skew_allowance_is_over() {
     println!("closed {after:?} after opening: {reason}");
     assert!(reason.contains("ticket expired"), "{reason}");
 }
+
+#[test]
+fn an_overlay_peer_whose_ticket_expired_is_disconnected_once_the_skew_allowance_is_over() {
+    use switchboard_net::config::Role as TransportRole;
+    use switchboard_net::{client_config, transport_config, Dialer, Identity, PeerPolicy};
+    use switchboard_proto::limits::CLOCK_SKEW_SECS;
+    use switchboard_proto::{Role, SecretKey, Ticket, TicketBody, UnixTime, Username};
+    let network = Network::new(&[], &["sn1"]);
+    let sn1 = network.supernode("sn1", &[]);
+    let auth_key = switchboard_net::keyfile::load(&network.path("auth").join("auth.key")).unwrap();
+    // A supernode account's device whose ticket expired and is accepted about 3 s more under
+    // the clock-skew allowance: a peer that failed to refresh.
+    let key = SecretKey::from_seed([7; 32]);
+    let expires = switchboard_net::now_unix().0 + 3 - CLOCK_SKEW_SECS;
+    let ticket = Ticket::issue(
+        &auth_key,
+        TicketBody {
+            user: Username::new("stale").unwrap(),
+            node: key.node_id(),
+            role: Role::Supernode,
+            issued_at: UnixTime(expires - 3_600),
+            expires_at: UnixTime(expires),
+            serial: 77,
+        },
+    )
+    .unwrap();
+    let anchor = network
+        .pubkey
+        .parse::<switchboard_proto::AuthKey>()
+        .unwrap();
+    let anchor = switchboard_proto::TrustAnchor::new(anchor).unwrap();
+    let policy = PeerPolicy::supernode(anchor);
+    let config = client_config(
+        &Identity::new(key, Some(ticket)),
+        policy.clone(),
+        &[switchboard_proto::version::ALPN_DIRECTORY],
+        transport_config(TransportRole::Overlay),
+        switchboard_net::Resumption::Disabled,
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (reason, after) = runtime.block_on(async {
+        let dialer = Dialer::bind("127.0.0.1:0".parse().unwrap(), config, policy).unwrap();
+        let peer = dialer
+            .connect(sn1.addr(), Duration::from_secs(30))
+            .await
+            .unwrap();
+        let opened = Instant::now();
+        let closed = tokio::time::timeout(Duration::from_secs(20), peer.connection.closed())
+            .await
+            .expect("the supernode drops the stale peer");
+        (closed.to_string(), opened.elapsed())
+    });
+    println!("closed {after:?} after opening: {reason}");
+    assert!(reason.contains("ticket expired"), "{reason}");
+}

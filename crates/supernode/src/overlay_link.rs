@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use switchboard_engine::overlay::{LookupId, LookupsFull, Overlay, OverlayOutput};
 use switchboard_net::framed::{read_frame, write_frame};
-use switchboard_net::{now_unix, Dialer};
+use switchboard_net::{now_unix, CloseCode, Dialer};
 use switchboard_proto::limits::MAX_FRAME_LEN;
 use switchboard_proto::messages::{OverlayMessage, SupernodeMessage};
 use switchboard_proto::{NodeId, PeerAddr, Record, Role, TrustAnchor, Username};
@@ -284,6 +284,32 @@ fn adopt(shared: &Arc<Shared>, node: NodeId, connection: quinn::Connection) {
     tokio::spawn(serve_peer(Arc::clone(shared), node, connection).instrument(span));
 }
 
+/// Closes overlay connections whose peer's ticket expired more than the clock-skew allowance
+/// ago (the grace a new handshake grants too): a peer that refreshed its ticket dials again
+/// and presents the new one; one that could not is an overlay member no longer. Returns how
+/// many were closed.
+pub fn close_expired_peers(shared: &Shared, now: switchboard_proto::UnixTime) -> usize {
+    let grace = switchboard_proto::limits::CLOCK_SKEW_SECS;
+    let mut peers = lock(&shared.overlay.peers);
+    let before = peers.len();
+    peers.retain(|node, connection| {
+        let expires_at = switchboard_net::peer_certificate(connection)
+            .ok()
+            .and_then(|certificate| certificate.ticket)
+            .map(|ticket| ticket.body_unverified().expires_at);
+        let expired = expires_at.is_none_or(|at| now.0 >= at.0.saturating_add(grace));
+        if expired {
+            tracing::info!(peer = %node.short(), "overlay peer's ticket expired; closing");
+            connection.close(
+                CloseCode::Unauthorized.code(),
+                b"ticket expired; refresh it and dial again",
+            );
+        }
+        !expired
+    });
+    before - peers.len()
+}
+
 /// Serves an accepted connection from a supernode (the session code hands it over).
 pub async fn accepted(shared: Arc<Shared>, node: NodeId, connection: quinn::Connection) {
     adopt(&shared, node, connection);
@@ -298,10 +324,7 @@ async fn serve_peer(shared: Arc<Shared>, from: NodeId, connection: quinn::Connec
             Err(e) if e.is_malformed() => {
                 bump(&shared.overlay.metrics.malformed_total);
                 tracing::warn!(peer = %from.short(), "malformed overlay frame: {e}");
-                connection.close(
-                    switchboard_net::CloseCode::Malformed.code(),
-                    e.to_string().as_bytes(),
-                );
+                connection.close(CloseCode::Malformed.code(), e.to_string().as_bytes());
                 break;
             }
             Err(_) => continue,

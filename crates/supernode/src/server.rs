@@ -704,7 +704,9 @@ async fn timer(shared: Arc<Shared>) {
         }
         let clients = u32::try_from(lock(&shared.admission).clients()).unwrap_or(u32::MAX);
         shared.overlay.with(|o| o.report_load(now, clients));
-        shared.close_expired(switchboard_net::now_unix());
+        let unix = switchboard_net::now_unix();
+        shared.close_expired(unix);
+        crate::overlay_link::close_expired_peers(&shared, unix);
     }
 }
 
