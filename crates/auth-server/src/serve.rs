@@ -15,8 +15,8 @@ use std::time::Duration;
 use switchboard_net::config::Role as TransportRole;
 use switchboard_net::framed::{self, REQUEST_TIMEOUT};
 use switchboard_net::{
-    peer_certificate, server_config, transport_config, CloseCode, Identity, Listener,
-    PeerConnection, PeerPolicy, DEFAULT_MAX_CONCURRENT_HANDSHAKES, HANDSHAKE_TIMEOUT,
+    peer_certificate, server_config, transport_config, CloseCode, GateStats, HandshakeGate,
+    Identity, Listener, PeerConnection, PeerPolicy, HANDSHAKE_TIMEOUT,
 };
 use switchboard_proto::messages::{AuthRequest, AuthResponse};
 use switchboard_proto::version::ALPN_AUTH;
@@ -91,7 +91,7 @@ impl Server {
             config.listen,
             tls,
             PeerPolicy::AnyKey,
-            DEFAULT_MAX_CONCURRENT_HANDSHAKES,
+            HandshakeGate::default(),
         )
         .map_err(|source| ServeError::Bind {
             addr: config.listen,
@@ -135,9 +135,14 @@ impl Server {
         let in_flight = Arc::new(());
         if let Some(metrics) = metrics {
             let service = Arc::clone(&service);
+            let gate = listener.stats();
             tasks.spawn(switchboard_net::metrics::serve(
                 metrics,
-                Arc::new(move || service.render_metrics()),
+                Arc::new(move || {
+                    let mut out = service.render_metrics();
+                    gate_metrics(&mut out, &gate);
+                    out
+                }),
             ));
         }
         tokio::pin!(shutdown);
@@ -265,4 +270,23 @@ async fn serve_connection(
             drop(answering);
         });
     }
+}
+
+/// The handshake gate's counters, in the auth-server's names.
+fn gate_metrics(out: &mut String, gate: &GateStats) {
+    use switchboard_net::metrics::metric;
+    metric(
+        out,
+        "switchboard_auth_handshakes_refused_total",
+        "counter",
+        "Handshakes refused: every permit taken, or the source's share taken.",
+        gate.refused(),
+    );
+    metric(
+        out,
+        "switchboard_auth_handshakes_retried_total",
+        "counter",
+        "Initials answered with a Retry to validate the source address (under load).",
+        gate.retried(),
+    );
 }

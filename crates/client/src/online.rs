@@ -15,7 +15,8 @@ use switchboard_engine::{Backoff, BackoffConfig};
 use switchboard_net::config::Role as TransportRole;
 use switchboard_net::framed::{read_frame, write_frame};
 use switchboard_net::{
-    server_config, transport_config, Identity, Listener, PeerPolicy, HANDSHAKE_TIMEOUT,
+    server_config, transport_config, HandshakeGate, Identity, Listener, PeerPolicy,
+    HANDSHAKE_TIMEOUT,
 };
 use switchboard_proto::limits::MAX_FRAME_LEN;
 use switchboard_proto::messages::{ClientMessage, DirectMessage, SupernodeMessage};
@@ -80,13 +81,16 @@ pub async fn run(
         transport_config(TransportRole::ClientFacing),
     )
     .map_err(|e| SessionError::Transport(e.to_string()))?;
-    let listener =
-        Listener::bind(listen, direct, direct_policy, MAX_DIRECT_HANDSHAKES).map_err(|source| {
-            OnlineError::Listen {
-                addr: listen,
-                source,
-            }
-        })?;
+    let listener = Listener::bind(
+        listen,
+        direct,
+        direct_policy,
+        HandshakeGate::with_max_in_flight(MAX_DIRECT_HANDSHAKES),
+    )
+    .map_err(|source| OnlineError::Listen {
+        addr: listen,
+        source,
+    })?;
     let local = listener
         .local_addr()
         .map_err(|source| OnlineError::Listen {

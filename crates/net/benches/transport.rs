@@ -14,7 +14,8 @@
 //!   connection (the framing choice DESIGN.md section 4 asks to measure);
 //! - handshakes: 8 dialers connecting and closing in a loop, full handshakes (no resumption);
 //!   ours: mutual TLS with node-key certificates and ticket verification on both sides; raw:
-//!   quinn with a self-signed server certificate the client trusts, no client certificate.
+//!   quinn with a self-signed server certificate the client trusts, no client certificate;
+//!   ours with Retry: every address validated by a QUIC Retry first (the gate under load).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -27,8 +28,8 @@ use hdrhistogram::Histogram;
 use switchboard_net::config::Role as TransportRole;
 use switchboard_net::framed;
 use switchboard_net::{
-    client_config, server_config, transport_config, Dialer, Identity, Listener, PeerPolicy,
-    Resumption, DEFAULT_MAX_CONCURRENT_HANDSHAKES, HANDSHAKE_TIMEOUT, REQUEST_TIMEOUT,
+    client_config, server_config, transport_config, Dialer, HandshakeGate, Identity, Listener,
+    PeerPolicy, Resumption, HANDSHAKE_TIMEOUT, REQUEST_TIMEOUT,
 };
 use switchboard_proto::codec::encode_frame;
 use switchboard_proto::limits::MAX_FRAME_LEN;
@@ -52,6 +53,9 @@ enum Variant {
     Ours,
     /// Ours, one long-lived stream per connection.
     OursOneStream,
+    /// Ours with every address validated by a QUIC Retry first (the handshake gate under
+    /// load: `retry_above = 0`), for the cost of address validation.
+    OursRetry,
 }
 
 impl Variant {
@@ -182,7 +186,7 @@ async fn serve_connection(
                 let _ = send.finish();
             }
         }
-        Variant::Ours => {
+        Variant::Ours | Variant::OursRetry => {
             while let Ok((mut send, mut recv)) = connection.accept_bi().await {
                 let Ok(request) =
                     framed::read_request::<ClientMessage>(&mut recv, REQUEST_TIMEOUT).await
@@ -252,15 +256,20 @@ fn start_server(
                     transport_config(TransportRole::ClientFacing),
                 )
                 .unwrap();
-                ServerEndpoint::Ours(
-                    Listener::bind(any, config, policy, DEFAULT_MAX_CONCURRENT_HANDSHAKES).unwrap(),
-                )
+                let gate = if variant == Variant::OursRetry {
+                    HandshakeGate {
+                        retry_above: 0,
+                        ..HandshakeGate::default()
+                    }
+                } else {
+                    HandshakeGate::default()
+                };
+                ServerEndpoint::Ours(Listener::bind(any, config, policy, gate).unwrap())
             };
             let addr = match &endpoint {
                 ServerEndpoint::Raw(e) => e.local_addr().unwrap(),
                 ServerEndpoint::Ours(l) => l.local_addr().unwrap(),
             };
-            let _ = variant;
             ready_tx.send(addr).unwrap();
 
             let accept_loop = async {
@@ -349,7 +358,7 @@ impl ClientSide {
             Variant::Raw | Variant::RawMutual => {
                 Self::Raw(quinn::Endpoint::client(any).unwrap(), raw.unwrap())
             }
-            Variant::Ours | Variant::OursOneStream => {
+            Variant::Ours | Variant::OursOneStream | Variant::OursRetry => {
                 let policy = PeerPolicy::supernode(auth().trust_anchor());
                 let config = client_config(
                     &identity(2, "alice", Role::User),
@@ -396,7 +405,7 @@ async fn one_request(
             let answer = recv.read_to_end(MAX_FRAME_LEN).await.unwrap();
             assert_eq!(answer.len(), payloads.raw_answer.len());
         }
-        Variant::Ours => {
+        Variant::Ours | Variant::OursRetry => {
             let answer: SupernodeMessage =
                 framed::request(connection, &payloads.request, REQUEST_TIMEOUT)
                     .await
@@ -653,6 +662,7 @@ fn main() {
             vec![
                 Scenario::Handshakes(Variant::Raw),
                 Scenario::Handshakes(Variant::Ours),
+                Scenario::Handshakes(Variant::OursRetry),
                 Scenario::Handshakes(Variant::RawMutual),
             ],
         ),

@@ -1,14 +1,15 @@
-//! Endpoints: a [`Listener`] that accepts authenticated connections under a cap on concurrent
-//! handshakes, and a [`Dialer`] that opens them.
+//! Endpoints: a [`Listener`] that accepts authenticated connections behind a handshake gate,
+//! and a [`Dialer`] that opens them.
 //!
 //! A full QUIC handshake costs about 250 µs of server CPU (DESIGN.md section 10), so a
 //! registration storm is handshake-bound. The listener therefore holds a semaphore of
 //! handshake permits: an attempt that finds none is refused at once (QUIC `CONNECTION_REFUSED`,
-//! a few µs) instead of queueing work the server cannot do in time.
+//! a few µs) instead of queueing work the server cannot do in time. In front of the permits,
+//! the [`crate::gate`] validates addresses with Retry under load and caps each source.
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -17,20 +18,18 @@ use rustls::pki_types::CertificateDer;
 use switchboard_proto::{NodeId, UnixTime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::gate::{GateStats, HandshakeGate, SourceSlot, SourceSlots};
 use crate::identity::PeerCertificate;
 use crate::verify::{PeerAuthError, PeerIdentity, PeerPolicy};
 
-/// Default cap on handshakes in progress at once on one listener.
+/// Longest a handshake may take before it is abandoned and its permit freed.
 ///
-/// At ~250 µs of CPU each, 256 handshakes are ~64 ms of work for one core: enough to keep a
-/// core busy through a burst, small enough that a storm beyond it is refused in microseconds
-/// rather than queued into timeouts. Operators may change it.
-pub const DEFAULT_MAX_CONCURRENT_HANDSHAKES: usize = 256;
-
-/// Longest a handshake may take before it is abandoned. Loopback and LAN handshakes take about a
-/// millisecond and intercontinental ones a few hundred; 10 s covers lossy paths and frees the
-/// permit of a peer that stalls on purpose.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Loopback and LAN handshakes take about a millisecond, intercontinental ones two round trips
+/// of up to 300 ms. A lost flight is resent after quinn's probe timeout, about 1 s before the
+/// first RTT sample (initial RTT estimate 333 ms), doubling each time: two lost flights in a
+/// row cost 1 + 2 s. 5 s covers that on a 600 ms round trip and halves what the old 10 s let
+/// a peer that stalls on purpose hold a permit for.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Application close codes: what a closed connection tells the peer, beside a reason text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,30 +148,39 @@ pub fn peer_certificate(connection: &quinn::Connection) -> Result<PeerCertificat
     Ok(PeerCertificate::parse(first)?)
 }
 
-/// Accepts connections under a cap on concurrent handshakes.
+/// Accepts connections behind the handshake gate (see [`crate::gate`]).
 #[derive(Debug)]
 pub struct Listener {
     endpoint: quinn::Endpoint,
+    gate: HandshakeGate,
     permits: Arc<Semaphore>,
+    sources: Arc<SourceSlots>,
     policy: Arc<PeerPolicy>,
-    refused: AtomicU64,
+    stats: Arc<GateStats>,
 }
 
 impl Listener {
     /// Binds a UDP socket at `addr` and serves `config`, whose client verifier enforces
-    /// `policy`, with at most `max_handshakes` handshakes in progress.
+    /// `policy`, behind `gate`.
     pub fn bind(
         addr: SocketAddr,
         config: quinn::ServerConfig,
         policy: PeerPolicy,
-        max_handshakes: usize,
+        gate: HandshakeGate,
     ) -> io::Result<Self> {
         let endpoint = quinn::Endpoint::server(config, addr)?;
+        let gate = HandshakeGate {
+            max_in_flight: gate.max_in_flight.max(1),
+            retry_above: gate.retry_above.min(gate.max_in_flight),
+            per_source: gate.per_source.max(1),
+        };
         Ok(Self {
             endpoint,
-            permits: Arc::new(Semaphore::new(max_handshakes.max(1))),
+            gate,
+            permits: Arc::new(Semaphore::new(gate.max_in_flight)),
+            sources: Arc::new(SourceSlots::default()),
             policy: Arc::new(policy),
-            refused: AtomicU64::new(0),
+            stats: Arc::new(GateStats::default()),
         })
     }
 
@@ -186,30 +194,68 @@ impl Listener {
         &self.endpoint
     }
 
-    /// Handshakes refused so far because the cap was reached.
+    /// Handshakes refused so far by the gate, whatever the reason.
     pub fn refused_handshakes(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
+        self.stats.refused()
     }
 
-    /// The next connection attempt that got a handshake permit; attempts beyond the cap are
-    /// refused at once and counted. `None` once the endpoint is closed.
+    /// The gate's counters, shared (a metrics renderer keeps the `Arc`).
+    pub fn stats(&self) -> Arc<GateStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// The next connection attempt that passed the gate and holds a handshake permit. Under
+    /// load an unvalidated address is sent a Retry instead; attempts beyond the caps are
+    /// refused at once; both are counted. `None` once the endpoint is closed.
     pub async fn accept(&self) -> Option<Handshake> {
         loop {
             let incoming = self.endpoint.accept().await?;
+            let remote = incoming.remote_address();
+            let in_flight = self
+                .gate
+                .max_in_flight
+                .saturating_sub(self.permits.available_permits());
+            let slot = if incoming.remote_address_validated() {
+                match self.sources.take(remote.ip(), self.gate.per_source) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        self.stats
+                            .refused_per_source
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%remote, "handshake refused: its source holds its share");
+                        incoming.refuse();
+                        continue;
+                    }
+                }
+            } else if in_flight >= self.gate.retry_above {
+                // Stateless: the sender must come back from the address it claims.
+                match incoming.retry() {
+                    Ok(()) => {
+                        self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        self.stats
+                            .refused_unvalidated
+                            .fetch_add(1, Ordering::Relaxed);
+                        e.into_incoming().refuse();
+                    }
+                }
+                continue;
+            } else {
+                None
+            };
             match Arc::clone(&self.permits).try_acquire_owned() {
                 Ok(permit) => {
                     return Some(Handshake {
                         incoming,
                         permit,
+                        _slot: slot,
                         policy: Arc::clone(&self.policy),
                     })
                 }
                 Err(_) => {
-                    self.refused.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(
-                        remote = %incoming.remote_address(),
-                        "handshake refused: too many in progress"
-                    );
+                    self.stats.refused_full.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%remote, "handshake refused: too many in progress");
                     incoming.refuse();
                 }
             }
@@ -234,6 +280,8 @@ impl Listener {
 pub struct Handshake {
     incoming: quinn::Incoming,
     permit: OwnedSemaphorePermit,
+    /// The source's share, for validated addresses; released with the permit.
+    _slot: Option<SourceSlot>,
     policy: Arc<PeerPolicy>,
 }
 
@@ -254,6 +302,7 @@ impl Handshake {
         let Self {
             incoming,
             permit,
+            _slot: slot,
             policy,
         } = self;
         let connecting = incoming.accept()?;
@@ -261,6 +310,7 @@ impl Handshake {
             .await
             .map_err(|_| HandshakeError::Timeout(timeout))??;
         drop(permit);
+        drop(slot);
         let peer = identify(&connection, &policy).inspect_err(|e| {
             connection.close(CloseCode::Unauthorized.code(), e.to_string().as_bytes());
         })?;

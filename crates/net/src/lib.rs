@@ -10,7 +10,7 @@
 //! 1. [`config::server_config`] / [`config::client_config`] build quinn configs from an
 //!    [`Identity`] (node key + ticket, presented as a self-signed certificate with the ticket in
 //!    an extension) and a [`PeerPolicy`] (what the other side must present);
-//! 2. [`Listener::accept`] hands out [`Handshake`]s under a cap on concurrent handshakes;
+//! 2. [`Listener::accept`] hands out [`Handshake`]s behind the handshake [`gate`];
 //!    [`Handshake::complete`] or [`Dialer::connect`] yields a [`PeerConnection`] whose
 //!    [`PeerIdentity`] was checked by the TLS verifier;
 //! 3. [`framed::request`] / [`framed::read_request`] + [`framed::respond`] exchange frames.
@@ -19,6 +19,7 @@ pub mod config;
 pub mod config_file;
 pub mod endpoint;
 pub mod framed;
+pub mod gate;
 pub mod identity;
 pub mod keyfile;
 pub mod metrics;
@@ -30,8 +31,9 @@ pub mod verify;
 pub use config::{client_config, server_config, transport_config, Resumption, TlsConfigError};
 pub use endpoint::{
     identify, now_unix, peer_certificate, CloseCode, Dialer, Handshake, HandshakeError, Listener,
-    PeerConnection, DEFAULT_MAX_CONCURRENT_HANDSHAKES, HANDSHAKE_TIMEOUT,
+    PeerConnection, HANDSHAKE_TIMEOUT,
 };
 pub use framed::{StreamError, REQUEST_TIMEOUT};
+pub use gate::{GateStats, HandshakeGate, DEFAULT_MAX_CONCURRENT_HANDSHAKES};
 pub use identity::{Identity, IdentityError, PeerCertificate};
 pub use verify::{PeerAuthError, PeerIdentity, PeerPolicy};

@@ -9,8 +9,8 @@ use std::time::Duration;
 use switchboard_net::config::Role as TransportRole;
 use switchboard_net::framed::{self, StreamError};
 use switchboard_net::{
-    client_config, server_config, transport_config, CloseCode, Dialer, HandshakeError, Identity,
-    Listener, PeerAuthError, PeerConnection, PeerPolicy, Resumption,
+    client_config, server_config, transport_config, CloseCode, Dialer, HandshakeError,
+    HandshakeGate, Identity, Listener, PeerAuthError, PeerConnection, PeerPolicy, Resumption,
     DEFAULT_MAX_CONCURRENT_HANDSHAKES, HANDSHAKE_TIMEOUT, REQUEST_TIMEOUT,
 };
 use switchboard_proto::messages::{ClientMessage, SupernodeMessage};
@@ -68,7 +68,13 @@ fn listener(identity: &Identity, max_handshakes: usize) -> Listener {
         transport_config(TransportRole::ClientFacing),
     )
     .unwrap();
-    Listener::bind(LOCALHOST.parse().unwrap(), config, policy, max_handshakes).unwrap()
+    Listener::bind(
+        LOCALHOST.parse().unwrap(),
+        config,
+        policy,
+        HandshakeGate::with_max_in_flight(max_handshakes),
+    )
+    .unwrap()
 }
 
 fn dialer(identity: &Identity) -> Dialer {

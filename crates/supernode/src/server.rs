@@ -22,8 +22,8 @@ use rand::Rng;
 use switchboard_engine::{Admission, Directory, Time};
 use switchboard_net::config::Role as TransportRole;
 use switchboard_net::{
-    server_config, transport_config, CloseCode, Identity, Listener, PeerPolicy,
-    DEFAULT_MAX_CONCURRENT_HANDSHAKES,
+    server_config, transport_config, CloseCode, GateStats, HandshakeGate, Identity, Listener,
+    PeerPolicy,
 };
 use switchboard_proto::messages::{RedirectReason, SupernodeMessage};
 use switchboard_proto::version::ALPN_DIRECTORY;
@@ -138,6 +138,8 @@ pub struct Shared {
     draining: AtomicBool,
     /// Counters.
     pub metrics: Metrics,
+    /// The listener's handshake gate counters (Retries, refusals by cap and by source).
+    pub gate: Arc<GateStats>,
 }
 
 /// Locks a mutex, recovering from poisoning (the state stays consistent across a panic in
@@ -277,8 +279,15 @@ impl Shared {
             &mut out,
             "switchboard_supernode_handshakes_refused_total",
             "counter",
-            "Handshakes refused by the handshake gate.",
-            get(&m.handshakes_refused_total),
+            "Handshakes refused: every permit taken, the source's share taken, or over the rate.",
+            get(&m.handshakes_refused_total) + self.gate.refused(),
+        );
+        metric(
+            &mut out,
+            "switchboard_supernode_handshakes_retried_total",
+            "counter",
+            "Initials answered with a Retry to validate the source address (under load).",
+            self.gate.retried(),
         );
         metric(
             &mut out,
@@ -497,16 +506,11 @@ impl Server {
             &[ALPN_DIRECTORY],
             transport_config(TransportRole::ClientFacing),
         )?;
-        let listener = Listener::bind(
-            config.listen,
-            tls,
-            policy,
-            DEFAULT_MAX_CONCURRENT_HANDSHAKES,
-        )
-        .map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+        let listener = Listener::bind(config.listen, tls, policy, HandshakeGate::default())
+            .map_err(|source| StartError::Bind {
+                addr: config.listen,
+                source,
+            })?;
         let metrics = match config.metrics {
             Some(addr) => Some(
                 switchboard_net::metrics::bind(addr)
@@ -549,6 +553,7 @@ impl Server {
             next_session: AtomicU64::new(1),
             draining: AtomicBool::new(false),
             metrics: Metrics::default(),
+            gate: listener.stats(),
             config,
         });
         Ok(Self {
