@@ -3,8 +3,12 @@
 //! feeds it requests.
 //!
 //! Cost control, in the order a login meets it:
-//! 1. throttles per source address and per account (attempt rate, then growing lockouts after
-//!    failures): `Throttled` answers cost microseconds;
+//! 1. throttles per source address (an IPv4 address or an IPv6 /64) and per (account, source
+//!    address) pair: attempt rate, then growing lockouts after failures; `Throttled` answers
+//!    cost microseconds. Failures against an account from anywhere only *slow* its checks
+//!    down (up to [`ACCOUNT_DELAY_MAX`] each), never lock it: whoever knows a name could
+//!    otherwise keep its owner out, and a supernode's service account name is in every ticket
+//!    it presents;
 //! 2. a bounded queue in front of the password checks: past `max_queued_logins` waiting, a
 //!    login gets `Busy` at once instead of holding memory;
 //! 3. at most `max_concurrent_logins` argon2 checks at a time, on blocking threads, so a storm
@@ -13,10 +17,11 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::RngCore;
-use switchboard_engine::{Throttle, Time};
+use switchboard_engine::{Throttle, ThrottleConfig, Time};
+use switchboard_net::gate::source_key;
 use switchboard_net::{now_unix, PeerAuthError, PeerCertificate, PeerPolicy};
 use switchboard_proto::limits::MAX_REVOCATIONS_PAGE;
 use switchboard_proto::messages::{
@@ -38,6 +43,22 @@ use crate::store::{Account, Store, StoreError};
 /// waiting login ahead of it, rounded up to a second.
 const BUSY_RETRY_MS: u32 = 1_000;
 
+/// Delay added before a password check per failure against the account (from any address)
+/// beyond the free ones: a guesser spread over many addresses is slowed, the owner is not
+/// refused.
+const ACCOUNT_DELAY_STEP: Duration = Duration::from_millis(100);
+
+/// The most an account's failures delay one password check: a second is noticeable, never a
+/// lockout, and with at most `max_queued_logins` waiting it caps what a distributed guesser
+/// gets per account at about that many checks per second (the per-address lockouts bound it
+/// further, by the number of addresses it controls).
+pub const ACCOUNT_DELAY_MAX: Duration = Duration::from_secs(1);
+
+/// A source address gets this many times an account's free failures before its own lockout:
+/// one address may be a NAT with a whole office behind it, and one guesser there must not lock
+/// every colleague out; a sprayer trying a few passwords on many accounts is still stopped.
+const ADDRESS_FREE_FAILURES_FACTOR: u32 = 10;
+
 /// This build's version, sent in `Welcome`.
 pub fn software_version() -> SoftwareVersion {
     env!("CARGO_PKG_VERSION").parse().unwrap_or_default()
@@ -52,6 +73,8 @@ pub struct Metrics {
     pub logins_failed: AtomicU64,
     /// Logins refused by a throttle.
     pub logins_throttled: AtomicU64,
+    /// Logins whose password check was delayed by failures against the account.
+    pub logins_delayed: AtomicU64,
     /// Logins refused because too many were waiting.
     pub logins_busy: AtomicU64,
     /// Tickets issued (logins, sign-ups and refreshes).
@@ -94,8 +117,12 @@ pub struct Service {
     anchor: TrustAnchor,
     hasher: Hasher,
     store: Mutex<Store>,
-    users: Mutex<Throttle<Username>>,
+    /// Lockouts per (account, source): what a wrong password from one place costs there.
+    pairs: Mutex<Throttle<(Username, IpAddr)>>,
+    /// Attempt rate and lockouts per source, whatever the account (a sprayer).
     addresses: Mutex<Throttle<IpAddr>>,
+    /// Failures per account from anywhere: only a delay (see [`ACCOUNT_DELAY_MAX`]).
+    accounts: Mutex<Throttle<Username>>,
     registry: Mutex<Registry>,
     checks: Semaphore,
     queued: AtomicUsize,
@@ -121,8 +148,15 @@ impl Service {
     pub fn new(config: Config, signing: SecretKey, store: Store, hasher: Hasher) -> Self {
         Self {
             anchor: signing.trust_anchor(),
-            users: Mutex::new(Throttle::new(config.throttle)),
-            addresses: Mutex::new(Throttle::new(config.throttle)),
+            pairs: Mutex::new(Throttle::new(config.throttle)),
+            addresses: Mutex::new(Throttle::new(ThrottleConfig {
+                free_failures: config
+                    .throttle
+                    .free_failures
+                    .saturating_mul(ADDRESS_FREE_FAILURES_FACTOR),
+                ..config.throttle
+            })),
+            accounts: Mutex::new(Throttle::new(config.throttle)),
             checks: Semaphore::new(config.max_concurrent_logins),
             config,
             signing,
@@ -188,17 +222,32 @@ impl Service {
         }
     }
 
-    fn throttle(&self, caller: &Caller, user: &Username) -> Result<(), WireError> {
+    /// The throttles a login meets; on success, how long to delay its password check.
+    fn throttle(&self, caller: &Caller, user: &Username) -> Result<Duration, WireError> {
         let now = self.now();
+        let source = source_key(caller.ip);
         let verdict = lock(&self.addresses)
-            .attempt(now, &caller.ip)
-            .and_then(|()| lock(&self.users).attempt(now, user));
+            .attempt(now, &source)
+            .and_then(|()| lock(&self.pairs).attempt(now, &(user.clone(), source)));
         verdict.map_err(|throttled| {
             bump(&self.metrics.logins_throttled);
             WireError::Throttled {
                 retry_after_ms: millis(throttled.retry_after()),
             }
-        })
+        })?;
+        let excess = lock(&self.accounts).excess_failures(now, user);
+        Ok(ACCOUNT_DELAY_STEP
+            .saturating_mul(excess)
+            .min(ACCOUNT_DELAY_MAX))
+    }
+
+    /// Records a refused password for `user` from `ip` in every throttle.
+    fn login_failed(&self, user: &Username, ip: IpAddr) {
+        let now = self.now();
+        let source = source_key(ip);
+        lock(&self.pairs).failed(now, &(user.clone(), source));
+        lock(&self.addresses).failed(now, &source);
+        lock(&self.accounts).failed(now, user);
     }
 
     /// A place in the bounded queue, then a password-check permit; `None` when the queue is
@@ -220,8 +269,13 @@ impl Service {
         password: Password,
         signup: bool,
     ) -> AuthResponse {
-        if let Err(e) = self.throttle(caller, &user) {
-            return AuthResponse::Error(e);
+        match self.throttle(caller, &user) {
+            Err(e) => return AuthResponse::Error(e),
+            Ok(delay) if !delay.is_zero() => {
+                bump(&self.metrics.logins_delayed);
+                tokio::time::sleep(delay).await;
+            }
+            Ok(_) => {}
         }
         let Some(permit) = self.admit().await else {
             bump(&self.metrics.logins_busy);
@@ -241,10 +295,11 @@ impl Service {
                 })
             });
         drop(permit);
-        let now = self.now();
         match checked {
             Checked::Granted(account) => {
-                lock(&self.users).succeeded(&user);
+                // The pair's failures are forgotten; the account's stay until they age out,
+                // so that the owner logging in does not reset a guesser's slow-down.
+                lock(&self.pairs).succeeded(&(user.clone(), source_key(caller.ip)));
                 match self.issue(&account, caller.node) {
                     Ok(ticket) => {
                         bump(&self.metrics.logins_ok);
@@ -259,8 +314,7 @@ impl Service {
                 }
             }
             Checked::BadCredentials | Checked::Disabled | Checked::Taken => {
-                lock(&self.users).failed(now, &user);
-                lock(&self.addresses).failed(now, &caller.ip);
+                self.login_failed(&user, caller.ip);
                 bump(&self.metrics.logins_failed);
                 tracing::debug!(user = %user, ip = %caller.ip, "login refused");
                 AuthResponse::Error(match checked {
@@ -502,6 +556,13 @@ impl Service {
             "counter",
             "Logins refused by a throttle.",
             get(&m.logins_throttled),
+        );
+        metric(
+            &mut out,
+            "switchboard_auth_logins_delayed_total",
+            "counter",
+            "Logins slowed down by failures against their account from elsewhere.",
+            get(&m.logins_delayed),
         );
         metric(
             &mut out,

@@ -5,9 +5,12 @@
 //! so a lockout test takes microseconds and the simulator can drive it) and because governor has
 //! no notion of a lockout that grows with consecutive failures.
 //!
-//! Keys are whatever the caller throttles on: an account name, a source address. The table is
-//! bounded ([`ThrottleConfig::max_keys`]); when it is full of live entries, a new key is
-//! treated as locked (fail closed), so spraying keys cannot flush other keys' lockouts.
+//! Keys are whatever the caller throttles on: an account name, a source address, a pair of
+//! both. The table is bounded ([`ThrottleConfig::max_keys`]); when it is full of live entries,
+//! a new key evicts the entry that matters least (an unlocked one idle longest, else the lockout
+//! that ends soonest) rather than being refused: a full table must not lock everyone out, and
+//! since lockouts are keyed per (account, address) by the auth-server, flushing one takes as
+//! many addresses as the table has entries.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -67,21 +70,13 @@ pub enum Throttled {
         /// Time until one more attempt is allowed.
         retry_after: Duration,
     },
-    /// The table is full of live entries; new keys wait.
-    #[error("throttle table full, retry in {retry_after:?}")]
-    Full {
-        /// Suggested wait.
-        retry_after: Duration,
-    },
 }
 
 impl Throttled {
     /// How long to wait.
     pub fn retry_after(&self) -> Duration {
         match *self {
-            Self::LockedOut { retry_after }
-            | Self::TooFast { retry_after }
-            | Self::Full { retry_after } => retry_after,
+            Self::LockedOut { retry_after } | Self::TooFast { retry_after } => retry_after,
         }
     }
 }
@@ -99,6 +94,7 @@ struct Entry {
 pub struct Throttle<K> {
     config: ThrottleConfig,
     entries: HashMap<K, Entry>,
+    evicted: u64,
 }
 
 impl<K: Hash + Eq + Clone> Throttle<K> {
@@ -107,7 +103,13 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
         Self {
             config,
             entries: HashMap::new(),
+            evicted: 0,
         }
+    }
+
+    /// Entries evicted so far because the table was full.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
     }
 
     /// Keys tracked now.
@@ -122,32 +124,7 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
 
     /// Asks to make an attempt for `key` at `now`; consumes one attempt token when allowed.
     pub fn attempt(&mut self, now: Time, key: &K) -> Result<(), Throttled> {
-        if !self.entries.contains_key(key) {
-            if self.entries.len() >= self.config.max_keys {
-                self.prune(now);
-            }
-            if self.entries.len() >= self.config.max_keys {
-                return Err(Throttled::Full {
-                    retry_after: self.config.base_lockout,
-                });
-            }
-            self.entries.insert(
-                key.clone(),
-                Entry {
-                    failures: 0,
-                    last_failure: now,
-                    locked_until: Time::ZERO,
-                    attempts: TokenBucket::new(
-                        now,
-                        self.config.attempts_per_sec,
-                        self.config.burst,
-                    ),
-                },
-            );
-        }
-        let Some(entry) = self.entries.get_mut(key) else {
-            return Ok(());
-        };
+        let entry = self.entry(now, key);
         if entry.locked_until > now {
             return Err(Throttled::LockedOut {
                 retry_after: entry.locked_until - now,
@@ -163,9 +140,7 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
     /// that doubles with each further failure.
     pub fn failed(&mut self, now: Time, key: &K) {
         let config = self.config;
-        let Some(entry) = self.entries.get_mut(key) else {
-            return;
-        };
+        let entry = self.entry(now, key);
         if now.since(entry.last_failure) >= config.forget_after {
             entry.failures = 0;
         }
@@ -178,6 +153,52 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
                 .checked_mul(1 << doublings)
                 .map_or(config.max_lockout, |l| l.min(config.max_lockout));
             entry.locked_until = now + lockout;
+        }
+    }
+
+    /// Failures of `key` beyond the free ones that are still remembered at `now` (0 for an
+    /// unknown key): how hard someone is guessing, for callers that slow down rather than lock.
+    pub fn excess_failures(&self, now: Time, key: &K) -> u32 {
+        self.entries.get(key).map_or(0, |entry| {
+            if now.since(entry.last_failure) >= self.config.forget_after {
+                0
+            } else {
+                entry.failures.saturating_sub(self.config.free_failures)
+            }
+        })
+    }
+
+    /// The entry of `key`, made if missing (evicting one if the table is full).
+    fn entry(&mut self, now: Time, key: &K) -> &mut Entry {
+        if !self.entries.contains_key(key) && self.entries.len() >= self.config.max_keys {
+            self.prune(now);
+            if self.entries.len() >= self.config.max_keys {
+                self.evict_one(now);
+            }
+        }
+        let config = self.config;
+        self.entries.entry(key.clone()).or_insert_with(|| Entry {
+            failures: 0,
+            last_failure: now,
+            locked_until: Time::ZERO,
+            attempts: TokenBucket::new(now, config.attempts_per_sec, config.burst),
+        })
+    }
+
+    /// Drops the entry that matters least: an unlocked one whose last failure is oldest, else
+    /// the one whose lockout ends soonest. A linear scan, only when the table is full.
+    fn evict_one(&mut self, now: Time) {
+        let victim = self
+            .entries
+            .iter()
+            .min_by_key(|(_, entry)| {
+                let locked = entry.locked_until > now;
+                (locked, entry.locked_until, entry.last_failure)
+            })
+            .map(|(key, _)| key.clone());
+        if let Some(victim) = victim {
+            self.entries.remove(&victim);
+            self.evicted += 1;
         }
     }
 
@@ -295,18 +316,49 @@ mod tests {
     }
 
     #[test]
-    fn a_full_table_refuses_new_keys_instead_of_forgetting_lockouts() {
+    fn a_full_table_evicts_an_unlocked_entry_before_any_lockout_and_never_refuses_a_new_key() {
         let mut throttle = Throttle::new(config());
-        for key in ["a", "b", "c", "d"] {
-            throttle.attempt(at(0), &key).unwrap();
-            throttle.failed(at(0), &key);
+        // "locked" is locked out; the others have one failure each, "a" the oldest.
+        for (t, key) in [(1, "a"), (2, "b"), (3, "c")] {
+            throttle.attempt(at(t), &key).unwrap();
+            throttle.failed(at(t), &key);
         }
-        assert!(matches!(
-            throttle.attempt(at(0), &"e"),
-            Err(Throttled::Full { .. })
-        ));
+        for _ in 0..4 {
+            throttle.attempt(at(3), &"locked").unwrap();
+            throttle.failed(at(3), &"locked");
+        }
+        assert!(throttle.attempt(at(3), &"e").is_ok(), "a new key is served");
         assert_eq!(throttle.len(), 4);
-        // Once the old entries are forgotten, room is made.
-        assert!(throttle.attempt(at(500), &"e").is_ok());
+        assert_eq!(throttle.evicted(), 1);
+        assert_eq!(
+            throttle.excess_failures(at(3), &"a"),
+            0,
+            "the oldest unlocked one went"
+        );
+        assert!(
+            throttle.attempt(at(3), &"locked").is_err(),
+            "the lockout was kept"
+        );
+        // A table of lockouts only gives up the one that ends soonest.
+        let mut full = Throttle::new(config());
+        for (t, key) in [(0, "w"), (1, "x"), (2, "y"), (3, "z")] {
+            for _ in 0..4 {
+                full.attempt(at(t), &key).unwrap();
+                full.failed(at(t), &key);
+            }
+        }
+        assert!(full.attempt(at(3), &"new").is_ok());
+        assert!(full.attempt(at(3), &"w").is_ok(), "w's lockout ended first");
+    }
+
+    #[test]
+    fn excess_failures_count_past_the_free_ones_and_are_forgotten() {
+        let mut throttle = Throttle::new(config());
+        for _ in 0..5 {
+            throttle.failed(at(0), &"guessed");
+        }
+        assert_eq!(throttle.excess_failures(at(0), &"guessed"), 2);
+        assert_eq!(throttle.excess_failures(at(0), &"unknown"), 0);
+        assert_eq!(throttle.excess_failures(at(100), &"guessed"), 0);
     }
 }

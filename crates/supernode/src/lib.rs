@@ -168,8 +168,15 @@ async fn serve(config: config::Config) -> Result<(), String> {
     .await;
     let ticket = match logged_in {
         Ok(done) => done.ticket,
-        Err(e @ (LoginError::Unreachable(_) | LoginError::Busy(_) | LoginError::Exchange(_))) => {
-            // The network must outlive the auth-server: serve with the stored ticket.
+        Err(
+            e @ (LoginError::Unreachable(_)
+            | LoginError::Busy(_)
+            | LoginError::Exchange(_)
+            | LoginError::Throttled(_)),
+        ) => {
+            // The network must outlive the auth-server, and a service account whose name
+            // someone hammers with wrong passwords must not take its supernode down: serve with
+            // the stored ticket (refreshed later over the auth link, without the password).
             let ticket = profile
                 .ticket()
                 .map_err(|_| format!("{e}, and no stored ticket to fall back on"))?;

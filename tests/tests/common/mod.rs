@@ -42,6 +42,12 @@ impl Network {
     /// An auth-server with `accounts` (name, role) whose configuration file holds
     /// `auth_config` (TOML).
     pub fn with(accounts: &[(&str, &str)], auth_config: &str) -> Self {
+        Self::with_on(accounts, auth_config, "127.0.0.1:0")
+    }
+
+    /// As [`Self::with`], with the auth-server listening on `listen` (`[::]:0` takes both
+    /// IPv4 and IPv6: a test then has two source addresses on one host, 127.0.0.1 and ::1).
+    pub fn with_on(accounts: &[(&str, &str)], auth_config: &str, listen: &str) -> Self {
         let dir = temp_dir();
         let data = dir.path().join("auth");
         let data = data.to_str().unwrap();
@@ -70,7 +76,7 @@ impl Network {
                     "--data-dir",
                     data,
                     "--listen",
-                    "127.0.0.1:0",
+                    listen,
                     "--metrics",
                     "127.0.0.1:0",
                 ],
@@ -82,6 +88,16 @@ impl Network {
             pubkey,
             auth,
             announced: std::cell::RefCell::default(),
+        }
+    }
+
+    /// Where to reach the auth-server (its IPv4 loopback address when it listens on `[::]`).
+    pub fn auth_addr(&self) -> std::net::SocketAddr {
+        let addr = self.auth.addr();
+        if addr.ip().is_unspecified() {
+            std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
+        } else {
+            addr
         }
     }
 
@@ -115,7 +131,7 @@ impl Network {
             "--metrics",
             "127.0.0.1:0",
             "--auth",
-            &self.auth.addr().to_string(),
+            &self.auth_addr().to_string(),
             "--trust",
             &self.pubkey,
             "--user",
@@ -168,7 +184,7 @@ impl Network {
                     "--profile",
                     profile.to_str().unwrap(),
                     "--auth",
-                    &self.auth.addr().to_string(),
+                    &self.auth_addr().to_string(),
                     "--trust",
                     &self.pubkey,
                     "--user",
@@ -214,7 +230,7 @@ pub fn minted_profile(
     profile
         .save_settings(&Settings {
             user: user.to_owned(),
-            auth: network.auth.addr().to_string(),
+            auth: network.auth_addr().to_string(),
             trust: network.pubkey.clone(),
         })
         .unwrap();
