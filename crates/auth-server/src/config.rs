@@ -51,6 +51,13 @@ pub struct FileConfig {
     pub argon2: Option<Argon2Config>,
     /// Login throttling, applied per account and per source address.
     pub throttle: Option<ThrottleFileConfig>,
+    /// New tickets (logins that succeed) per account per minute, on average. Default 2; at
+    /// least 1. A refresh of a device's ticket does not count.
+    pub tickets_per_account_per_min: Option<u32>,
+    /// New tickets per account in a burst. Default 16 (a user's 8 devices logging in twice,
+    /// or a restart of 16 supernodes sharing a service account); at least 1. One account with
+    /// a farm of node keys gets this many tickets at once, then 2 a minute.
+    pub ticket_burst_per_account: Option<u32>,
 }
 
 /// `[argon2]`: never below OWASP's minimum (19,456 KiB, 2 iterations, parallelism 1).
@@ -111,6 +118,10 @@ pub struct Config {
     pub hash: HashParams,
     /// Throttling.
     pub throttle: ThrottleConfig,
+    /// New tickets per account per minute.
+    pub tickets_per_account_per_min: u32,
+    /// New tickets per account in a burst.
+    pub ticket_burst_per_account: u32,
     /// Values accepted below their production minimum; logged once at start-up.
     pub warnings: Vec<BelowMinimum>,
 }
@@ -261,6 +272,16 @@ impl FileConfig {
             announce_ttl: Duration::from_secs(announce_ttl),
             hash,
             throttle,
+            tickets_per_account_per_min: at_least_one(
+                self.tickets_per_account_per_min.unwrap_or(2),
+                "tickets_per_account_per_min",
+                source_name,
+            )?,
+            ticket_burst_per_account: at_least_one(
+                self.ticket_burst_per_account.unwrap_or(16),
+                "ticket_burst_per_account",
+                source_name,
+            )?,
             warnings,
         })
     }
@@ -348,6 +369,11 @@ mod tests {
             ),
             ("throttle.burst", "[throttle]\nburst = 0"),
             ("throttle.max_keys", "[throttle]\nmax_keys = 0"),
+            (
+                "tickets_per_account_per_min",
+                "tickets_per_account_per_min = 0",
+            ),
+            ("ticket_burst_per_account", "ticket_burst_per_account = 0"),
         ];
         let mut wrong = Vec::new();
         for (key, line) in cases {

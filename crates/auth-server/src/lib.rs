@@ -10,6 +10,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod issuance;
 pub mod password;
 pub mod registry;
 pub mod serve;

@@ -35,6 +35,7 @@ use switchboard_proto::{
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::config::Config;
+use crate::issuance::{Issuance, MAX_ACCOUNTS_TRACKED};
 use crate::password::Hasher;
 use crate::registry::{Announcement, Registry};
 use crate::store::{Account, Store, StoreError};
@@ -75,6 +76,8 @@ pub struct Metrics {
     pub logins_throttled: AtomicU64,
     /// Logins whose password check was delayed by failures against the account.
     pub logins_delayed: AtomicU64,
+    /// Logins refused because their account got its share of new tickets.
+    pub tickets_limited: AtomicU64,
     /// Logins refused because too many were waiting.
     pub logins_busy: AtomicU64,
     /// Tickets issued (logins, sign-ups and refreshes).
@@ -124,6 +127,8 @@ pub struct Service {
     /// Failures per account from anywhere: only a delay (see [`ACCOUNT_DELAY_MAX`]).
     accounts: Mutex<Throttle<Username>>,
     registry: Mutex<Registry>,
+    /// New tickets per account.
+    issuance: Mutex<Issuance>,
     checks: Semaphore,
     queued: AtomicUsize,
     started: Instant,
@@ -158,6 +163,12 @@ impl Service {
             })),
             accounts: Mutex::new(Throttle::new(config.throttle)),
             checks: Semaphore::new(config.max_concurrent_logins),
+            issuance: Mutex::new(Issuance::new(
+                config.tickets_per_account_per_min,
+                config.ticket_burst_per_account,
+                MAX_ACCOUNTS_TRACKED,
+            )),
+
             config,
             signing,
             hasher,
@@ -300,6 +311,13 @@ impl Service {
                 // The pair's failures are forgotten; the account's stay until they age out,
                 // so that the owner logging in does not reset a guesser's slow-down.
                 lock(&self.pairs).succeeded(&(user.clone(), source_key(caller.ip)));
+                if let Err(wait) = lock(&self.issuance).take(self.now(), &user) {
+                    bump(&self.metrics.tickets_limited);
+                    tracing::warn!(user = %user, "new tickets for this account over its rate");
+                    return AuthResponse::Error(WireError::Throttled {
+                        retry_after_ms: millis(wait),
+                    });
+                }
                 match self.issue(&account, caller.node) {
                     Ok(ticket) => {
                         bump(&self.metrics.logins_ok);
@@ -563,6 +581,13 @@ impl Service {
             "counter",
             "Logins slowed down by failures against their account from elsewhere.",
             get(&m.logins_delayed),
+        );
+        metric(
+            &mut out,
+            "switchboard_auth_tickets_limited_total",
+            "counter",
+            "Logins refused because their account had its share of new tickets.",
+            get(&m.tickets_limited),
         );
         metric(
             &mut out,

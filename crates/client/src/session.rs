@@ -187,6 +187,7 @@ pub async fn open(context: &Context, avoid: Option<NodeId>) -> Result<Session, S
         return Err(SessionError::NoHosts);
     }
     let mut retry_after: Option<Duration> = None;
+    let mut limited: Option<WireError> = None;
     let mut tried = 0;
     for host in candidates(&hosts, avoid) {
         let Some(peer) = host.peer() else { continue };
@@ -244,6 +245,11 @@ pub async fn open(context: &Context, avoid: Option<NodeId>) -> Result<Session, S
             Ok(Ok(Some(SupernodeMessage::Error(e @ WireError::VersionRejected { .. })))) => {
                 return Err(SessionError::VersionRejected(e))
             }
+            Ok(Ok(Some(SupernodeMessage::Error(e @ WireError::LimitExceeded { .. })))) => {
+                // This account holds its share of sessions there; another may still admit it.
+                tracing::debug!(host = %peer.addr, "refused: {e}");
+                limited = Some(e);
+            }
             Ok(Ok(other)) => tracing::debug!(host = %peer.addr, "refused: {other:?}"),
             Ok(Err(e)) => {
                 if let Some(refusal) = ticket_refusal(&connection.connection) {
@@ -254,7 +260,10 @@ pub async fn open(context: &Context, avoid: Option<NodeId>) -> Result<Session, S
             Err(_) => tracing::debug!(host = %peer.addr, "hello timed out"),
         }
     }
-    Err(SessionError::NoSupernode { tried, retry_after })
+    match limited {
+        Some(e) if retry_after.is_none() => Err(SessionError::Refused(e)),
+        _ => Err(SessionError::NoSupernode { tried, retry_after }),
+    }
 }
 
 /// In TLS 1.3 a server refuses the client's certificate after the client has finished its

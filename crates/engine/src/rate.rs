@@ -1,40 +1,50 @@
-//! A token bucket on the engine's clock: `rate` tokens per second, at most `burst` saved up.
+//! A token bucket on the engine's clock: `rate` tokens per second (or per minute), at most
+//! `burst` saved up.
 //!
-//! Used for attempt rates (logins per key), new handshakes and request budgets. Tokens are
-//! counted in thousandths so that any rate refills in whole units per millisecond.
+//! Used for attempt rates (logins per key), new handshakes, request budgets and tickets per
+//! account. Tokens are counted in 1/60,000ths so that any rate per minute refills in whole units
+//! per millisecond.
 
 use std::time::Duration;
 
 use crate::time::Time;
 
+/// Units one token is counted in: a rate of `n` per minute refills `n` units per millisecond.
+const UNITS: u64 = 60_000;
+
 /// A token bucket; see the module doc.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenBucket {
-    rate: u64,
-    burst_milli: u64,
-    tokens_milli: u64,
+    /// Tokens per minute = units per millisecond.
+    rate_per_min: u64,
+    burst_units: u64,
+    units: u64,
     refilled_at: Time,
 }
 
 impl TokenBucket {
     /// A full bucket refilling `rate` tokens per second up to `burst` (both at least 1).
     pub fn new(now: Time, rate: u32, burst: u32) -> Self {
-        let burst_milli = u64::from(burst.max(1)) * 1000;
+        Self::per_minute(now, rate.max(1).saturating_mul(60), burst)
+    }
+
+    /// A full bucket refilling `rate` tokens per minute up to `burst` (both at least 1).
+    pub fn per_minute(now: Time, rate: u32, burst: u32) -> Self {
+        let burst_units = u64::from(burst.max(1)) * UNITS;
         Self {
-            rate: u64::from(rate.max(1)),
-            burst_milli,
-            tokens_milli: burst_milli,
+            rate_per_min: u64::from(rate.max(1)),
+            burst_units,
+            units: burst_units,
             refilled_at: now,
         }
     }
 
     fn refill(&mut self, now: Time) {
         let elapsed_ms = now.0.saturating_sub(self.refilled_at.0);
-        // `rate` tokens per second = `rate` thousandths per millisecond.
-        self.tokens_milli = self
-            .tokens_milli
-            .saturating_add(elapsed_ms.saturating_mul(self.rate))
-            .min(self.burst_milli);
+        self.units = self
+            .units
+            .saturating_add(elapsed_ms.saturating_mul(self.rate_per_min))
+            .min(self.burst_units);
         if now > self.refilled_at {
             self.refilled_at = now;
         }
@@ -49,19 +59,19 @@ impl TokenBucket {
     /// room for higher-priority work. Says how long until that holds.
     pub fn take_keeping(&mut self, now: Time, reserve: u32) -> Result<(), Duration> {
         self.refill(now);
-        let needed = (u64::from(reserve) + 1) * 1000;
-        if self.tokens_milli < needed {
-            let missing = needed - self.tokens_milli;
-            return Err(Duration::from_millis(missing.div_ceil(self.rate)));
+        let needed = (u64::from(reserve) + 1) * UNITS;
+        if self.units < needed {
+            let missing = needed - self.units;
+            return Err(Duration::from_millis(missing.div_ceil(self.rate_per_min)));
         }
-        self.tokens_milli -= 1000;
+        self.units -= UNITS;
         Ok(())
     }
 
     /// Whether the bucket is full at `now` (an idle key that can be forgotten).
     pub fn is_full(&mut self, now: Time) -> bool {
         self.refill(now);
-        self.tokens_milli >= self.burst_milli
+        self.units >= self.burst_units
     }
 }
 
@@ -88,5 +98,15 @@ mod tests {
         assert!(bucket.take_keeping(Time(0), 2).is_ok()); // 2 left
         assert!(bucket.take_keeping(Time(0), 2).is_err()); // would leave 1
         assert!(bucket.take(Time(0)).is_ok()); // the higher priority still gets one
+    }
+
+    #[test]
+    fn a_bucket_per_minute_refills_one_token_every_sixtieth_of_a_minute_per_rate() {
+        let mut bucket = TokenBucket::per_minute(Time(0), 6, 2);
+        bucket.take(Time(0)).unwrap();
+        bucket.take(Time(0)).unwrap();
+        assert_eq!(bucket.take(Time(0)), Err(Duration::from_secs(10)));
+        assert!(bucket.take(Time(9_999)).is_err());
+        assert!(bucket.take(Time(10_000)).is_ok());
     }
 }

@@ -58,6 +58,8 @@ pub enum LimitKind {
     Devices,
     /// Requests in flight on one connection.
     InFlight,
+    /// Sessions of one user at one supernode (devices times sessions per device).
+    Sessions,
 }
 
 /// An error answer.

@@ -76,6 +76,10 @@ pub struct Metrics {
     pub redirects_total: AtomicU64,
     /// Presence events dropped because a client's push queue was full.
     pub presence_dropped_total: AtomicU64,
+    /// Connections closed for not saying `Hello` in time.
+    pub hello_timeouts_total: AtomicU64,
+    /// Sessions refused because their user held its share.
+    pub user_sessions_refused_total: AtomicU64,
 }
 
 /// Bumps a counter.
@@ -127,6 +131,9 @@ pub struct Shared {
     pub admission: Mutex<Admission>,
     /// Live sessions by device (at most [`MAX_SESSIONS_PER_NODE`] each).
     pub sessions: Mutex<HashMap<NodeId, Vec<SessionHandle>>>,
+    /// Sessions held per user (at most `session::MAX_SESSIONS_PER_USER` each; one entry per
+    /// user in session, so bounded by the capacity).
+    pub user_sessions: Mutex<HashMap<Username, usize>>,
     /// Revocations.
     pub revoked: Mutex<Revoked>,
     /// Other supernodes from the auth-server's bootstrap list, for `Busy` and `Redirect`
@@ -330,6 +337,20 @@ impl Shared {
             "counter",
             "Presence events shed.",
             get(&m.presence_dropped_total),
+        );
+        metric(
+            &mut out,
+            "switchboard_supernode_hello_timeouts_total",
+            "counter",
+            "Connections closed for not saying Hello in time.",
+            get(&m.hello_timeouts_total),
+        );
+        metric(
+            &mut out,
+            "switchboard_supernode_user_sessions_refused_total",
+            "counter",
+            "Sessions refused because their user held its share of sessions.",
+            get(&m.user_sessions_refused_total),
         );
         self.render_overlay_metrics(&mut out);
         out
@@ -548,6 +569,7 @@ impl Server {
             directory: Mutex::new(Directory::new(config.directory)),
             admission: Mutex::new(Admission::new(Time::ZERO, config.admission)),
             sessions: Mutex::new(HashMap::new()),
+            user_sessions: Mutex::new(HashMap::new()),
             revoked: Mutex::new(Revoked::default()),
             alternatives: Mutex::new(alternatives),
             next_session: AtomicU64::new(1),

@@ -23,8 +23,63 @@ use tracing::Instrument;
 use crate::config::Mode;
 use crate::server::{bump, lock, SessionHandle, Shared, MAX_SESSIONS_PER_NODE, PUSH_QUEUE};
 
-/// How long a new connection may take to open its session stream and say `Hello`.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a new connection may take, from the end of its handshake, to open its session
+/// stream and say `Hello`. A real client sends `Hello` in the same flight as its handshake's
+/// last packet, so this is one round trip plus a lost packet's retransmission (about a second
+/// before an RTT sample); 2 s covers that on a WAN. Until then the connection holds one of
+/// the capacity's places, so the deadline is what a connection that never says `Hello` costs.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Sessions one user may hold at one supernode: as many devices as a lookup answer carries
+/// records ([`MAX_RECORDS_PER_USER`], 8), each with its [`MAX_SESSIONS_PER_NODE`] (4). One
+/// account with a farm of node keys fills at most these 32 places, not the supernode.
+pub const MAX_SESSIONS_PER_USER: usize = MAX_RECORDS_PER_USER * MAX_SESSIONS_PER_NODE;
+
+/// A client connection's place at this supernode: one of the capacity's places from the end of
+/// its handshake (a connection that never says `Hello` is counted too), and once admitted, one
+/// of its user's [`MAX_SESSIONS_PER_USER`]. Both are given back on drop.
+struct Seat {
+    shared: Arc<Shared>,
+    user: Option<Username>,
+}
+
+impl Seat {
+    /// A capacity place, or why there is none.
+    fn take(shared: &Arc<Shared>) -> Result<Self, Refused> {
+        lock(&shared.admission).open_session(&mut rand::thread_rng())?;
+        Ok(Self {
+            shared: Arc::clone(shared),
+            user: None,
+        })
+    }
+
+    /// One of `user`'s sessions; `false` when the user holds them all.
+    fn claim_user(&mut self, user: &Username) -> bool {
+        let mut sessions = lock(&self.shared.user_sessions);
+        let held = sessions.entry(user.clone()).or_insert(0);
+        if *held >= MAX_SESSIONS_PER_USER {
+            return false;
+        }
+        *held += 1;
+        self.user = Some(user.clone());
+        true
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        lock(&self.shared.admission).close_session();
+        if let Some(user) = self.user.take() {
+            let mut sessions = lock(&self.shared.user_sessions);
+            if let Some(held) = sessions.get_mut(&user) {
+                *held = held.saturating_sub(1);
+                if *held == 0 {
+                    sessions.remove(&user);
+                }
+            }
+        }
+    }
+}
 
 /// This build's version.
 pub fn software_version() -> SoftwareVersion {
@@ -61,12 +116,16 @@ async fn serve(shared: Arc<Shared>, connection: PeerConnection) {
         crate::overlay_link::accepted(Arc::clone(&shared), node, connection.connection).await;
         return;
     }
-    let streams = tokio::time::timeout(HELLO_TIMEOUT, connection.connection.accept_bi()).await;
+    let seat = Seat::take(&shared);
+    let hello_by = tokio::time::Instant::now() + HELLO_TIMEOUT;
+    let streams = tokio::time::timeout_at(hello_by, connection.connection.accept_bi()).await;
     let Ok(Ok((mut send, mut recv))) = streams else {
+        bump(&shared.metrics.hello_timeouts_total);
+        connection.close(CloseCode::Malformed, "no Hello in time");
         return;
     };
-    let hello = match tokio::time::timeout(
-        HELLO_TIMEOUT,
+    let hello = match tokio::time::timeout_at(
+        hello_by,
         read_frame::<ClientMessage>(&mut recv, MAX_FRAME_LEN),
     )
     .await
@@ -94,19 +153,26 @@ async fn serve(shared: Arc<Shared>, connection: PeerConnection) {
             .await;
             return;
         }
+        Err(_) => {
+            bump(&shared.metrics.hello_timeouts_total);
+            connection.close(CloseCode::Malformed, "no Hello in time");
+            return;
+        }
         _ => return,
     };
-    if let Err((error, code)) = admit(&shared, &ticket, &hello) {
-        refuse(&shared, &connection, &mut send, error, code).await;
-        return;
-    }
+    let _seat = match admit(&shared, &ticket, &hello, seat) {
+        Ok(seat) => seat,
+        Err((error, code)) => {
+            refuse(&shared, &connection, &mut send, error, code).await;
+            return;
+        }
+    };
     let welcome = SupernodeMessage::Welcome(Welcome {
         protocol: negotiate(VersionRange::CURRENT, hello.protocol)
             .unwrap_or(VersionRange::CURRENT.max),
         software: software_version(),
     });
     if write_frame(&mut send, &welcome).await.is_err() {
-        lock(&shared.admission).close_session();
         return;
     }
     tracing::debug!(user = %ticket.user, version = %hello.software, "session open");
@@ -186,7 +252,6 @@ async fn serve(shared: Arc<Shared>, connection: PeerConnection) {
             .overlay
             .with(|o| unwatched.iter().for_each(|user| o.unwatch(user)));
     }
-    lock(&shared.admission).close_session();
     pusher.abort();
     tracing::debug!("session closed");
 }
@@ -195,12 +260,14 @@ fn log_stream_end(error: &StreamError) {
     tracing::debug!("session stream ended: {error}");
 }
 
-/// Checks a `Hello` and takes a session slot.
+/// Checks a `Hello` against revocation, versions, mode, capacity (the `seat` taken at the
+/// handshake) and the user's share of sessions.
 fn admit(
     shared: &Shared,
     ticket: &TicketBody,
     hello: &Hello,
-) -> Result<(), (WireError, CloseCode)> {
+    seat: Result<Seat, Refused>,
+) -> Result<Seat, (WireError, CloseCode)> {
     if shared.is_revoked(ticket) {
         bump(&shared.metrics.unauthorized_total);
         return Err((
@@ -244,9 +311,21 @@ fn admit(
             CloseCode::Busy,
         ));
     }
-    let opened = lock(&shared.admission).open_session(&mut rand::thread_rng());
-    match opened {
-        Ok(()) => Ok(()),
+    match seat {
+        Ok(mut seat) => {
+            if seat.claim_user(&ticket.user) {
+                Ok(seat)
+            } else {
+                bump(&shared.metrics.user_sessions_refused_total);
+                Err((
+                    WireError::LimitExceeded {
+                        kind: LimitKind::Sessions,
+                        max: u32::try_from(MAX_SESSIONS_PER_USER).unwrap_or(u32::MAX),
+                    },
+                    CloseCode::Busy,
+                ))
+            }
+        }
         Err(Refused::Full(retry) | Refused::Overloaded(retry)) => {
             bump(&shared.metrics.busy_total);
             Err((

@@ -145,6 +145,7 @@ pub fn wire_error() -> impl Strategy<Value = WireError> {
         LimitKind::Watches,
         LimitKind::Devices,
         LimitKind::InFlight,
+        LimitKind::Sessions,
     ]);
     prop_oneof![
         (any::<u32>(), bounded(peer_addr())).prop_map(|(retry_after_ms, alternatives)| {
