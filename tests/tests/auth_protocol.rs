@@ -16,9 +16,9 @@ use switchboard_net::{
     client_config, transport_config, Dialer, Identity, PeerConnection, PeerPolicy, Resumption,
     HANDSHAKE_TIMEOUT, REQUEST_TIMEOUT,
 };
-use switchboard_proto::messages::{AuthRequest, AuthResponse, Password, ServiceMode};
+use switchboard_proto::messages::{AuthRequest, AuthResponse, Password, Revocation, ServiceMode};
 use switchboard_proto::version::{Hello, VersionRange, ALPN_AUTH};
-use switchboard_proto::wire_error::WireError;
+use switchboard_proto::wire_error::{UnauthorizedReason, WireError};
 use switchboard_proto::{AuthKey, Role, SoftwareVersion, Username};
 use switchboard_tests::{temp_dir, Binary, Daemon};
 
@@ -266,10 +266,12 @@ async fn an_announced_supernode_reaches_the_bootstrap_list_and_refresh_and_revoc
         panic!("{answer:?}");
     };
     assert_eq!(fresh.body_unverified().user, ticket.body_unverified().user);
-    assert_ne!(
+    assert_eq!(
         fresh.body_unverified().serial,
-        ticket.body_unverified().serial
+        ticket.body_unverified().serial,
+        "a refresh keeps the serial, and so inherits a revocation of it"
     );
+    assert!(fresh.body_unverified().issued_at >= ticket.body_unverified().issued_at);
     // Someone else's ticket cannot be refreshed from another key.
     let answer = ask(&connection, &AuthRequest::RefreshTicket { ticket }).await;
     assert!(
@@ -297,11 +299,28 @@ async fn an_announced_supernode_reaches_the_bootstrap_list_and_refresh_and_revoc
     let AuthResponse::Revocations(page) = answer else {
         panic!("{answer:?}");
     };
-    assert_eq!(
-        page.users.iter().map(Username::as_str).collect::<Vec<_>>(),
-        vec!["mallory"]
-    );
+    let revoked: Vec<&str> = page
+        .entries
+        .iter()
+        .filter_map(|entry| match entry {
+            Revocation::Account { user, .. } => Some(user.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(revoked, vec!["mallory"]);
     assert!(page.complete);
+    // Asked again from where it ended: nothing new, the same cursor.
+    let answer = ask(
+        &connection,
+        &AuthRequest::FetchRevocations {
+            cursor: page.next_cursor,
+        },
+    )
+    .await;
+    assert!(
+        matches!(&answer, AuthResponse::Revocations(again) if again.entries.is_empty() && again.next_cursor == page.next_cursor),
+        "{answer:?}"
+    );
     let mallory_connection = connect_with_ticket(mallory.path(), addr, s.pubkey).await;
     let ticket = Profile::new(mallory.path()).ticket().unwrap();
     let answer = ask(&mallory_connection, &AuthRequest::RefreshTicket { ticket }).await;
@@ -316,6 +335,77 @@ async fn an_announced_supernode_reaches_the_bootstrap_list_and_refresh_and_revoc
         matches!(answer, AuthResponse::Error(WireError::Unauthorized { .. })),
         "{answer:?}"
     );
+
+    // A disabled supernode account is refused on its live connection: no more announcements,
+    // no more revocation list.
+    let disable = Binary::AuthServer
+        .run(&[
+            "user",
+            "disable",
+            "sn1",
+            "--data-dir",
+            s.data.path().to_str().unwrap(),
+        ])
+        .unwrap();
+    assert!(disable.status.success());
+    let revoked = AuthResponse::Error(WireError::Unauthorized {
+        reason: UnauthorizedReason::Revoked,
+    });
+    let answer = ask(
+        &connection,
+        &AuthRequest::Announce {
+            addr: announced_addr,
+            mode: ServiceMode::Normal,
+            capacity: 100,
+            clients: 10,
+        },
+    )
+    .await;
+    assert_eq!(
+        answer, revoked,
+        "announcement of a disabled supernode account"
+    );
+    let answer = ask(&connection, &AuthRequest::FetchRevocations { cursor: 0 }).await;
+    assert_eq!(answer, revoked);
+}
+
+#[tokio::test]
+async fn a_revoked_device_key_cannot_log_in_but_the_same_account_on_another_device_can() {
+    let s = setup("", &[("alice", "user")]);
+    let addr = s.server.addr();
+    let phone = temp_dir();
+    log_in(phone.path(), addr, s.pubkey, "alice", false)
+        .await
+        .unwrap();
+    let key = Profile::new(phone.path()).node_key().unwrap().node_id();
+    let revoke = Binary::AuthServer
+        .run(&[
+            "revoke",
+            "--node",
+            &key.to_string(),
+            "--data-dir",
+            s.data.path().to_str().unwrap(),
+        ])
+        .unwrap();
+    assert!(revoke.status.success(), "{revoke:?}");
+    assert!(String::from_utf8_lossy(&revoke.stdout).contains("revoked node"));
+    let again = log_in(phone.path(), addr, s.pubkey, "alice", false).await;
+    assert!(
+        matches!(&again, Err(e) if e.to_string().contains("revoked")),
+        "{again:?}"
+    );
+    // Its ticket cannot be refreshed either.
+    let connection = connect_with_ticket(phone.path(), addr, s.pubkey).await;
+    let ticket = Profile::new(phone.path()).ticket().unwrap();
+    let answer = ask(&connection, &AuthRequest::RefreshTicket { ticket }).await;
+    assert!(
+        matches!(answer, AuthResponse::Error(WireError::Unauthorized { .. })),
+        "{answer:?}"
+    );
+    let laptop = temp_dir();
+    log_in(laptop.path(), addr, s.pubkey, "alice", false)
+        .await
+        .expect("alice's other device logs in");
 }
 
 #[tokio::test]

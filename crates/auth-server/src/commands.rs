@@ -84,6 +84,33 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             serve(config)
         }
         Command::User { action } => user(action, json),
+        Command::Revoke {
+            node,
+            serial,
+            data_dir,
+        } => {
+            let store = open_store(&data_dir)?;
+            let now = switchboard_net::now_unix();
+            let what = match (node, serial) {
+                (Some(node), _) => {
+                    store.revoke_node(&node, now).map_err(Failure::failed)?;
+                    format!("node {node}")
+                }
+                (None, Some(serial)) => {
+                    store.revoke_serial(serial, now).map_err(Failure::failed)?;
+                    format!("serial {serial}")
+                }
+                (None, None) => {
+                    return Err(Failure::usage("say what to revoke: --node or --serial"))
+                }
+            };
+            if json {
+                println!("{}", serde_json::json!({ "revoked": what, "ok": true }));
+            } else {
+                println!("revoked {what}");
+            }
+            Ok(())
+        }
     }
 }
 
@@ -196,7 +223,7 @@ fn user(action: UserCommand, json: bool) -> Result<(), Failure> {
         UserCommand::Disable { name, data_dir } => {
             let user = username(&name)?;
             open_store(&data_dir)?
-                .disable(&user)
+                .disable(&user, now)
                 .map_err(Failure::failed)?;
             report(json, &format!("disabled {user}"), &user, None);
         }

@@ -78,6 +78,20 @@ pub enum Command {
         #[command(subcommand)]
         action: UserCommand,
     },
+    /// Revoke one device's key (every ticket for it, and its logins) or one ticket serial
+    /// (and its refreshes); supernodes close its sessions at their next revocation poll.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["node", "serial"])))]
+    Revoke {
+        /// The device's node key (64 hex digits, as `client` and the logs print it).
+        #[arg(long, value_name = "KEY")]
+        node: Option<switchboard_proto::NodeId>,
+        /// A ticket serial.
+        #[arg(long, value_name = "N")]
+        serial: Option<u64>,
+        /// Where the database lives.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
     /// Print the auth public key (give it to every node with --trust).
     Pubkey {
         /// Where the key lives.

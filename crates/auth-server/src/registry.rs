@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use switchboard_proto::limits::MAX_BOOTSTRAP;
 use switchboard_proto::messages::{BootstrapEntry, ServiceMode};
-use switchboard_proto::{BoundedVec, NodeId, PeerAddr, UnixTime};
+use switchboard_proto::{BoundedVec, NodeId, PeerAddr, TicketBody, UnixTime};
 
 /// Most supernodes remembered. Far above any deployment's supernode count (Skype ran tens of
 /// thousands at its peak); bounds memory against a flood of announcements from valid tickets.
@@ -17,17 +17,20 @@ pub const MAX_ANNOUNCED: usize = 100_000;
 /// operator-run fallbacks (DESIGN.md section 6: go to the megas after a few failed tries).
 const MEGA_SHARE: usize = MAX_BOOTSTRAP / 4;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Announced {
     addr: SocketAddr,
     mode: ServiceMode,
     load_permille: u16,
     expires_at: UnixTime,
+    ticket: TicketBody,
 }
 
 /// What a supernode says of itself when it announces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Announcement {
+    /// The ticket it announced with (so that its entry goes when the ticket is revoked).
+    pub ticket: TicketBody,
     /// Where clients reach it.
     pub addr: SocketAddr,
     /// How it serves.
@@ -59,6 +62,7 @@ impl Registry {
         ttl: Duration,
     ) -> Result<UnixTime, RegistryFull> {
         let Announcement {
+            ticket,
             addr,
             mode,
             capacity,
@@ -79,9 +83,17 @@ impl Registry {
                 mode,
                 load_permille: u16::try_from(load.min(1000)).unwrap_or(1000),
                 expires_at,
+                ticket,
             },
         );
         Ok(expires_at)
+    }
+
+    /// Drops the entries whose announcing ticket `revoked` says is revoked; returns how many.
+    pub fn forget_revoked(&mut self, revoked: impl Fn(&TicketBody) -> bool) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|_, entry| !revoked(&entry.ticket));
+        before - self.entries.len()
     }
 
     fn expire(&mut self, now: UnixTime) {
@@ -137,6 +149,17 @@ mod tests {
         NodeId::from_bytes([n; 32])
     }
 
+    fn ticket(user: &str) -> TicketBody {
+        TicketBody {
+            user: switchboard_proto::Username::new(user).unwrap(),
+            node: node(0),
+            role: switchboard_proto::Role::Supernode,
+            issued_at: UnixTime(0),
+            expires_at: UnixTime(1_000),
+            serial: 1,
+        }
+    }
+
     fn addr(n: u8) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, n], 7000))
     }
@@ -150,6 +173,7 @@ mod tests {
                 UnixTime(0),
                 node(1),
                 Announcement {
+                    ticket: ticket("sn"),
                     addr: addr(1),
                     mode: ServiceMode::Normal,
                     capacity: 100,
@@ -163,6 +187,7 @@ mod tests {
                 UnixTime(50),
                 node(2),
                 Announcement {
+                    ticket: ticket("sn"),
                     addr: addr(2),
                     mode: ServiceMode::Normal,
                     capacity: 100,
@@ -176,6 +201,7 @@ mod tests {
                 UnixTime(50),
                 node(3),
                 Announcement {
+                    ticket: ticket("sn"),
                     addr: addr(3),
                     mode: ServiceMode::MegaStandby,
                     capacity: 100,
@@ -201,6 +227,7 @@ mod tests {
                     UnixTime(0),
                     node(n),
                     Announcement {
+                        ticket: ticket("sn"),
                         addr: addr(n),
                         mode: ServiceMode::Normal,
                         capacity: 100,
@@ -215,6 +242,7 @@ mod tests {
                 UnixTime(0),
                 node(200),
                 Announcement {
+                    ticket: ticket("sn"),
                     addr: addr(200),
                     mode: ServiceMode::Mega,
                     capacity: 10_000,
@@ -226,5 +254,33 @@ mod tests {
         let list = registry.bootstrap(UnixTime(1));
         assert_eq!(list.len(), MAX_BOOTSTRAP);
         assert!(list.iter().any(|e| e.mode == ServiceMode::Mega));
+    }
+
+    #[test]
+    fn an_entry_announced_with_a_revoked_ticket_is_forgotten() {
+        let mut registry = Registry::default();
+        for (n, user) in [(1, "sn1"), (3, "sn3")] {
+            registry
+                .announce(
+                    UnixTime(0),
+                    node(n),
+                    Announcement {
+                        ticket: ticket(user),
+                        addr: addr(n),
+                        mode: ServiceMode::Normal,
+                        capacity: 100,
+                        clients: 0,
+                    },
+                    Duration::from_secs(90),
+                )
+                .unwrap();
+        }
+        assert_eq!(registry.forget_revoked(|t| t.user.as_str() == "sn3"), 1);
+        let nodes: Vec<_> = registry
+            .bootstrap(UnixTime(1))
+            .iter()
+            .map(|e| e.peer.node)
+            .collect();
+        assert_eq!(nodes, vec![node(1)]);
     }
 }

@@ -23,9 +23,9 @@ use rand::RngCore;
 use switchboard_engine::{Throttle, ThrottleConfig, Time};
 use switchboard_net::gate::source_key;
 use switchboard_net::{now_unix, PeerAuthError, PeerCertificate, PeerPolicy};
-use switchboard_proto::limits::MAX_REVOCATIONS_PAGE;
+use switchboard_proto::limits::{MAX_BOOTSTRAP, MAX_REVOCATIONS_PAGE};
 use switchboard_proto::messages::{
-    AuthRequest, AuthResponse, Password, RevocationPage, ServiceMode,
+    AuthRequest, AuthResponse, BootstrapEntry, Password, RevocationPage, ServiceMode,
 };
 use switchboard_proto::version::{negotiate, VersionRange, Welcome};
 use switchboard_proto::wire_error::{Alternatives, UnauthorizedReason, WireError};
@@ -78,6 +78,8 @@ pub struct Metrics {
     pub logins_delayed: AtomicU64,
     /// Logins refused because their account got its share of new tickets.
     pub tickets_limited: AtomicU64,
+    /// Requests refused because the caller's ticket is revoked.
+    pub revoked_callers: AtomicU64,
     /// Logins refused because too many were waiting.
     pub logins_busy: AtomicU64,
     /// Tickets issued (logins, sign-ups and refreshes).
@@ -108,6 +110,8 @@ enum Checked {
     Granted(Account),
     BadCredentials,
     Disabled,
+    /// The device's key is revoked.
+    NodeRevoked,
     Taken,
     Failed(StoreError),
 }
@@ -297,14 +301,16 @@ impl Service {
         };
         let service = Arc::clone(self);
         let name = user.clone();
-        let checked = tokio::task::spawn_blocking(move || service.check(&name, &password, signup))
-            .await
-            .unwrap_or_else(|e| {
-                Checked::Failed(StoreError::Corrupt {
-                    what: "password check task",
-                    value: e.to_string(),
-                })
-            });
+        let node = caller.node;
+        let checked =
+            tokio::task::spawn_blocking(move || service.check(&name, &password, signup, &node))
+                .await
+                .unwrap_or_else(|e| {
+                    Checked::Failed(StoreError::Corrupt {
+                        what: "password check task",
+                        value: e.to_string(),
+                    })
+                });
         drop(permit);
         match checked {
             Checked::Granted(account) => {
@@ -318,18 +324,25 @@ impl Service {
                         retry_after_ms: millis(wait),
                     });
                 }
-                match self.issue(&account, caller.node) {
+                match self.issue(&account, caller.node, None) {
                     Ok(ticket) => {
                         bump(&self.metrics.logins_ok);
                         tracing::info!(user = %user, node = %caller.node.short(), "login");
                         AuthResponse::LoggedIn {
                             ticket,
                             auth_key: self.anchor.key(),
-                            bootstrap: lock(&self.registry).bootstrap(now_unix()),
+                            bootstrap: self.bootstrap(),
                         }
                     }
                     Err(e) => AuthResponse::Error(e),
                 }
+            }
+            Checked::NodeRevoked => {
+                bump(&self.metrics.logins_failed);
+                tracing::warn!(user = %user, node = %caller.node.short(), "login from a revoked device key");
+                AuthResponse::Error(WireError::Unauthorized {
+                    reason: UnauthorizedReason::Revoked,
+                })
             }
             Checked::BadCredentials | Checked::Disabled | Checked::Taken => {
                 self.login_failed(&user, caller.ip);
@@ -349,7 +362,12 @@ impl Service {
     }
 
     /// The password check and the store writes around it; runs on a blocking thread.
-    fn check(&self, user: &Username, password: &Password, signup: bool) -> Checked {
+    fn check(&self, user: &Username, password: &Password, signup: bool, node: &NodeId) -> Checked {
+        match lock(&self.store).is_node_revoked(node) {
+            Ok(false) => {}
+            Ok(true) => return Checked::NodeRevoked,
+            Err(e) => return Checked::Failed(e),
+        }
         let now = now_unix();
         if signup {
             let hash = match self.hasher.hash(password.expose()) {
@@ -394,7 +412,14 @@ impl Service {
         Checked::Granted(account)
     }
 
-    fn issue(&self, account: &Account, node: NodeId) -> Result<Ticket, WireError> {
+    /// Signs a ticket for `node`. A refresh passes its predecessor's serial, so that revoking
+    /// the serial revokes every refresh of it; a login gets a fresh random one.
+    fn issue(
+        &self,
+        account: &Account,
+        node: NodeId,
+        serial: Option<u64>,
+    ) -> Result<Ticket, WireError> {
         let now = now_unix();
         let body = TicketBody {
             user: account.username.clone(),
@@ -402,7 +427,7 @@ impl Service {
             role: account.role,
             issued_at: now,
             expires_at: now.plus(self.config.ticket_lifetime.as_secs()),
-            serial: rand::rngs::OsRng.next_u64(),
+            serial: serial.unwrap_or_else(|| rand::rngs::OsRng.next_u64()),
         };
         match Ticket::issue(&self.signing, body) {
             Ok(ticket) => {
@@ -424,15 +449,16 @@ impl Service {
         };
         let service = Arc::clone(self);
         let user = body.user.clone();
-        let serial = body.serial;
+        let predecessor = body.clone();
         let looked_up = tokio::task::spawn_blocking(move || {
             let store = lock(&service.store);
-            Ok::<_, StoreError>((store.get(&user)?, store.is_revoked(serial)?))
+            Ok::<_, StoreError>((store.get(&user)?, store.is_revoked(&predecessor)?))
         })
         .await;
         match looked_up {
             Ok(Ok((Some(account), false))) if !account.disabled => {
-                match self.issue(&account, caller.node) {
+                // The refreshed ticket inherits the serial, and with it any revocation of it.
+                match self.issue(&account, caller.node, Some(body.serial)) {
                     Ok(ticket) => AuthResponse::TicketRefreshed { ticket },
                     Err(e) => AuthResponse::Error(e),
                 }
@@ -452,6 +478,20 @@ impl Service {
         }
     }
 
+    /// The bootstrap list, without supernodes whose announcing ticket has been revoked since
+    /// (a disabled account's node is handed to no client, whether or not it stopped).
+    fn bootstrap(&self) -> BoundedVec<BootstrapEntry, MAX_BOOTSTRAP> {
+        let mut registry = lock(&self.registry);
+        let forgotten = {
+            let store = lock(&self.store);
+            registry.forget_revoked(|ticket| store.is_revoked(ticket).unwrap_or(false))
+        };
+        if forgotten > 0 {
+            tracing::info!(forgotten, "revoked supernodes left the bootstrap list");
+        }
+        registry.bootstrap(now_unix())
+    }
+
     /// Checks that the caller's certificate carries a valid ticket of one of `roles`.
     fn require(&self, caller: &Caller, roles: &[Role]) -> Result<TicketBody, WireError> {
         let policy = PeerPolicy::Ticketed {
@@ -459,13 +499,28 @@ impl Service {
             roles: roles.to_vec(),
             node: None,
         };
-        policy
+        let ticket = policy
             .check(&caller.certificate, now_unix())
             .ok()
             .and_then(|identity| identity.ticket)
             .ok_or(WireError::Unauthorized {
                 reason: UnauthorizedReason::RoleNotAllowed,
-            })
+            })?;
+        // A disabled account, a revoked device or serial: refused here as everywhere else.
+        match lock(&self.store).is_revoked(&ticket) {
+            Ok(false) => Ok(ticket),
+            Ok(true) => {
+                bump(&self.metrics.revoked_callers);
+                tracing::warn!(user = %ticket.user, node = %caller.node.short(), "request with a revoked ticket refused");
+                Err(WireError::Unauthorized {
+                    reason: UnauthorizedReason::Revoked,
+                })
+            }
+            Err(e) => {
+                tracing::error!("revocation check: {e}");
+                Err(WireError::Internal)
+            }
+        }
     }
 
     fn announce(
@@ -480,13 +535,15 @@ impl Service {
             ServiceMode::Normal => &[Role::Supernode, Role::Mega],
             ServiceMode::Mega | ServiceMode::MegaStandby => &[Role::Mega],
         };
-        if let Err(e) = self.require(caller, roles) {
-            return AuthResponse::Error(e);
-        }
+        let ticket = match self.require(caller, roles) {
+            Ok(ticket) => ticket,
+            Err(e) => return AuthResponse::Error(e),
+        };
         let announced = lock(&self.registry).announce(
             now_unix(),
             caller.node,
             Announcement {
+                ticket,
                 addr,
                 mode,
                 capacity,
@@ -497,7 +554,7 @@ impl Service {
         match announced {
             Ok(expires_at) => {
                 bump(&self.metrics.announcements);
-                let peers = lock(&self.registry).bootstrap(now_unix());
+                let peers = self.bootstrap();
                 AuthResponse::Announced {
                     expires_at,
                     peers: BoundedVec::truncating(
@@ -528,15 +585,11 @@ impl Service {
         })
         .await;
         match page {
-            Ok(Ok((users, serials, complete))) => {
-                let taken = u64::try_from(users.len() + serials.len()).unwrap_or(0);
-                AuthResponse::Revocations(RevocationPage {
-                    users: BoundedVec::truncating(users),
-                    serials: BoundedVec::truncating(serials),
-                    next_cursor: cursor.saturating_add(taken),
-                    complete,
-                })
-            }
+            Ok(Ok((entries, next_cursor, complete))) => AuthResponse::Revocations(RevocationPage {
+                entries: BoundedVec::truncating(entries),
+                next_cursor,
+                complete,
+            }),
             Ok(Err(e)) => {
                 tracing::error!("revocation list: {e}");
                 AuthResponse::Error(WireError::Internal)
@@ -588,6 +641,13 @@ impl Service {
             "counter",
             "Logins refused because their account had its share of new tickets.",
             get(&m.tickets_limited),
+        );
+        metric(
+            &mut out,
+            "switchboard_auth_revoked_callers_total",
+            "counter",
+            "Requests (announcements, refreshes of the list) refused for a revoked ticket.",
+            get(&m.revoked_callers),
         );
         metric(
             &mut out,

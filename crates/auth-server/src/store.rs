@@ -9,7 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
-use switchboard_proto::{Role, UnixTime, Username};
+use switchboard_proto::messages::Revocation;
+use switchboard_proto::{NodeId, Role, TicketBody, UnixTime, Username};
 
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "accounts.sqlite3";
@@ -34,6 +35,22 @@ const MIGRATIONS: &[&str] = &[
         serial     INTEGER PRIMARY KEY,
         revoked_at INTEGER NOT NULL
     );",
+    // 2: one append-only revocation list (accounts by time, node keys, serials), read after a
+    // cursor (the row id, never reused: AUTOINCREMENT), replacing the serials table. Accounts
+    // disabled before this version are revoked as of the migration.
+    "CREATE TABLE revocations (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind       TEXT    NOT NULL CHECK (kind IN ('account', 'node', 'serial')),
+        value      TEXT    NOT NULL,
+        revoked_at INTEGER NOT NULL
+    );
+    CREATE INDEX revocations_by_value ON revocations (kind, value);
+    INSERT INTO revocations (kind, value, revoked_at)
+        SELECT 'account', username, CAST(strftime('%s', 'now') AS INTEGER)
+        FROM accounts WHERE disabled = 1 ORDER BY username;
+    INSERT INTO revocations (kind, value, revoked_at)
+        SELECT 'serial', CAST(serial AS TEXT), revoked_at FROM revoked_serials ORDER BY serial;
+    DROP TABLE revoked_serials;",
 ];
 
 /// A store operation failed.
@@ -176,13 +193,23 @@ impl Store {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
-    /// Disables an account.
-    pub fn disable(&self, username: &Username) -> Result<(), StoreError> {
-        self.update(
-            username,
+    /// Disables an account: no new tickets, and every ticket issued until `now` joins the
+    /// revocation list (one transaction: both or neither).
+    pub fn disable(&mut self, username: &Username, now: UnixTime) -> Result<(), StoreError> {
+        let transaction = self.connection.transaction()?;
+        if transaction.execute(
             "UPDATE accounts SET disabled = 1 WHERE username = ?1",
             params![username.as_str()],
-        )
+        )? == 0
+        {
+            return Err(StoreError::NotFound(username.to_string()));
+        }
+        transaction.execute(
+            "INSERT INTO revocations (kind, value, revoked_at) VALUES ('account', ?1, ?2)",
+            params![username.as_str(), to_sql(now)],
+        )?;
+        transaction.commit()?;
+        Ok(())
     }
 
     /// Replaces an account's password hash.
@@ -215,64 +242,112 @@ impl Store {
         Ok(())
     }
 
-    /// Revokes one ticket serial.
+    /// Revokes one ticket serial (and so every refresh of that ticket).
     pub fn revoke_serial(&self, serial: u64, now: UnixTime) -> Result<(), StoreError> {
-        self.connection.execute(
-            "INSERT INTO revoked_serials (serial, revoked_at) VALUES (?1, ?2)
-             ON CONFLICT (serial) DO NOTHING",
-            params![serial_to_sql(serial), to_sql(now)],
-        )?;
+        self.revoke("serial", &serial.to_string(), now)
+    }
+
+    /// Revokes every ticket for one node key (a lost or stolen device).
+    pub fn revoke_node(&self, node: &NodeId, now: UnixTime) -> Result<(), StoreError> {
+        self.revoke("node", &node.to_string(), now)
+    }
+
+    fn revoke(&self, kind: &str, value: &str, now: UnixTime) -> Result<(), StoreError> {
+        let known: Option<i64> = self
+            .connection
+            .query_row(
+                "SELECT id FROM revocations WHERE kind = ?1 AND value = ?2",
+                params![kind, value],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if known.is_none() {
+            self.connection.execute(
+                "INSERT INTO revocations (kind, value, revoked_at) VALUES (?1, ?2, ?3)",
+                params![kind, value, to_sql(now)],
+            )?;
+        }
         Ok(())
     }
 
-    /// Whether a ticket serial was revoked.
-    pub fn is_revoked(&self, serial: u64) -> Result<bool, StoreError> {
+    /// Whether a ticket is revoked: its account revoked at or after it was issued, its node
+    /// key revoked, or its serial.
+    pub fn is_revoked(&self, ticket: &TicketBody) -> Result<bool, StoreError> {
         Ok(self
             .connection
             .query_row(
-                "SELECT 1 FROM revoked_serials WHERE serial = ?1",
-                params![serial_to_sql(serial)],
+                "SELECT 1 FROM revocations
+                 WHERE (kind = 'account' AND value = ?1 AND revoked_at >= ?2)
+                    OR (kind = 'node' AND value = ?3)
+                    OR (kind = 'serial' AND value = ?4)
+                 LIMIT 1",
+                params![
+                    ticket.user.as_str(),
+                    to_sql(ticket.issued_at),
+                    ticket.node.to_string(),
+                    ticket.serial.to_string()
+                ],
                 |_| Ok(()),
             )
             .optional()?
             .is_some())
     }
 
-    /// A page of the revocation list: disabled accounts and revoked serials, ordered so that a
-    /// cursor (the offset into the combined list) resumes where the last page ended.
+    /// Whether a node key is revoked (its logins are refused).
+    pub fn is_node_revoked(&self, node: &NodeId) -> Result<bool, StoreError> {
+        Ok(self
+            .connection
+            .query_row(
+                "SELECT 1 FROM revocations WHERE kind = 'node' AND value = ?1",
+                params![node.to_string()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Up to `page` revocations added after `cursor`, oldest first; the cursor to ask with
+    /// next (the last entry's, or the list's end when there is none: lower than `cursor` if
+    /// the list restarted); whether the list ends there.
     pub fn revocations(
         &self,
         cursor: u64,
         page: usize,
-    ) -> Result<(Vec<Username>, Vec<u64>, bool), StoreError> {
+    ) -> Result<(Vec<Revocation>, u64, bool), StoreError> {
         let limit = i64::try_from(page).unwrap_or(i64::MAX);
-        let offset = i64::try_from(cursor).unwrap_or(i64::MAX);
+        let after = i64::try_from(cursor).unwrap_or(i64::MAX);
         let mut statement = self.connection.prepare(
-            "SELECT 0, username, NULL FROM accounts WHERE disabled = 1
-             UNION ALL SELECT 1, NULL, serial FROM revoked_serials
-             ORDER BY 1, 2, 3 LIMIT ?1 OFFSET ?2",
+            "SELECT id, kind, value, revoked_at FROM revocations
+             WHERE id > ?1 ORDER BY id LIMIT ?2",
         )?;
-        let mut users = Vec::new();
-        let mut serials = Vec::new();
-        let mut rows = statement.query(params![limit.saturating_add(1), offset])?;
-        let mut seen = 0usize;
+        let mut entries = Vec::new();
+        let mut last = None;
+        let mut rows = statement.query(params![after, limit.saturating_add(1)])?;
         let mut more = false;
         while let Some(row) = rows.next()? {
-            if seen == page {
+            if entries.len() == page {
                 more = true;
                 break;
             }
-            seen += 1;
-            let kind: i64 = row.get(0)?;
-            if kind == 0 {
-                let name: String = row.get(1)?;
-                users.push(parse_username(name)?);
-            } else {
-                let serial: i64 = row.get(2)?;
-                serials.push(serial as u64);
-            }
+            let id: i64 = row.get(0)?;
+            let kind: String = row.get(1)?;
+            let value: String = row.get(2)?;
+            let at: i64 = row.get(3)?;
+            entries.push(parse_revocation(&kind, value, at)?);
+            last = Some(u64::try_from(id).unwrap_or(0));
         }
-        Ok((users, serials, !more))
+        let next_cursor = match last {
+            Some(id) => id,
+            None => {
+                let end: i64 = self.connection.query_row(
+                    "SELECT COALESCE(MAX(id), 0) FROM revocations",
+                    [],
+                    |row| row.get(0),
+                )?;
+                u64::try_from(end).unwrap_or(0)
+            }
+        };
+        Ok((entries, next_cursor, !more))
     }
 
     /// Runs SQLite's `PRAGMA integrity_check`; `Ok` when it answers "ok".
@@ -296,10 +371,6 @@ fn to_sql(time: UnixTime) -> i64 {
 }
 
 /// Serials are random u64s, stored bit for bit in SQLite's signed 64-bit integer.
-fn serial_to_sql(serial: u64) -> i64 {
-    serial as i64
-}
-
 struct RawAccount {
     username: String,
     password_hash: String,
@@ -348,6 +419,32 @@ impl RawAccount {
     }
 }
 
+/// A stored revocation row as the wire carries it.
+fn parse_revocation(kind: &str, value: String, at: i64) -> Result<Revocation, StoreError> {
+    let corrupt = |what| StoreError::Corrupt {
+        what,
+        value: value.clone(),
+    };
+    match kind {
+        "account" => Ok(Revocation::Account {
+            user: Username::new(&value).map_err(|_| corrupt("revoked username"))?,
+            before: UnixTime(u64::try_from(at).unwrap_or(0)),
+        }),
+        "node" => value
+            .parse()
+            .map(Revocation::Node)
+            .map_err(|_| corrupt("revoked node key")),
+        "serial" => value
+            .parse()
+            .map(Revocation::Serial)
+            .map_err(|_| corrupt("revoked serial")),
+        _ => Err(StoreError::Corrupt {
+            what: "revocation kind",
+            value: kind.to_owned(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,28 +485,98 @@ mod tests {
     }
 
     #[test]
-    fn disabling_puts_an_account_on_the_revocation_list() {
+    fn disabling_puts_an_account_on_the_revocation_list_which_pages_completely_in_order() {
         let dir = temp_dir("revoke");
-        let store = Store::open(&dir).unwrap();
+        let mut store = Store::open(&dir).unwrap();
         for n in ["a", "b", "c"] {
             store.add(&name(n), "h", Role::User, UnixTime(1)).unwrap();
         }
-        store.disable(&name("b")).unwrap();
-        store.disable(&name("c")).unwrap();
-        store.revoke_serial(77, UnixTime(2)).unwrap();
+        store.disable(&name("b"), UnixTime(10)).unwrap();
+        store.disable(&name("c"), UnixTime(11)).unwrap();
+        store.revoke_serial(77, UnixTime(12)).unwrap();
+        let device = switchboard_proto::SecretKey::from_seed([7; 32]).node_id();
+        store.revoke_node(&device, UnixTime(13)).unwrap();
+        store.revoke_node(&device, UnixTime(14)).unwrap(); // once is enough
         assert!(store.get(&name("b")).unwrap().unwrap().disabled);
-        let (users, serials, complete) = store.revocations(0, 2).unwrap();
-        assert_eq!(users, vec![name("b"), name("c")]);
-        assert!(serials.is_empty());
+        let account = |n, at| Revocation::Account {
+            user: name(n),
+            before: UnixTime(at),
+        };
+        let (entries, cursor, complete) = store.revocations(0, 2).unwrap();
+        assert_eq!(entries, vec![account("b", 10), account("c", 11)]);
         assert!(!complete);
-        let (users, serials, complete) = store.revocations(2, 2).unwrap();
-        assert!(users.is_empty());
-        assert_eq!(serials, vec![77]);
+        let (entries, cursor, complete) = store.revocations(cursor, 2).unwrap();
+        assert_eq!(
+            entries,
+            vec![Revocation::Serial(77), Revocation::Node(device)]
+        );
         assert!(complete);
+        // Added later: the next fetch from the same cursor gets exactly that.
+        store.disable(&name("a"), UnixTime(20)).unwrap();
+        let (entries, end, complete) = store.revocations(cursor, 2).unwrap();
+        assert_eq!(entries, vec![account("a", 20)]);
+        assert!(complete);
+        let (entries, again, _) = store.revocations(end, 2).unwrap();
+        assert!(entries.is_empty());
+        assert_eq!(again, end, "nothing new: the cursor stays");
         assert!(matches!(
-            store.disable(&name("zed")),
+            store.disable(&name("zed"), UnixTime(30)),
             Err(StoreError::NotFound(_))
         ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_ticket_is_revoked_by_its_account_until_the_revocation_its_node_or_its_serial() {
+        let dir = temp_dir("revoked-ticket");
+        let mut store = Store::open(&dir).unwrap();
+        store
+            .add(&name("sn3"), "h", Role::Supernode, UnixTime(1))
+            .unwrap();
+        let ticket = |node: u8, issued, serial| TicketBody {
+            user: name("sn3"),
+            node: NodeId::from_bytes([node; 32]),
+            role: Role::Supernode,
+            issued_at: UnixTime(issued),
+            expires_at: UnixTime(issued + 100),
+            serial,
+        };
+        assert!(!store.is_revoked(&ticket(1, 50, 5)).unwrap());
+        store.disable(&name("sn3"), UnixTime(100)).unwrap();
+        assert!(store.is_revoked(&ticket(1, 50, 5)).unwrap());
+        assert!(store.is_revoked(&ticket(1, 100, 5)).unwrap());
+        assert!(!store.is_revoked(&ticket(1, 101, 5)).unwrap());
+        store
+            .revoke_node(&NodeId::from_bytes([2; 32]), UnixTime(200))
+            .unwrap();
+        assert!(store.is_revoked(&ticket(2, 300, 6)).unwrap());
+        assert!(store.is_node_revoked(&NodeId::from_bytes([2; 32])).unwrap());
+        store.revoke_serial(9, UnixTime(200)).unwrap();
+        assert!(store.is_revoked(&ticket(3, 300, 9)).unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_version_1_database_keeps_its_disabled_accounts_and_serials_revoked_after_migrating() {
+        let dir = temp_dir("migrate-v1");
+        {
+            let connection = Connection::open(dir.join(DATABASE_FILE)).unwrap();
+            connection.execute_batch(MIGRATIONS[0]).unwrap();
+            connection.pragma_update(None, "user_version", 1).unwrap();
+            connection
+                .execute_batch(
+                    "INSERT INTO accounts (username, password_hash, role, disabled, created_at)
+                     VALUES ('gone', 'h', 'user', 1, 1), ('here', 'h', 'user', 0, 1);
+                     INSERT INTO revoked_serials (serial, revoked_at) VALUES (42, 5);",
+                )
+                .unwrap();
+        }
+        let store = Store::open(&dir).unwrap();
+        let (entries, _, complete) = store.revocations(0, 10).unwrap();
+        assert!(complete);
+        assert_eq!(entries.len(), 2, "{entries:?}");
+        assert!(matches!(&entries[0], Revocation::Account { user, .. } if user.as_str() == "gone"));
+        assert_eq!(entries[1], Revocation::Serial(42));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

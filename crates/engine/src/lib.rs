@@ -28,6 +28,7 @@ pub mod membership;
 pub mod overlay;
 pub mod placement;
 pub mod rate;
+pub mod revocation;
 pub mod throttle;
 pub mod time;
 
@@ -35,5 +36,6 @@ pub use admission::{Admission, AdmissionConfig, Refused, RequestClass};
 pub use backoff::{Backoff, BackoffConfig, BackoffError};
 pub use directory::{Directory, DirectoryConfig, PresenceNotice, RegisterError};
 pub use rate::TokenBucket;
+pub use revocation::{Applied, RevocationList};
 pub use throttle::{Throttle, ThrottleConfig, Throttled};
 pub use time::Time;

@@ -23,6 +23,7 @@ pub mod codec;
 pub mod ids;
 pub mod keys;
 pub mod limits;
+pub mod member;
 pub mod messages;
 pub mod record;
 pub mod ticket;

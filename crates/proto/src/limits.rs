@@ -73,8 +73,8 @@ pub const MAX_MEMBERSHIP_SYNC: usize = 48 * 1024;
 
 /// Most entries in one page of the revocation list.
 ///
-/// Revocations are fetched incrementally (since a serial); a page of 1,024 keeps the frame
-/// under [`MAX_FRAME_LEN`] even with 32-byte usernames.
+/// Revocations are fetched incrementally (after a cursor); a page of 1,024 entries of at most
+/// ~45 bytes (a 32-byte username and a time) keeps the frame under [`MAX_FRAME_LEN`].
 pub const MAX_REVOCATIONS_PAGE: usize = 1024;
 
 /// Longest username in bytes. Skype's limit was 32 characters; usernames are ASCII here.

@@ -102,6 +102,21 @@ impl Ticket {
         Ok(&self.body)
     }
 
+    /// Checks the signature against the trusted auth key, not the validity window: for
+    /// statements whose freshness is enforced elsewhere (a member statement's ticket is checked
+    /// for expiry on the member's connections, see [`crate::member`]).
+    pub fn verify_signature(&self, trusted: &TrustAnchor) -> Result<&TicketBody, TicketError> {
+        check_lifetime(&self.body)?;
+        keys::verify(
+            trusted.verifying_key(),
+            TICKET_DOMAIN,
+            &self.body,
+            &self.signature,
+        )
+        .map_err(TicketError::BadSignature)?;
+        Ok(&self.body)
+    }
+
     /// [`Self::verify`], then checks that the ticket names `peer`, the key the peer proved it
     /// holds (its TLS certificate key).
     pub fn verify_for_peer(

@@ -8,16 +8,19 @@ use std::time::Duration;
 
 use switchboard_client::login::AuthConnection;
 use switchboard_client::profile::Profile;
-use switchboard_engine::{Backoff, BackoffConfig};
+use switchboard_engine::revocation::MAX_REVOCATIONS_HELD;
+use switchboard_engine::{Applied, Backoff, BackoffConfig};
 use switchboard_net::config::Role as TransportRole;
 use switchboard_net::{transport_config, Identity, PeerPolicy};
 use switchboard_proto::messages::{AuthRequest, AuthResponse, ServiceMode};
+use switchboard_proto::wire_error::{UnauthorizedReason, WireError};
 use switchboard_proto::SecretKey;
 
 use crate::config::Mode;
 use crate::server::{lock, Shared};
 
-/// Revocation pages fetched per poll at most: 64 x 1,024 entries.
+/// Revocation pages fetched per poll at most: 64 x 1,024 entries; a longer backlog continues
+/// at the next poll from where this one stopped (nothing is skipped).
 const MAX_REVOCATION_PAGES: usize = 64;
 
 /// Runs the link until the task is dropped. `endpoint` is the client-facing endpoint, whose
@@ -103,37 +106,76 @@ async fn announce(shared: &Arc<Shared>, connection: &AuthConnection) -> Result<(
             crate::overlay_link::join_known(shared, &peers);
             Ok(())
         }
-        Ok(AuthResponse::Error(e)) => Err(e.to_string()),
+        Ok(AuthResponse::Error(e)) => Err(refused(shared, e)),
         Ok(other) => Err(format!("unexpected answer: {other:?}")),
         Err(e) => Err(e.to_string()),
     }
 }
 
+/// An error answer from the auth-server, as text; a revoked ticket (the auth-server says so
+/// over its authenticated connection) stops this supernode.
+fn refused(shared: &Shared, error: WireError) -> String {
+    if matches!(
+        error,
+        WireError::Unauthorized {
+            reason: UnauthorizedReason::Revoked
+        }
+    ) {
+        stop_revoked(shared);
+    }
+    error.to_string()
+}
+
+fn stop_revoked(shared: &Shared) {
+    tracing::error!(
+        "this supernode's ticket is revoked (its account disabled or its key revoked): \
+         redirecting its clients and stopping"
+    );
+    shared.stop_revoked();
+}
+
+/// Fetches what was added to the revocation list since the last poll (every page of it, up
+/// to [`MAX_REVOCATION_PAGES`]; the rest at the next poll, from where this one stopped), then
+/// closes what it revokes: client sessions, overlay peers, and this supernode itself.
 async fn fetch_revocations(shared: &Shared, connection: &AuthConnection) -> Result<(), String> {
-    let mut cursor = 0;
-    let mut users = std::collections::HashSet::new();
-    let mut serials = std::collections::HashSet::new();
     for _ in 0..MAX_REVOCATION_PAGES {
+        let cursor = lock(&shared.revoked).cursor();
         let message = AuthRequest::FetchRevocations { cursor };
         let page = match connection.ask(&message).await {
             Ok(AuthResponse::Revocations(page)) => page,
-            Ok(AuthResponse::Error(e)) => return Err(e.to_string()),
+            Ok(AuthResponse::Error(e)) => return Err(refused(shared, e)),
             Ok(other) => return Err(format!("unexpected answer: {other:?}")),
             Err(e) => return Err(e.to_string()),
         };
-        users.extend(page.users.iter().cloned());
-        serials.extend(page.serials.iter().copied());
-        cursor = page.next_cursor;
-        if page.complete {
-            break;
+        let applied = lock(&shared.revoked).apply(&page);
+        match applied {
+            Applied::Taken { new } => {
+                if new > 0 {
+                    tracing::debug!(new, "revocations fetched");
+                }
+                if page.complete {
+                    break;
+                }
+            }
+            Applied::Reset => {
+                tracing::warn!("the auth-server's revocation list restarted; fetching it again");
+            }
+            Applied::Overflow => {
+                tracing::error!(
+                    "revocation list over {MAX_REVOCATIONS_HELD} entries; newer ones are not applied"
+                );
+                break;
+            }
         }
     }
-    {
-        let mut revoked = lock(&shared.revoked);
-        revoked.users = users;
-        revoked.serials = serials;
-    }
     shared.close_revoked();
+    crate::overlay_link::close_revoked_peers(shared);
+    let own = Profile::new(&shared.config.data_dir).ticket();
+    if let Ok(own) = own {
+        if shared.is_revoked(own.body_unverified()) {
+            stop_revoked(shared);
+        }
+    }
     Ok(())
 }
 

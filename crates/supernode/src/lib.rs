@@ -218,7 +218,15 @@ async fn serve(config: config::Config) -> Result<(), String> {
     }
     println!("listening on {addr}");
     let _ = std::io::stdout().flush();
+    let shared = std::sync::Arc::clone(server.shared());
     server.run(switchboard_net::shutdown::signal()).await;
+    if shared.was_revoked() {
+        return Err(format!(
+            "the ticket of account {} is revoked (account disabled or device key revoked); \
+             this supernode redirected its clients and stopped",
+            shared.config.user
+        ));
+    }
     Ok(())
 }
 

@@ -258,6 +258,17 @@ async fn connection_to(
     let dialed = dialer.connect_to(node, addr, DIAL_TIMEOUT).await;
     lock(&shared.overlay.dialing).remove(&node);
     match dialed {
+        Ok(peer)
+            if peer
+                .peer
+                .ticket
+                .as_ref()
+                .is_some_and(|t| shared.is_revoked(t)) =>
+        {
+            tracing::warn!(peer = %node.short(), "dialed an overlay peer whose ticket is revoked");
+            peer.close(CloseCode::Unauthorized, "ticket revoked");
+            None
+        }
         Ok(peer) => {
             let connection = peer.connection.clone();
             adopt(shared, node, connection.clone());
@@ -306,6 +317,25 @@ pub fn close_expired_peers(shared: &Shared, now: switchboard_proto::UnixTime) ->
             );
         }
         !expired
+    });
+    before - peers.len()
+}
+
+/// Closes overlay connections whose peer's ticket is revoked (its account disabled or its key
+/// revoked): it is a member no longer, and its dials are refused from now on. Returns how many.
+pub fn close_revoked_peers(shared: &Shared) -> usize {
+    let mut peers = lock(&shared.overlay.peers);
+    let before = peers.len();
+    peers.retain(|node, connection| {
+        let revoked = switchboard_net::peer_certificate(connection)
+            .ok()
+            .and_then(|certificate| certificate.ticket)
+            .is_some_and(|ticket| shared.is_revoked(ticket.body_unverified()));
+        if revoked {
+            tracing::warn!(peer = %node.short(), "overlay peer's ticket is revoked; closing");
+            connection.close(CloseCode::Unauthorized.code(), b"ticket revoked");
+        }
+        !revoked
     });
     before - peers.len()
 }

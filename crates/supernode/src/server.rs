@@ -12,14 +12,14 @@
 //! {Draining}` with other supernodes, in jittered batches; give the redirects a moment to
 //! leave; close every connection and the endpoint; exit 0, all within `drain_deadline`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use switchboard_engine::{Admission, Directory, Time};
+use switchboard_engine::{Admission, Directory, RevocationList, Time};
 use switchboard_net::config::Role as TransportRole;
 use switchboard_net::{
     server_config, transport_config, CloseCode, GateStats, HandshakeGate, Identity, Listener,
@@ -96,21 +96,8 @@ pub struct SessionHandle {
     pub connection: quinn::Connection,
     /// Its push queue.
     pub push: mpsc::Sender<SupernodeMessage>,
-    /// Its ticket's user.
-    pub user: Username,
-    /// Its ticket's serial.
-    pub serial: u64,
-    /// When its ticket expires.
-    pub expires_at: switchboard_proto::UnixTime,
-}
-
-/// Revoked accounts and ticket serials, as last fetched from the auth-server.
-#[derive(Debug, Default)]
-pub struct Revoked {
-    /// Disabled accounts.
-    pub users: HashSet<Username>,
-    /// Revoked serials.
-    pub serials: HashSet<u64>,
+    /// Its ticket (checked against revocations and expiry while the session lasts).
+    pub ticket: TicketBody,
 }
 
 /// State shared by the daemon's tasks.
@@ -134,8 +121,12 @@ pub struct Shared {
     /// Sessions held per user (at most `session::MAX_SESSIONS_PER_USER` each; one entry per
     /// user in session, so bounded by the capacity).
     pub user_sessions: Mutex<HashMap<Username, usize>>,
-    /// Revocations.
-    pub revoked: Mutex<Revoked>,
+    /// The revocation list, as fetched from the auth-server so far.
+    pub revoked: Mutex<RevocationList>,
+    /// Woken when this supernode's own ticket is found revoked: the server drains and stops.
+    stop: tokio::sync::Notify,
+    /// Whether it stopped for that reason.
+    revoked_self: AtomicBool,
     /// Other supernodes from the auth-server's bootstrap list, for `Busy` and `Redirect`
     /// while the overlay knows no member.
     pub alternatives: Mutex<Vec<PeerAddr>>,
@@ -173,10 +164,20 @@ impl Shared {
         self.draining.load(Ordering::Acquire)
     }
 
+    /// Drains and stops the server: its own ticket is revoked.
+    pub fn stop_revoked(&self) {
+        self.revoked_self.store(true, Ordering::Release);
+        self.stop.notify_one();
+    }
+
+    /// Whether the server stopped because its own ticket was revoked.
+    pub fn was_revoked(&self) -> bool {
+        self.revoked_self.load(Ordering::Acquire)
+    }
+
     /// Whether a ticket is revoked.
     pub fn is_revoked(&self, ticket: &TicketBody) -> bool {
-        let revoked = lock(&self.revoked);
-        revoked.users.contains(&ticket.user) || revoked.serials.contains(&ticket.serial)
+        lock(&self.revoked).is_revoked(ticket)
     }
 
     /// Alternatives to offer, this node excluded: the overlay's live members, least loaded
@@ -204,7 +205,7 @@ impl Shared {
         let grace = switchboard_proto::limits::CLOCK_SKEW_SECS;
         let mut closed = 0;
         for session in lock(&self.sessions).values().flatten() {
-            if now.0 >= session.expires_at.0.saturating_add(grace) {
+            if now.0 >= session.ticket.expires_at.0.saturating_add(grace) {
                 bump(&self.metrics.unauthorized_total);
                 session.connection.close(
                     CloseCode::Unauthorized.code(),
@@ -220,7 +221,7 @@ impl Shared {
     pub fn close_revoked(&self) {
         let revoked = lock(&self.revoked);
         for session in lock(&self.sessions).values().flatten() {
-            if revoked.users.contains(&session.user) || revoked.serials.contains(&session.serial) {
+            if revoked.is_revoked(&session.ticket) {
                 bump(&self.metrics.unauthorized_total);
                 session
                     .connection
@@ -570,7 +571,9 @@ impl Server {
             admission: Mutex::new(Admission::new(Time::ZERO, config.admission)),
             sessions: Mutex::new(HashMap::new()),
             user_sessions: Mutex::new(HashMap::new()),
-            revoked: Mutex::new(Revoked::default()),
+            revoked: Mutex::new(RevocationList::new()),
+            stop: tokio::sync::Notify::new(),
+            revoked_self: AtomicBool::new(false),
             alternatives: Mutex::new(alternatives),
             next_session: AtomicU64::new(1),
             draining: AtomicBool::new(false),
@@ -630,6 +633,7 @@ impl Server {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
+                () = shared.stop.notified() => break,
                 handshake = listener.accept() => {
                     let Some(handshake) = handshake else { break };
                     let now = shared.now();

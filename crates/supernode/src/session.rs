@@ -111,6 +111,15 @@ async fn serve(shared: Arc<Shared>, connection: PeerConnection) {
         connection.close(CloseCode::Unauthorized, "no ticket");
         return;
     };
+    if crate::overlay_link::is_peer_role(ticket.role) && shared.is_revoked(&ticket) {
+        // A revoked client is answered at `Hello`; a revoked peer gets nothing.
+        bump(&shared.metrics.unauthorized_total);
+        {
+            tracing::warn!("overlay peer with a revoked ticket refused");
+            connection.close(CloseCode::Unauthorized, "ticket revoked");
+            return;
+        }
+    }
     if crate::overlay_link::is_peer_role(ticket.role) {
         // Another supernode: this connection carries the overlay.
         crate::overlay_link::accepted(Arc::clone(&shared), node, connection.connection).await;
@@ -187,9 +196,7 @@ async fn serve(shared: Arc<Shared>, connection: PeerConnection) {
             id,
             connection: connection.connection.clone(),
             push: push_tx,
-            user: ticket.user.clone(),
-            serial: ticket.serial,
-            expires_at: ticket.expires_at,
+            ticket: ticket.clone(),
         });
         // Too many sessions of one device: the oldest goes (a reconnect whose old connection
         // has not timed out yet, usually).

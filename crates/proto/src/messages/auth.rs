@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::bounded::{BoundedString, BoundedVec};
-use crate::ids::{AuthKey, PeerAddr, UnixTime, Username};
+use crate::ids::{AuthKey, NodeId, PeerAddr, UnixTime, Username};
 use crate::limits::{MAX_BOOTSTRAP, MAX_PASSWORD_LEN, MAX_REVOCATIONS_PAGE};
 use crate::ticket::Ticket;
 use crate::version::{Hello, Welcome};
@@ -60,16 +60,35 @@ pub struct BootstrapEntry {
     pub load_permille: u16,
 }
 
-/// A page of the revocation list.
+/// One entry of the revocation list. The list only grows: an entry is never withdrawn (an
+/// account enabled again gets new tickets, issued after its revocation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Revocation {
+    /// Every ticket of `user` issued at or before `before` (a disabled account; its refreshed
+    /// tickets were refused, so none is newer).
+    Account {
+        /// The account.
+        user: Username,
+        /// Tickets issued at or before this time are revoked.
+        before: UnixTime,
+    },
+    /// Every ticket for this node key (one device, `auth-server revoke --node KEY`).
+    Node(NodeId),
+    /// One ticket serial; a refreshed ticket keeps its predecessor's serial, so it inherits the
+    /// revocation.
+    Serial(u64),
+}
+
+/// A page of the revocation list: entries in the order they were added, after a cursor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevocationPage {
-    /// Accounts whose tickets are all revoked (disabled accounts).
-    pub users: BoundedVec<Username, MAX_REVOCATIONS_PAGE>,
-    /// Individually revoked ticket serials.
-    pub serials: BoundedVec<u64, MAX_REVOCATIONS_PAGE>,
-    /// Ask again with this cursor for the next page.
+    /// Entries added after the cursor asked for, oldest first.
+    pub entries: BoundedVec<Revocation, MAX_REVOCATIONS_PAGE>,
+    /// The cursor of the last entry here (or of the list's end, if none): ask again with it.
+    /// Lower than the cursor asked for means the list was reset (a new database): fetch it
+    /// again from 0.
     pub next_cursor: u64,
-    /// Whether this is the last page.
+    /// Whether the list ends here.
     pub complete: bool,
 }
 
@@ -109,7 +128,7 @@ pub enum AuthRequest {
         /// Clients connected now.
         clients: u32,
     },
-    /// Fetches the revocation list from `cursor` (0: from the start).
+    /// Fetches the revocation list's entries after `cursor` (0: from the start).
     FetchRevocations {
         /// Where to resume.
         cursor: u64,

@@ -16,7 +16,9 @@ mod client;
 mod direct;
 mod overlay;
 
-pub use auth::{AuthRequest, AuthResponse, BootstrapEntry, Password, RevocationPage, ServiceMode};
+pub use auth::{
+    AuthRequest, AuthResponse, BootstrapEntry, Password, Revocation, RevocationPage, ServiceMode,
+};
 pub use client::{ClientMessage, PresenceEvent, RedirectReason, SupernodeMessage, WatchList};
 pub use direct::{DirectMessage, Text};
 pub use overlay::{MembershipPayload, MembershipSyncPayload, OverlayMessage, RecordKey};

@@ -287,18 +287,21 @@ pub fn bootstrap_entry() -> impl Strategy<Value = BootstrapEntry> {
 
 pub fn auth_response() -> impl Strategy<Value = AuthResponse> {
     let entry = bootstrap_entry();
-    let page = (
-        bounded(username()),
-        bounded(any::<u64>()),
-        any::<u64>(),
-        any::<bool>(),
-    )
-        .prop_map(|(users, serials, next_cursor, complete)| RevocationPage {
-            users,
-            serials,
+    let revocation = prop_oneof![
+        (username(), any::<u64>()).prop_map(|(user, before)| Revocation::Account {
+            user,
+            before: UnixTime(before),
+        }),
+        node_id().prop_map(Revocation::Node),
+        any::<u64>().prop_map(Revocation::Serial),
+    ];
+    let page = (bounded(revocation), any::<u64>(), any::<bool>()).prop_map(
+        |(entries, next_cursor, complete)| RevocationPage {
+            entries,
             next_cursor,
             complete,
-        });
+        },
+    );
     prop_oneof![
         welcome().prop_map(AuthResponse::Welcome),
         (ticket(), any::<[u8; 32]>(), bounded(entry)).prop_map(|(ticket, key, bootstrap)| {
