@@ -66,6 +66,16 @@ impl PeerPolicy {
         }
     }
 
+    /// A ticket that may be an overlay member: what a supernode asks of the peer it dials (a
+    /// user's ticket never joins the overlay).
+    pub fn overlay_peer(auth: TrustAnchor) -> Self {
+        Self::Ticketed {
+            auth,
+            roles: vec![Role::Supernode, Role::Mega],
+            node: None,
+        }
+    }
+
     /// Checks a parsed peer certificate fully (ticket signature included) at `now`.
     pub fn check(
         &self,

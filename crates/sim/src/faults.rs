@@ -8,6 +8,7 @@ use switchboard_proto::NodeId;
 use crate::client::ClientState;
 use crate::config::Fault;
 use crate::world::{fresh_supernode, Event, World};
+use switchboard_engine::membership::MemberInfo;
 
 impl World {
     pub(crate) fn inject(&mut self, fault: Fault) {
@@ -70,10 +71,19 @@ impl World {
         if self.sns[sn].up {
             return;
         }
-        let mut info = self.sns[sn].info.clone();
-        info.generation += 1;
+        let old = &self.sns[sn];
+        let signer = old.signer.clone();
+        let Ok(info) = MemberInfo::signed(
+            &signer,
+            old.info.addr,
+            old.info.role,
+            old.info.capacity,
+            old.info.generation + 1,
+        ) else {
+            return;
+        };
         let seed = self.rng.next_u64();
-        let Ok(fresh) = fresh_supernode(&self.config, info, seed) else {
+        let Ok(fresh) = fresh_supernode(&self.config, info, signer, &self.anchor, seed) else {
             return;
         };
         self.sns[sn] = fresh;

@@ -8,13 +8,15 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
-use switchboard_engine::membership::{MemberInfo, MemberRole};
+use switchboard_engine::membership::{MemberInfo, MemberRole, Signer};
 use switchboard_engine::overlay::{LookupId, Overlay, OverlayConfig, OverlayOutput};
 use switchboard_engine::{
     Admission, AdmissionConfig, Backoff, BackoffConfig, Directory, DirectoryConfig, Time,
 };
 use switchboard_proto::messages::OverlayMessage;
-use switchboard_proto::{NodeId, Record, SecretKey, TrustAnchor, UnixTime};
+use switchboard_proto::{
+    NodeId, Record, Role, SecretKey, Ticket, TicketBody, TrustAnchor, UnixTime, Username,
+};
 
 use crate::client::Client;
 use crate::config::{Fault, SimConfig};
@@ -25,6 +27,8 @@ pub(crate) const UNIX_BASE: u64 = 1_900_000_000;
 
 pub(crate) struct Supernode {
     pub(crate) info: MemberInfo,
+    /// Its node key and ticket: a restart signs its next generation with them.
+    pub(crate) signer: Signer,
     pub(crate) up: bool,
     pub(crate) slow: Duration,
     pub(crate) draining: bool,
@@ -152,16 +156,34 @@ impl World {
         let mut sns = Vec::with_capacity(config.supernodes);
         let mut by_node = BTreeMap::new();
         for index in 0..config.supernodes {
-            let node = NodeId::from_bytes(rng.gen());
-            by_node.insert(node, index);
-            let info = MemberInfo {
-                node,
-                addr: sim_addr(index),
-                role: MemberRole::Supernode,
-                capacity: config.capacity,
-                generation: 1,
-            };
-            sns.push(fresh_supernode(&config, info, rng.next_u64())?);
+            let key = SecretKey::from_seed(rng.gen());
+            let ticket = Ticket::issue(
+                &auth,
+                TicketBody {
+                    user: Username::new(&format!("sn{index}"))?,
+                    node: key.node_id(),
+                    role: Role::Supernode,
+                    issued_at: UnixTime(UNIX_BASE),
+                    expires_at: UnixTime(UNIX_BASE + 23 * 3600),
+                    serial: u64::try_from(index).unwrap_or(u64::MAX),
+                },
+            )?;
+            let signer = Signer { key, ticket };
+            by_node.insert(signer.key.node_id(), index);
+            let info = MemberInfo::signed(
+                &signer,
+                sim_addr(index),
+                MemberRole::Supernode,
+                config.capacity,
+                1,
+            )?;
+            sns.push(fresh_supernode(
+                &config,
+                info,
+                signer,
+                &anchor,
+                rng.next_u64(),
+            )?);
         }
         let mut clients = Vec::with_capacity(config.clients);
         for index in 0..config.clients {
@@ -579,6 +601,8 @@ impl World {
 pub(crate) fn fresh_supernode(
     config: &SimConfig,
     info: MemberInfo,
+    signer: Signer,
+    anchor: &TrustAnchor,
     seed: u64,
 ) -> anyhow::Result<Supernode> {
     let overlay_config = OverlayConfig {
@@ -587,9 +611,17 @@ pub(crate) fn fresh_supernode(
         ..OverlayConfig::default()
     };
     let capacity = usize::try_from(info.capacity).unwrap_or(usize::MAX);
-    let overlay = Overlay::new(Time::ZERO, info.clone(), overlay_config, seed)?;
+    let overlay = Overlay::new(
+        Time::ZERO,
+        info.clone(),
+        signer.clone(),
+        anchor.clone(),
+        overlay_config,
+        seed,
+    )?;
     Ok(Supernode {
         info,
+        signer,
         up: true,
         slow: Duration::ZERO,
         draining: false,

@@ -203,6 +203,11 @@ async fn refresh_if_due(shared: &Shared, key: &SecretKey, endpoint: &quinn::Endp
     if let Ok(dialer) = crate::server::overlay_dialer(key, &fresh, &shared.anchor, endpoint) {
         shared.overlay.set_dialer(dialer);
     }
+    // The member statement carries the ticket: sign it anew with the fresh one.
+    let now = shared.now();
+    if let Err(e) = shared.overlay.with(|o| o.renew_ticket(now, fresh.clone())) {
+        tracing::error!("member statement not renewed with the refreshed ticket: {e}");
+    }
     match config {
         Ok(config) if !shared.is_draining() => {
             endpoint.set_server_config(Some(config));

@@ -372,7 +372,7 @@ impl Shared {
             )
         });
         let l = &self.overlay.metrics;
-        let rows: [(&str, &str, &str, u64); 17] = [
+        let rows: [(&str, &str, &str, u64); 19] = [
             (
                 "switchboard_overlay_members_live",
                 "gauge",
@@ -414,6 +414,18 @@ impl Shared {
                 "counter",
                 "Suspicions about this supernode it refuted.",
                 swim.refutations,
+            ),
+            (
+                "switchboard_overlay_member_statements_refused_total",
+                "counter",
+                "Member statements refused: forged, unsigned, or from a ticket that may not serve.",
+                swim.statements_refused,
+            ),
+            (
+                "switchboard_overlay_load_reports_refused_total",
+                "counter",
+                "Load reports refused: not signed by the member they are about.",
+                swim.loads_refused,
             ),
             (
                 "switchboard_overlay_republished_total",
@@ -751,7 +763,7 @@ fn build_overlay(
     anchor: &TrustAnchor,
     endpoint: &quinn::Endpoint,
 ) -> Result<crate::overlay_link::OverlayLink, StartError> {
-    use switchboard_engine::membership::{MemberInfo, MemberRole};
+    use switchboard_engine::membership::{MemberInfo, MemberRole, Signer};
     let role = match config.mode {
         crate::config::Mode::Normal => MemberRole::Supernode,
         crate::config::Mode::Mega => MemberRole::Mega,
@@ -761,16 +773,23 @@ fn build_overlay(
     let generation = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let me = MemberInfo {
-        node: key.node_id(),
-        addr: public_addr,
-        role,
-        capacity: u32::try_from(config.admission.capacity).unwrap_or(u32::MAX),
-        generation,
+    let signer = Signer {
+        key: key.clone(),
+        ticket: ticket.clone(),
     };
+    let me = MemberInfo::signed(
+        &signer,
+        public_addr,
+        role,
+        u32::try_from(config.admission.capacity).unwrap_or(u32::MAX),
+        generation,
+    )
+    .map_err(|e| StartError::Trust(format!("this supernode's member statement: {e}")))?;
     let overlay = switchboard_engine::overlay::Overlay::new(
         Time::ZERO,
         me,
+        signer,
+        anchor.clone(),
         config.overlay.clone(),
         rand::random(),
     )
@@ -786,7 +805,8 @@ pub fn overlay_dialer(
     anchor: &TrustAnchor,
     endpoint: &quinn::Endpoint,
 ) -> Result<switchboard_net::Dialer, StartError> {
-    let policy = PeerPolicy::any_ticket(anchor.clone());
+    // The peer dialed must be an overlay member: a user's ticket never is.
+    let policy = PeerPolicy::overlay_peer(anchor.clone());
     let client = switchboard_net::client_config(
         &Identity::new(key.clone(), Some(ticket.clone())),
         policy.clone(),

@@ -71,7 +71,9 @@ impl Default for MembershipConfig {
             seed_retry: Duration::from_secs(2),
             sync_period: Duration::from_secs(5),
             max_local_health: 8,
-            max_packet: 1400,
+            // Identities carry their ticket and signature (~300 bytes each): a packet holds the
+            // sender, the target and about ten updates.
+            max_packet: MAX_MEMBERSHIP_PAYLOAD,
             load_report_step_permille: 100,
             load_report_period: Duration::from_secs(30),
             load_report_min_interval: Duration::from_secs(5),
@@ -85,6 +87,10 @@ pub enum MembershipConfigError {
     /// foca needs `probe_rtt < probe_period` and non-zero periods and counts.
     #[error("invalid membership timing: {0}")]
     Invalid(&'static str),
+    /// This member's own statement does not verify (its ticket may not serve, or names
+    /// another key).
+    #[error("this member's statement: {0}")]
+    Identity(switchboard_proto::member::MemberError),
 }
 
 impl MembershipConfig {

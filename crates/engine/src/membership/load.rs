@@ -5,18 +5,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use foca::{BroadcastHandler, Invalidates};
-use serde::{Deserialize, Serialize};
+use switchboard_proto::member::LoadReport;
 use switchboard_proto::NodeId;
 
+use super::verify::{self, SharedVerifier};
 use super::MemberInfo;
-
-/// The gossiped load of one member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct LoadReport {
-    pub(super) node: NodeId,
-    pub(super) seq: u64,
-    pub(super) clients: u32,
-}
 
 /// The dissemination key of a load report: a newer report of the same node replaces it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,9 +34,21 @@ pub(super) struct LoadDecodeError(postcard::Error);
 /// membership: a departed member's entry is dropped when it goes down.
 pub(super) type LoadTable = Arc<Mutex<HashMap<NodeId, (u64, u32)>>>;
 
-#[derive(Debug, Default)]
+/// foca's handler of load reports: only a report its member signed, about a live member, and
+/// newer than the last one is kept and passed on.
+#[derive(Debug)]
 pub(super) struct Loads {
     pub(super) latest: LoadTable,
+    verifier: SharedVerifier,
+}
+
+impl Loads {
+    pub(super) fn new(verifier: SharedVerifier) -> Self {
+        Self {
+            latest: LoadTable::default(),
+            verifier,
+        }
+    }
 }
 
 impl BroadcastHandler<MemberInfo> for Loads {
@@ -56,20 +61,28 @@ impl BroadcastHandler<MemberInfo> for Loads {
         _sender: Option<&MemberInfo>,
     ) -> Result<Option<LoadKey>, LoadDecodeError> {
         let report: LoadReport = postcard::from_bytes(data).map_err(LoadDecodeError)?;
-        let mut latest = self
+        let body = *report.body_unverified();
+        let newer = self
             .latest
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let newer = latest
-            .get(&report.node)
-            .is_none_or(|(seq, _)| report.seq > *seq);
-        if !newer {
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&body.node)
+            .is_none_or(|(seq, _)| body.seq > *seq);
+        if !newer || !verify::lock(&self.verifier).live.contains(&body.node) {
+            // Old news, or about no live member: neither kept nor passed on.
             return Ok(None);
         }
-        latest.insert(report.node, (report.seq, report.clients));
+        if report.verify().is_err() {
+            verify::lock(&self.verifier).loads_refused += 1;
+            return Ok(None);
+        }
+        self.latest
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(body.node, (body.seq, body.clients));
         Ok(Some(LoadKey {
-            node: report.node,
-            seq: report.seq,
+            node: body.node,
+            seq: body.seq,
         }))
     }
 }

@@ -27,8 +27,10 @@
 //! - **Seeds**: while it knows no live member, a member re-announces itself to its seeds every
 //!   `seed_retry`, so that start-up order does not matter.
 //!
-//! Identities renew themselves: a member declared down (a partition, a long pause) rejoins at
-//! once with the next generation, which wins over the old one.
+//! Identities are signed statements ([`verify`]): nothing a peer says about another member is
+//! believed unless that member signed it with a ticket of role `supernode` or `mega`. A member
+//! declared down (a partition, a long pause) signs its next generation and rejoins at once; the
+//! newer generation wins over the old one.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -36,34 +38,30 @@ use std::num::NonZeroU8;
 use std::sync::Arc;
 
 use foca::{
-    AccumulatingRuntime, Config as FocaConfig, Foca, Identity, Message, OwnedNotification,
-    PostcardCodec, Timer,
+    AccumulatingRuntime, Config as FocaConfig, Foca, Identity, Message, OwnedNotification, Timer,
 };
 use rand10::rngs::SmallRng;
 use rand10::SeedableRng;
 use serde::{Deserialize, Serialize};
-use switchboard_proto::NodeId;
+use switchboard_proto::member::{LoadBody, LoadReport, MemberBody, MemberError, MemberProof};
+use switchboard_proto::{NodeId, SecretKey, Ticket, TrustAnchor};
 
 use crate::time::Time;
 
 mod config;
 mod load;
+#[cfg(any(test, feature = "testing"))]
+pub mod testkit;
+pub mod verify;
 
 pub use config::{MembershipConfig, MembershipConfigError};
-use load::{LoadReport, LoadTable, Loads};
+use load::{LoadTable, Loads};
+use verify::{SharedVerifier, Verifier, VerifyingCodec};
 
-/// What kind of supernode a member is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum MemberRole {
-    /// An ordinary (operator or promoted) supernode.
-    Supernode,
-    /// An active mega-supernode.
-    Mega,
-    /// A mega-supernode on warm standby: a member, but it admits no clients.
-    Standby,
-}
+pub use switchboard_proto::member::MemberRole;
 
-/// A member's identity in the overlay: who it is, where to reach it, what it offers.
+/// A member's identity in the overlay: who it is, where to reach it, what it offers, and the
+/// proof that it said so (its ticket and its node key's signature; see [`verify`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MemberInfo {
     /// Its node key.
@@ -77,16 +75,60 @@ pub struct MemberInfo {
     /// Which life of this node: a restart or a rejoin after being declared down takes a higher
     /// generation, which wins over the old identity.
     pub generation: u64,
+    /// Its ticket and signature over the fields above.
+    pub proof: MemberProof,
+}
+
+impl MemberInfo {
+    /// A statement signed by `signer`, about itself.
+    pub fn signed(
+        signer: &Signer,
+        addr: SocketAddr,
+        role: MemberRole,
+        capacity: u32,
+        generation: u64,
+    ) -> Result<Self, MemberError> {
+        let body = MemberBody {
+            node: signer.key.node_id(),
+            addr,
+            role,
+            capacity,
+            generation,
+        };
+        let proof = MemberProof::sign(&signer.key, signer.ticket.clone(), &body)?;
+        Ok(Self::from_parts(body, proof))
+    }
+
+    fn from_parts(body: MemberBody, proof: MemberProof) -> Self {
+        Self {
+            node: body.node,
+            addr: body.addr,
+            role: body.role,
+            capacity: body.capacity,
+            generation: body.generation,
+            proof,
+        }
+    }
+
+    /// The signed fields.
+    pub fn body(&self) -> MemberBody {
+        MemberBody {
+            node: self.node,
+            addr: self.addr,
+            role: self.role,
+            capacity: self.capacity,
+            generation: self.generation,
+        }
+    }
 }
 
 impl Identity for MemberInfo {
     type Addr = NodeId;
 
+    /// No automatic renewal: a new generation needs the node key's signature, which foca does
+    /// not hold. A member declared down rejoins through [`Membership`] (foca's `Defunct`).
     fn renew(&self) -> Option<Self> {
-        Some(Self {
-            generation: self.generation.wrapping_add(1),
-            ..self.clone()
-        })
+        None
     }
 
     fn addr(&self) -> NodeId {
@@ -96,6 +138,16 @@ impl Identity for MemberInfo {
     fn win_addr_conflict(&self, adversary: &Self) -> bool {
         self.generation > adversary.generation
     }
+}
+
+/// What a member signs its statements and load reports with: its node key and its ticket
+/// (role `supernode` or `mega`).
+#[derive(Debug, Clone)]
+pub struct Signer {
+    /// The node key.
+    pub key: SecretKey,
+    /// Its ticket.
+    pub ticket: Ticket,
 }
 
 /// A change in the live membership, for the overlay above.
@@ -139,9 +191,10 @@ pub struct Outgoing {
     pub payload: Vec<u8>,
 }
 
-/// Most members in one sync sample: ~55 bytes each, within
-/// [`switchboard_proto::limits::MAX_MEMBERSHIP_SYNC`].
-pub const MAX_SYNC_MEMBERS: usize = 700;
+/// Most members in one sync sample: ~310 bytes each (a signed statement with its ticket, an
+/// incarnation and a state), within [`switchboard_proto::limits::MAX_MEMBERSHIP_SYNC`]. A sample
+/// is a random window of the view, so successive ones cover a larger overlay.
+pub const MAX_SYNC_MEMBERS: usize = 150;
 
 /// Counters a driver exports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -156,9 +209,13 @@ pub struct MembershipStats {
     pub downs: u64,
     /// Times this member had to refute a suspicion about itself.
     pub refutations: u64,
+    /// Member statements refused (forged, unsigned, a ticket that may not serve).
+    pub statements_refused: u64,
+    /// Load reports refused (not signed by their member).
+    pub loads_refused: u64,
 }
 
-type Swim = Foca<MemberInfo, PostcardCodec, SmallRng, Loads>;
+type Swim = Foca<MemberInfo, VerifyingCodec, SmallRng, Loads>;
 
 /// Most unanswered probes remembered while waiting to see whether a late answer arrives (one
 /// probe is in flight per period, so a handful is plenty).
@@ -168,6 +225,9 @@ const REMEMBERED_PROBE_FAILURES: usize = 16;
 pub struct Membership {
     config: MembershipConfig,
     foca: Swim,
+    signer: Signer,
+    verifier: SharedVerifier,
+    rejoin_pending: bool,
     runtime: AccumulatingRuntime<MemberInfo>,
     loads: LoadTable,
     me: MemberInfo,
@@ -207,22 +267,32 @@ impl std::fmt::Debug for Membership {
 }
 
 impl Membership {
-    /// A member that knows only itself; `seed` drives its random choices.
+    /// A member that knows only itself, whose statements `signer` signs and whose peers'
+    /// statements must carry tickets of `anchor`; `seed` drives its random choices.
     pub fn new(
         now: Time,
         me: MemberInfo,
+        signer: Signer,
+        anchor: TrustAnchor,
         config: MembershipConfig,
         seed: u64,
     ) -> Result<Self, MembershipConfigError> {
         let foca_config = config.foca()?;
         let sync_period = config.sync_period;
-        let loads = Loads::default();
+        let verifier: SharedVerifier = Arc::new(std::sync::Mutex::new(Verifier::new(anchor)));
+        {
+            let mut check = verify::lock(&verifier);
+            check.check(&me).map_err(MembershipConfigError::Identity)?;
+            check.statements_refused = 0;
+            check.live.insert(me.node);
+        }
+        let loads = Loads::new(Arc::clone(&verifier));
         let table = Arc::clone(&loads.latest);
         let foca = Foca::with_custom_broadcast(
             me.clone(),
             foca_config.clone(),
             SmallRng::seed_from_u64(seed),
-            PostcardCodec,
+            VerifyingCodec::new(Arc::clone(&verifier)),
             loads,
         );
         let mut membership = Self {
@@ -232,6 +302,9 @@ impl Membership {
             current_clients: 0,
             config,
             foca,
+            signer,
+            verifier,
+            rejoin_pending: false,
             runtime: AccumulatingRuntime::new(),
             loads: table,
             me,
@@ -265,6 +338,13 @@ impl Membership {
     pub(crate) fn disable_local_health(&mut self) {
         self.lifeguard = false;
         self.health = 0;
+    }
+
+    /// Puts raw bytes into this member's gossip as if they were one of its load reports: the
+    /// hostile peer of the tests forges reports with it. Never in a daemon build.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn inject_broadcast(&mut self, bytes: &[u8]) {
+        let _ = self.foca.add_broadcast(bytes);
     }
 
     /// This member's identity (its generation changes if it had to rejoin).
@@ -354,7 +434,37 @@ impl Membership {
 
     /// Counters.
     pub fn stats(&self) -> MembershipStats {
-        self.stats
+        let verifier = verify::lock(&self.verifier);
+        MembershipStats {
+            statements_refused: verifier.statements_refused,
+            loads_refused: verifier.loads_refused,
+            ..self.stats
+        }
+    }
+
+    /// Takes a refreshed ticket: this member's statement is signed again with it, under the
+    /// next generation, and spread (the old one stays valid for those who hold it).
+    pub fn renew(&mut self, now: Time, ticket: Ticket) -> Result<(), MemberError> {
+        self.signer.ticket = ticket;
+        self.change_generation(now)
+    }
+
+    /// Signs this member's statement anew under the next generation and hands it to foca.
+    fn change_generation(&mut self, now: Time) -> Result<(), MemberError> {
+        let next = MemberInfo::signed(
+            &self.signer,
+            self.me.addr,
+            self.me.role,
+            self.me.capacity,
+            self.me.generation.saturating_add(1),
+        )?;
+        let result = self.foca.change_identity(next.clone(), &mut self.runtime);
+        if result.is_ok() {
+            self.me = next;
+            self.own_incarnation = 0;
+        }
+        self.absorb(now, result.err());
+        Ok(())
     }
 
     /// Joins through `seed`: announces this member to it now and, while no member is known,
@@ -400,10 +510,13 @@ impl Membership {
         self.load_seq += 1;
         self.reported_clients = clients;
         self.next_load_report = now + self.config.load_report_period;
-        let report = LoadReport {
+        let body = LoadBody {
             node: self.me.node,
             seq: self.load_seq,
             clients,
+        };
+        let Ok(report) = LoadReport::sign(&self.signer.key, body) else {
+            return;
         };
         if let Ok(bytes) = postcard::to_stdvec(&report) {
             // Going through foca's handler is how foca learns to disseminate it.
@@ -536,10 +649,15 @@ impl Membership {
         if sample.len() > MAX_SYNC_MEMBERS {
             return Err(PacketError(format!("sync of {} members", sample.len())));
         }
-        let updates: Vec<foca::Member<MemberInfo>> = sample
-            .into_iter()
-            .filter(|m| m.id().node != self.me.node)
-            .collect();
+        // Each entry on its own: a forged one is dropped (and counted), the rest applied.
+        let updates: Vec<foca::Member<MemberInfo>> = {
+            let mut verifier = verify::lock(&self.verifier);
+            sample
+                .into_iter()
+                .filter(|m| m.id().node != self.me.node)
+                .filter(|m| verifier.check(m.id()).is_ok())
+                .collect()
+        };
         if updates.is_empty() {
             return Ok(());
         }
@@ -606,6 +724,11 @@ impl Membership {
         while let Some(notification) = self.runtime.to_notify() {
             self.notice(notification);
         }
+        if std::mem::take(&mut self.rejoin_pending) {
+            // Declared down (a partition, a pause): rejoin at once under the next generation,
+            // which wins over the old identity everywhere.
+            let _ = self.change_generation(now);
+        }
         while let Some((to, payload)) = self.runtime.to_send() {
             self.stats.packets_sent += 1;
             self.outbox.push_back(Outgoing {
@@ -659,6 +782,7 @@ impl Membership {
     fn notice(&mut self, notification: OwnedNotification<MemberInfo>) {
         match notification {
             OwnedNotification::MemberUp(member) => {
+                verify::lock(&self.verifier).live.insert(member.node);
                 self.live.insert(member.node, member.clone());
                 self.events.push_back(MemberEvent::Up(member));
                 self.scale_transmissions();
@@ -668,6 +792,7 @@ impl Membership {
                 if self.live.get(&member.node) == Some(&member) =>
             {
                 self.live.remove(&member.node);
+                verify::lock(&self.verifier).live.remove(&member.node);
                 self.stats.downs += 1;
                 self.loads
                     .lock()
@@ -682,10 +807,7 @@ impl Membership {
                     self.events.push_back(MemberEvent::Up(new));
                 }
             }
-            OwnedNotification::Rejoin(new) => {
-                self.own_incarnation = 0;
-                self.me = new;
-            }
+            OwnedNotification::Defunct => self.rejoin_pending = true,
             OwnedNotification::DataSent(header) => {
                 if header.src_incarnation > self.own_incarnation {
                     // We had to refute a suspicion about ourselves: others found us slow.

@@ -7,15 +7,21 @@ mod scenarios {
     use std::time::Duration;
 
     fn info(i: u8) -> MemberInfo {
-        let mut bytes = [0u8; 32];
-        bytes[0] = i;
-        MemberInfo {
-            node: NodeId::from_bytes(bytes),
-            addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4000 + u16::from(i))),
-            role: MemberRole::Supernode,
-            capacity: 100,
-            generation: 1,
+        testkit::member(
+            i + 1,
+            SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4000 + u16::from(i))),
+            MemberRole::Supernode,
+            100,
+        )
+    }
+
+    /// Which test member `node` is (node keys are made from their index + 1).
+    fn index_of(node: &NodeId) -> usize {
+        thread_local! {
+            static NODES: Vec<NodeId> =
+                (1..=32u8).map(|i| testkit::signer(i).key.node_id()).collect();
         }
+        NODES.with(|nodes| nodes.iter().position(|n| n == node).unwrap_or(usize::MAX))
     }
 
     /// A tiny in-memory network: packets arrive `delay` later (`slow` gets `slow_delay`
@@ -37,6 +43,8 @@ mod scenarios {
                     Membership::new(
                         Time::ZERO,
                         info(i),
+                        testkit::signer(i + 1),
+                        testkit::anchor(),
                         MembershipConfig::default(),
                         u64::from(i),
                     )
@@ -70,7 +78,7 @@ mod scenarios {
                         continue;
                     }
                     while let Some(out) = self.members[i].poll_send() {
-                        let to = usize::from(out.to.node.as_bytes()[0]);
+                        let to = index_of(&out.to.node);
                         let delay = match self.slow {
                             Some((slow, d)) if slow == to => d,
                             _ => Duration::from_millis(5),
@@ -81,7 +89,7 @@ mod scenarios {
                     }
                     while let Some(event) = self.members[i].poll_event() {
                         if let MemberEvent::Down(m) = event {
-                            let who = usize::from(m.node.as_bytes()[0]);
+                            let who = index_of(&m.node);
                             // The slow member itself really is unresponsive; the others are
                             // the healthy ones.
                             if !self.crashed[who] && self.slow.is_none_or(|(slow, _)| slow != who) {
@@ -154,6 +162,30 @@ mod scenarios {
     }
 
     #[test]
+    fn a_load_report_forged_for_another_member_is_refused_and_counted_everywhere() {
+        let mut net = Net::new(4, true);
+        net.run_until(Time(6_000));
+        net.members[2].report_load(Time(6_000), 50);
+        net.run_until(Time(9_000));
+        // Member 3 gossips a report for member 2 with the highest sequence (it would freeze
+        // 2's load for good), signed with its own key, and one for a node that is no member.
+        let attacker = testkit::signer(4);
+        for node in [info(2).node, testkit::signer(30).key.node_id()] {
+            let forged = testkit::forged_load(&attacker.key, node, u64::MAX, 9_999);
+            net.members[3].inject_broadcast(&forged);
+        }
+        net.run_until(Time(12_000));
+        net.members[2].report_load(Time(12_000), 70);
+        net.run_until(Time(15_000));
+        for (i, m) in net.members.iter().enumerate().take(3) {
+            assert_eq!(m.load_of(&info(2).node), Some(70), "member {i}");
+            assert_eq!(m.load_of(&testkit::signer(30).key.node_id()), None);
+        }
+        let refused: u64 = net.members.iter().map(|m| m.stats().loads_refused).sum();
+        assert!(refused > 0, "the forged report was refused and counted");
+    }
+
+    #[test]
     fn a_slow_observer_evicts_fewer_healthy_members_with_local_health_than_without() {
         // Member 0 receives everything 3.5 s late (a stalled, overloaded observer): its probes
         // time out and its suspicions expire before the refutations reach it, although
@@ -178,14 +210,24 @@ mod properties {
     use proptest::prelude::*;
     use std::net::{Ipv4Addr, SocketAddrV4};
 
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+    }
+
     fn me() -> MemberInfo {
-        MemberInfo {
-            node: NodeId::from_bytes([9; 32]),
-            addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7710)),
-            role: MemberRole::Supernode,
-            capacity: 10,
-            generation: 1,
-        }
+        testkit::member(9, addr(7710), MemberRole::Supernode, 10)
+    }
+
+    fn membership() -> Membership {
+        Membership::new(
+            Time::ZERO,
+            me(),
+            testkit::signer(9),
+            testkit::anchor(),
+            MembershipConfig::default(),
+            3,
+        )
+        .unwrap()
     }
 
     proptest! {
@@ -193,8 +235,7 @@ mod properties {
         fn arbitrary_bytes_never_panic_and_a_refused_packet_changes_nothing(
             bytes in proptest::collection::vec(any::<u8>(), 0..2048)
         ) {
-            let mut membership =
-                Membership::new(Time::ZERO, me(), MembershipConfig::default(), 3).unwrap();
+            let mut membership = membership();
             if membership.handle_packet(Time(1), &bytes).is_err() {
                 prop_assert_eq!(membership.live_count(), 1);
             }
@@ -208,15 +249,16 @@ mod properties {
         fn a_sync_sample_teaches_every_member_it_names_and_cannot_resurrect_the_dead(
             count in 1usize..40
         ) {
-            let mut membership =
-                Membership::new(Time::ZERO, me(), MembershipConfig::default(), 3).unwrap();
+            let mut membership = membership();
             let sample: Vec<foca::Member<MemberInfo>> = (0..count)
                 .map(|i| {
-                    foca::Member::alive(MemberInfo {
-                        node: NodeId::from_bytes([u8::try_from(i + 100).unwrap(); 32]),
-                        generation: 1,
-                        ..me()
-                    })
+                    let seed = u8::try_from(i + 100).unwrap();
+                    foca::Member::alive(testkit::member(
+                        seed,
+                        addr(8000 + u16::from(seed)),
+                        MemberRole::Supernode,
+                        10,
+                    ))
                 })
                 .collect();
             let payload = postcard::to_stdvec(&sample).unwrap();
@@ -230,5 +272,58 @@ mod properties {
             membership.handle_sync(Time(3), &payload).unwrap();
             prop_assert_eq!(membership.live_count(), count);
         }
+    }
+
+    #[test]
+    fn forged_sync_entries_change_nothing_and_are_counted() {
+        let mut membership = membership();
+        let honest = testkit::member(10, addr(8010), MemberRole::Supernode, 10);
+        let sample = vec![foca::Member::alive(honest.clone())];
+        membership
+            .handle_sync(Time(1), &postcard::to_stdvec(&sample).unwrap())
+            .unwrap();
+        assert_eq!(membership.live_count(), 2);
+
+        // Member 10 moved to a dead address with a generation it could never beat, its proof
+        // kept: the signature no longer matches.
+        let moved = MemberInfo {
+            addr: addr(1),
+            generation: u64::MAX,
+            ..honest.clone()
+        };
+        // Twenty made-up node ids, each with a key of its own but the attacker's ticket.
+        let attacker = testkit::member(11, addr(8011), MemberRole::Supernode, 10);
+        let made_up = (0..20u8).map(|i| {
+            let fresh = testkit::member(
+                40 + i,
+                addr(9000 + u16::from(i)),
+                MemberRole::Supernode,
+                10_000,
+            );
+            MemberInfo {
+                proof: attacker.proof.clone(),
+                ..fresh
+            }
+        });
+        // A node whose ticket another auth-server signed.
+        let foreign = {
+            let forger = switchboard_proto::SecretKey::from_seed([77; 32]);
+            let signer = testkit::signer_from(&forger, 12, switchboard_proto::Role::Supernode);
+            MemberInfo::signed(&signer, addr(8012), MemberRole::Supernode, 10, 1).unwrap()
+        };
+        let forged = testkit::sync_sample(
+            std::iter::once(moved)
+                .chain(made_up)
+                .chain(std::iter::once(foreign))
+                .collect(),
+        );
+        membership.handle_sync(Time(2), &forged).unwrap();
+        assert_eq!(membership.live_count(), 2, "no made-up member got in");
+        assert_eq!(
+            membership.member(&honest.node),
+            Some(&honest),
+            "member 10 unmoved"
+        );
+        assert_eq!(membership.stats().statements_refused, 22);
     }
 }

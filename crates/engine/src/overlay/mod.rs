@@ -29,11 +29,13 @@ use std::time::Duration;
 
 use switchboard_proto::bounded::BoundedVec;
 use switchboard_proto::limits::{MAX_PUBLISH_BATCH, MAX_WITHDRAW_BATCH};
+use switchboard_proto::member::MemberError;
 use switchboard_proto::messages::{OverlayMessage, PresenceEvent, RecordKey};
-use switchboard_proto::{NodeId, Record, Username};
+use switchboard_proto::{NodeId, Record, Ticket, TrustAnchor, Username};
 
 use crate::membership::{
     MemberEvent, MemberInfo, Membership, MembershipConfig, MembershipConfigError, PacketKind,
+    Signer,
 };
 use crate::placement::{Ring, DEFAULT_REPLICAS};
 use crate::time::Time;
@@ -196,15 +198,18 @@ pub struct Overlay {
 }
 
 impl Overlay {
-    /// A supernode alone in its overlay until it joins; `seed` drives its random choices.
+    /// A supernode alone in its overlay until it joins, whose statements `signer` signs and
+    /// whose peers must carry tickets of `anchor`; `seed` drives its random choices.
     pub fn new(
         now: Time,
         me: MemberInfo,
+        signer: Signer,
+        anchor: TrustAnchor,
         config: OverlayConfig,
         seed: u64,
     ) -> Result<Self, MembershipConfigError> {
         let node = me.node;
-        let membership = Membership::new(now, me, config.membership.clone(), seed)?;
+        let membership = Membership::new(now, me, signer, anchor, config.membership.clone(), seed)?;
         let mut ring = Ring::new();
         ring.insert(node);
         Ok(Self {
@@ -224,6 +229,14 @@ impl Overlay {
             outputs: VecDeque::new(),
             stats: OverlayStats::default(),
         })
+    }
+
+    /// Takes this supernode's refreshed ticket: its member statement is signed again with it
+    /// under the next generation.
+    pub fn renew_ticket(&mut self, now: Time, ticket: Ticket) -> Result<(), MemberError> {
+        let result = self.membership.renew(now, ticket);
+        self.pump(now);
+        result
     }
 
     /// The membership (read-only; its changes reach the overlay through [`Overlay::pump`]).

@@ -12,22 +12,19 @@ use switchboard_proto::{
 };
 
 use super::{LookupId, Overlay, OverlayConfig, OverlayOutput};
-use crate::membership::{MemberInfo, MemberRole};
+use crate::membership::{testkit, MemberInfo, MemberRole};
 use crate::time::Time;
 
 fn info(i: usize) -> MemberInfo {
-    let mut bytes = [0u8; 32];
-    bytes[0] = u8::try_from(i + 1).unwrap();
-    MemberInfo {
-        node: NodeId::from_bytes(bytes),
-        addr: SocketAddr::V4(SocketAddrV4::new(
+    testkit::member(
+        u8::try_from(i + 1).unwrap(),
+        SocketAddr::V4(SocketAddrV4::new(
             Ipv4Addr::LOCALHOST,
             4000 + u16::try_from(i).unwrap(),
         )),
-        role: MemberRole::Supernode,
-        capacity: 100,
-        generation: 1,
-    }
+        MemberRole::Supernode,
+        100,
+    )
 }
 
 fn record(user: &str) -> Record {
@@ -71,7 +68,17 @@ struct Net {
 impl Net {
     fn new(n: usize) -> Self {
         let mut overlays: Vec<Overlay> = (0..n)
-            .map(|i| Overlay::new(Time::ZERO, info(i), OverlayConfig::default(), i as u64).unwrap())
+            .map(|i| {
+                Overlay::new(
+                    Time::ZERO,
+                    info(i),
+                    testkit::signer(u8::try_from(i + 1).unwrap()),
+                    testkit::anchor(),
+                    OverlayConfig::default(),
+                    i as u64,
+                )
+                .unwrap()
+            })
             .collect();
         for overlay in overlays.iter_mut().skip(1) {
             overlay.join(Time::ZERO, info(0).node, info(0).addr);
@@ -88,7 +95,10 @@ impl Net {
     }
 
     fn index_of(node: &NodeId) -> usize {
-        usize::from(node.as_bytes()[0]) - 1
+        thread_local! {
+            static NODES: Vec<NodeId> = (1..=64u8).map(|i| testkit::signer(i).key.node_id()).collect();
+        }
+        NODES.with(|nodes| nodes.iter().position(|n| n == node).unwrap_or(usize::MAX))
     }
 
     fn run_for(&mut self, duration: Duration) {
