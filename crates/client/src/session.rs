@@ -8,6 +8,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use rand::Rng;
+
 use switchboard_net::config::Role as TransportRole;
 use switchboard_net::framed::{read_frame, write_frame, StreamError};
 use switchboard_net::{
@@ -165,18 +167,44 @@ impl Session {
     }
 }
 
-/// The host cache in the order to try it; `avoid` (the supernode just lost) goes last.
-pub fn candidates(hosts: &[Host], avoid: Option<NodeId>) -> Vec<Host> {
-    let mut ordered: Vec<Host> = hosts.to_vec();
-    ordered.sort_by_key(|h| {
-        let avoided = avoid.is_some_and(|a| h.peer().is_some_and(|p| p.node == a));
-        (
-            avoided,
-            h.mode == "mega",
-            std::cmp::Reverse(h.last_success.unwrap_or(0)),
-            h.load_permille,
-        )
-    });
+/// The host cache in the order to try it:
+///
+/// 1. the supernode that served this client last (a brief disconnect comes back home), unless
+///    it is `avoid` (the one just lost);
+/// 2. the other ordinary supernodes, each next one the less loaded of two drawn at random from
+///    those left ("the power of two choices", Mitzenmacher 2001): clients that share a host
+///    cache and its load hints spread over it instead of all taking its first entry, yet lean
+///    towards spare capacity. A deterministic order sent every client of a fresh network, and
+///    every orphan of a dead supernode, to the same one;
+/// 3. the mega-supernodes, least loaded first (the fallback, DESIGN.md section 6);
+/// 4. `avoid` last.
+pub fn candidates(hosts: &[Host], avoid: Option<NodeId>, rng: &mut impl Rng) -> Vec<Host> {
+    let is_avoided = |h: &Host| avoid.is_some_and(|a| h.peer().is_some_and(|p| p.node == a));
+    let (avoided, usable): (Vec<Host>, Vec<Host>) = hosts.iter().cloned().partition(is_avoided);
+    let (mut megas, mut normals): (Vec<Host>, Vec<Host>) =
+        usable.into_iter().partition(|h| h.mode == "mega");
+    let mut ordered = Vec::with_capacity(hosts.len());
+    let last_home = normals
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| h.last_success.map(|at| (at, i)))
+        .max()
+        .map(|(_, i)| i);
+    if let Some(home) = last_home {
+        ordered.push(normals.swap_remove(home));
+    }
+    while !normals.is_empty() {
+        let first = rng.gen_range(0..normals.len());
+        let second = rng.gen_range(0..normals.len());
+        let pick = match (normals.get(first), normals.get(second)) {
+            (Some(a), Some(b)) if b.load_permille < a.load_permille => second,
+            _ => first,
+        };
+        ordered.push(normals.swap_remove(pick));
+    }
+    megas.sort_by_key(|h| h.load_permille);
+    ordered.extend(megas);
+    ordered.extend(avoided);
     ordered
 }
 
@@ -189,7 +217,8 @@ pub async fn open(context: &Context, avoid: Option<NodeId>) -> Result<Session, S
     let mut retry_after: Option<Duration> = None;
     let mut limited: Option<WireError> = None;
     let mut tried = 0;
-    for host in candidates(&hosts, avoid) {
+    let order = candidates(&hosts, avoid, &mut rand::thread_rng());
+    for host in order {
         let Some(peer) = host.peer() else { continue };
         tried += 1;
         let connection = match context
@@ -314,4 +343,71 @@ pub fn mark_success(profile: &Profile, node: NodeId) -> Result<(), ProfileError>
         }
     }
     profile.save_hosts(hosts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    fn host(seed: u8, mode: &str, load: u16, last_success: Option<u64>) -> Host {
+        let node = switchboard_proto::SecretKey::from_seed([seed; 32]).node_id();
+        Host {
+            node: node.to_string(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 7000 + u16::from(seed))),
+            mode: mode.to_owned(),
+            load_permille: load,
+            last_success,
+        }
+    }
+
+    fn first_choices(hosts: &[Host], clients: usize, seed: u64) -> Vec<usize> {
+        println!("seed {seed}");
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut counts = vec![0; hosts.len()];
+        for _ in 0..clients {
+            let first = candidates(hosts, None, &mut rng).remove(0);
+            if let Some(i) = hosts.iter().position(|h| h.node == first.node) {
+                counts[i] += 1;
+            }
+        }
+        counts
+    }
+
+    #[test]
+    fn fresh_clients_with_the_same_host_cache_spread_over_it() {
+        let hosts: Vec<Host> = (1..=6).map(|i| host(i, "normal", 0, None)).collect();
+        let counts = first_choices(&hosts, 600, 7);
+        println!("first choices of 600 clients: {counts:?}");
+        assert!(counts.iter().all(|&c| c > 50 && c < 200), "{counts:?}");
+    }
+
+    #[test]
+    fn spare_capacity_draws_more_clients_than_a_loaded_supernode() {
+        let hosts = vec![
+            host(1, "normal", 900, None),
+            host(2, "normal", 100, None),
+            host(3, "normal", 500, None),
+        ];
+        let counts = first_choices(&hosts, 900, 11);
+        println!("first choices by load 900/100/500: {counts:?}");
+        assert!(counts[1] > counts[2] && counts[2] > counts[0], "{counts:?}");
+    }
+
+    #[test]
+    fn the_last_home_comes_first_megas_after_the_others_and_the_lost_one_last() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let lost = host(1, "normal", 0, Some(200));
+        let home = host(2, "normal", 900, Some(100));
+        let mega = host(3, "mega", 0, None);
+        let other = host(4, "normal", 500, None);
+        let hosts = vec![lost.clone(), mega.clone(), other.clone(), home.clone()];
+        let avoid = lost.peer().map(|p| p.node);
+        let order: Vec<String> = candidates(&hosts, avoid, &mut rng)
+            .into_iter()
+            .map(|h| h.node)
+            .collect();
+        assert_eq!(order, vec![home.node, other.node, mega.node, lost.node]);
+    }
 }
