@@ -21,7 +21,10 @@ fn help(binary: Binary, args: &[&str]) -> String {
 #[test]
 fn every_binary_lists_its_contract_commands_in_help() {
     let expected: [(Binary, &[&str]); 3] = [
-        (Binary::AuthServer, &["init", "serve", "user", "pubkey"]),
+        (
+            Binary::AuthServer,
+            &["init", "serve", "user", "revoke", "pubkey"],
+        ),
         (Binary::Supernode, &["serve"]),
         (
             Binary::Client,

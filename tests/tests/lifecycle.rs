@@ -307,6 +307,19 @@ fn a_supernode_account_cannot_serve_as_a_mega_supernode() {
 }
 
 #[test]
+fn a_user_account_cannot_run_a_supernode() {
+    let network = Network::new(&["mallory"], &[]);
+    let args = network.supernode_args("mallory", &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (status, stderr) = run_to_exit(&args);
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("account mallory has role user, which may not serve as a supernode"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_supernode_warns_about_a_password_file_that_others_can_read() {
     use std::os::unix::fs::PermissionsExt;
     let network = Network::new(&[], &["sn1"]);

@@ -57,11 +57,13 @@ impl PeerPolicy {
         }
     }
 
-    /// A ticket that may serve as a supernode: what a client asks of the node it dials.
+    /// A ticket that may serve as a supernode: what a client asks of the node it dials. A
+    /// user's ticket is refused: a client that names a user's node in its host cache (a rogue
+    /// "supernode") fails at the TLS handshake.
     pub fn supernode(auth: TrustAnchor) -> Self {
         Self::Ticketed {
             auth,
-            roles: vec![Role::User, Role::Supernode, Role::Mega],
+            roles: vec![Role::Supernode, Role::Mega],
             node: None,
         }
     }

@@ -256,6 +256,19 @@ async fn given_a_server_with_a_forged_ticket_when_a_client_dials_then_the_client
 }
 
 #[tokio::test]
+async fn given_a_server_with_a_user_ticket_when_a_client_dials_a_supernode_then_the_client_refuses_it(
+) {
+    // A valid ticket, but a user's: no account may run a rogue supernode for others.
+    let rogue = identity(7, "mallory", Role::User);
+    let listener = listener(&rogue, DEFAULT_MAX_CONCURRENT_HANDSHAKES);
+    let (client_side, server_side) =
+        dial_and_accept(&listener, &dialer(&identity(2, "alice", Role::User))).await;
+    let client_reason = refusal(client_side);
+    assert!(client_reason.contains("role"), "{client_reason}");
+    assert!(server_side.is_err());
+}
+
+#[tokio::test]
 async fn given_a_client_without_a_ticket_then_a_supernode_refuses_it() {
     let server_identity = identity(1, "super1", Role::Supernode);
     let bare = Identity::new(SecretKey::from_seed([8; 32]), None);

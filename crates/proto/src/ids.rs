@@ -265,7 +265,7 @@ impl<'de> Deserialize<'de> for Username {
 /// What an account may do (DESIGN.md section 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Role {
-    /// An ordinary user; may also act as a promoted supernode (the Skype model).
+    /// An ordinary user. Never serves: a promoted client gets a `supernode` ticket for that.
     User,
     /// An operator-run supernode.
     Supernode,
@@ -289,12 +289,13 @@ impl Role {
         }
     }
 
-    /// Whether a ticket of this role may serve as a supernode of the given kind.
+    /// Whether a ticket of this role may serve as a supernode of the given kind. A user's
+    /// ticket never does: a promoted client serves with a `supernode` ticket issued for its own
+    /// key on its home's nomination, so that no account can run a rogue supernode.
     pub const fn may_serve(self, mega: bool) -> bool {
         match (self, mega) {
-            (Self::Mega, _) => true,
-            (Self::User | Self::Supernode, false) => true,
-            (Self::User | Self::Supernode | Self::Admin, true) | (Self::Admin, false) => false,
+            (Self::Mega, _) | (Self::Supernode, false) => true,
+            (Self::User | Self::Admin, _) | (Self::Supernode, true) => false,
         }
     }
 }
@@ -408,7 +409,8 @@ mod tests {
         assert!("root".parse::<Role>().is_err());
         assert!(Role::Mega.may_serve(true));
         assert!(!Role::User.may_serve(true));
-        assert!(Role::User.may_serve(false));
+        assert!(!Role::User.may_serve(false));
+        assert!(Role::Supernode.may_serve(false));
         assert!(!Role::Admin.may_serve(false));
     }
 }
