@@ -80,6 +80,8 @@ pub struct Metrics {
     pub hello_timeouts_total: AtomicU64,
     /// Sessions refused because their user held its share.
     pub user_sessions_refused_total: AtomicU64,
+    /// Registrations withdrawn because the device's last session ended.
+    pub withdrawn_on_close_total: AtomicU64,
 }
 
 /// Bumps a counter.
@@ -352,6 +354,13 @@ impl Shared {
             "counter",
             "Sessions refused because their user held its share of sessions.",
             get(&m.user_sessions_refused_total),
+        );
+        metric(
+            &mut out,
+            "switchboard_supernode_withdrawn_on_close_total",
+            "counter",
+            "Registrations withdrawn because the device's last session ended.",
+            get(&m.withdrawn_on_close_total),
         );
         self.render_overlay_metrics(&mut out);
         out
@@ -681,8 +690,9 @@ impl Server {
 /// The SIGTERM drain: no new connections, jittered redirects, then closes.
 async fn drain(shared: &Arc<Shared>, listener: &Listener) {
     shared.draining.store(true, Ordering::Release);
-    // Leave the overlay first: withdraw our clients' records (their new homes publish them
-    // again) and tell the members, who spread it, instead of letting them time us out.
+    // Leave the overlay first: tell the members, who spread it, instead of letting them time
+    // us out. Our clients' records stay at their owners until their new homes publish newer
+    // ones, so that no watcher sees a moved client go offline.
     let now = shared.now();
     shared.overlay.with(|o| o.leave(now));
     listener.endpoint().set_server_config(None);

@@ -238,29 +238,74 @@ async fn serve(shared: Arc<Shared>, connection: PeerConnection) {
         }
     }
 
-    // Cleanup: when the device's last session ends, its watches end; its lease lives on
-    // until it expires (soft state).
-    let unwatched = {
+    // Cleanup: when the device's last session ends, its watches end, and (unless it comes
+    // back within the grace, here or elsewhere) so does its registration: presence follows
+    // the session. The lease stays the safety net for a home that dies.
+    let (unwatched, last) = {
         let mut sessions = lock(&shared.sessions);
         let mut unwatched = Vec::new();
+        let mut last = false;
         if let Some(mine) = sessions.get_mut(&node) {
             mine.retain(|s| s.id != id);
             if mine.is_empty() {
                 sessions.remove(&node);
+                last = true;
                 let mut directory = lock(&shared.directory);
                 unwatched = directory.watched_by(&node);
                 directory.disconnected(&node);
             }
         }
-        unwatched
+        (unwatched, last)
     };
     if !unwatched.is_empty() {
         shared
             .overlay
             .with(|o| unwatched.iter().for_each(|user| o.unwatch(user)));
     }
+    // A drain moves its clients with `Redirect` and withdraws their records as it leaves the
+    // overlay: nothing to do here then.
+    if last && !shared.is_draining() {
+        tokio::spawn(withdraw_unless_back(
+            Arc::clone(&shared),
+            node,
+            ticket.user.clone(),
+        ));
+    }
     pusher.abort();
     tracing::debug!("session closed");
+}
+
+/// How long a device whose last session ended keeps its registration, in case it comes back.
+///
+/// A device that lost its session through a network blip re-homes about as fast as its home
+/// notices (both see the silence after the 1.5 s session idle timeout; it then waits at most
+/// 250 ms and reconnects): within this grace its new registration (a newer record) reaches the
+/// owners first, and the old home's withdrawal, which owners honour only from a record's
+/// current home, changes nothing, so watchers see no flicker. A device that died is shown
+/// offline about this much after its home noticed.
+pub const PRESENCE_GRACE: Duration = Duration::from_secs(1);
+
+/// After [`PRESENCE_GRACE`], ends `node`'s registration here and withdraws its record from its
+/// owners, unless a session of it is open here again.
+async fn withdraw_unless_back(shared: Arc<Shared>, node: NodeId, user: Username) {
+    tokio::time::sleep(PRESENCE_GRACE).await;
+    if lock(&shared.sessions).contains_key(&node) || shared.is_draining() {
+        return;
+    }
+    let registered = {
+        let mut directory = lock(&shared.directory);
+        let registered = directory.is_registered(&node);
+        directory.unregister(&node);
+        registered
+    };
+    if registered {
+        bump(&shared.metrics.withdrawn_on_close_total);
+        tracing::debug!(device = %node.short(), "last session gone: registration withdrawn");
+        let now = shared.now();
+        shared
+            .overlay
+            .with(|o| o.unpublish(now, &RecordKey { user, node }));
+    }
 }
 
 fn log_stream_end(error: &StreamError) {

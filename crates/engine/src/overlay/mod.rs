@@ -286,13 +286,14 @@ impl Overlay {
         self.pump(now);
     }
 
-    /// Leaves gracefully: withdraws every homed record from its owners and tells the
-    /// membership. Call [`Overlay::poll_output`] until empty, then stop driving.
+    /// Leaves gracefully: tells the membership. Call [`Overlay::poll_output`] until empty,
+    /// then stop driving.
+    ///
+    /// Homed records are *not* withdrawn: their clients are being redirected, and each new
+    /// home publishes a newer record that replaces the old one at the owners. Withdrawing them
+    /// first showed every moved client offline to its watchers for a moment (a flicker); a
+    /// client that never comes back is dropped when its lease ends, as after a crash.
     pub fn leave(&mut self, now: Time) {
-        let keys: Vec<RecordKey> = self.homed.keys().cloned().collect();
-        for key in keys {
-            self.unpublish(now, &key);
-        }
         self.flush();
         self.membership.leave(now);
         self.pump(now);
