@@ -29,6 +29,7 @@ pub mod overlay;
 pub mod placement;
 pub mod rate;
 pub mod revocation;
+pub mod standby;
 pub mod throttle;
 pub mod time;
 

@@ -12,11 +12,10 @@ use switchboard_engine::revocation::MAX_REVOCATIONS_HELD;
 use switchboard_engine::{Applied, Backoff, BackoffConfig};
 use switchboard_net::config::Role as TransportRole;
 use switchboard_net::{transport_config, Identity, PeerPolicy};
-use switchboard_proto::messages::{AuthRequest, AuthResponse, ServiceMode};
+use switchboard_proto::messages::{AuthRequest, AuthResponse};
 use switchboard_proto::wire_error::{UnauthorizedReason, WireError};
 use switchboard_proto::SecretKey;
 
-use crate::config::Mode;
 use crate::server::{lock, Shared};
 
 /// Revocation pages fetched per poll at most: 64 x 1,024 entries; a longer backlog continues
@@ -86,11 +85,7 @@ async fn announce(shared: &Arc<Shared>, connection: &AuthConnection) -> Result<(
         let admission = lock(&shared.admission);
         (admission.capacity(), admission.clients())
     };
-    let mode = match shared.config.mode {
-        Mode::Normal => ServiceMode::Normal,
-        Mode::Mega => ServiceMode::Mega,
-        Mode::MegaStandby => ServiceMode::MegaStandby,
-    };
+    let mode = shared.service_mode();
     let message = AuthRequest::Announce {
         addr: shared.public_addr,
         mode,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use switchboard_engine::membership::MembershipConfig;
 use switchboard_engine::overlay::OverlayConfig;
+use switchboard_engine::standby::StandbyConfig;
 use switchboard_engine::{AdmissionConfig, DirectoryConfig};
 pub use switchboard_net::config_file::BelowMinimum;
 use switchboard_proto::{AuthKey, SoftwareVersion, Username};
@@ -100,6 +101,20 @@ pub struct FileConfig {
     pub suspect_timeout_ms: Option<u64>,
     /// Milliseconds a lookup waits for the owners. Default 1500; at least 1.
     pub lookup_timeout_ms: Option<u64>,
+    /// With `standby`: activate when the other members' serving capacity fell by more than
+    /// this many per mille within `standby_window_secs`. Default 250; 1 to 999.
+    pub standby_drop_permille: Option<u32>,
+    /// The window of that drop, in seconds. Default 30; at least 1.
+    pub standby_window_secs: Option<u64>,
+    /// Activate when the others' utilization reaches this many per mille. Default 900; 1 to
+    /// 1000.
+    pub standby_critical_permille: Option<u32>,
+    /// Utilization below which the overlay counts as calm again. Default 700; below
+    /// `standby_critical_permille`.
+    pub standby_calm_permille: Option<u32>,
+    /// Seconds the overlay must be healthy before an active standby returns. Default 60; at
+    /// least 1.
+    pub standby_healthy_secs: Option<u64>,
 }
 
 /// How the supernode serves.
@@ -152,6 +167,8 @@ pub struct Config {
     pub revocation_poll: Duration,
     /// SIGTERM drain deadline.
     pub drain_deadline: Duration,
+    /// When a standby mega steps in and back.
+    pub standby: StandbyConfig,
     /// Values accepted below their production minimum; logged once at start-up.
     pub warnings: Vec<BelowMinimum>,
 }
@@ -182,6 +199,7 @@ impl FileConfig {
 
     /// Validates into a [`Config`]; `source_name` names the file in errors.
     pub fn validate(self, source_name: &str) -> Result<Config, ConfigError> {
+        let standby = self.standby_policy(source_name)?;
         let invalid = |key, problem: String| ConfigError::Invalid {
             source_name: source_name.to_owned(),
             key,
@@ -375,7 +393,60 @@ impl FileConfig {
             announce_interval: Duration::from_secs(announce_interval),
             revocation_poll: Duration::from_secs(revocation_poll),
             drain_deadline: Duration::from_secs(drain_deadline),
+            standby,
             warnings,
+        })
+    }
+
+    /// The standby policy's keys, checked.
+    fn standby_policy(&self, source_name: &str) -> Result<StandbyConfig, ConfigError> {
+        let defaults = StandbyConfig::default();
+        let invalid = |key, problem: &str| ConfigError::Invalid {
+            source_name: source_name.to_owned(),
+            key,
+            problem: problem.to_owned(),
+        };
+        let drop_permille = self.standby_drop_permille.unwrap_or(defaults.drop_permille);
+        if !(1..=999).contains(&drop_permille) {
+            return Err(invalid(
+                "standby_drop_permille",
+                "must be between 1 and 999",
+            ));
+        }
+        let critical_permille = self
+            .standby_critical_permille
+            .unwrap_or(defaults.critical_permille);
+        if !(1..=1000).contains(&critical_permille) {
+            return Err(invalid(
+                "standby_critical_permille",
+                "must be between 1 and 1000",
+            ));
+        }
+        let calm_permille = self.standby_calm_permille.unwrap_or(defaults.calm_permille);
+        if calm_permille >= critical_permille {
+            return Err(invalid(
+                "standby_calm_permille",
+                "must be below standby_critical_permille",
+            ));
+        }
+        let window = at_least_one(
+            self.standby_window_secs
+                .unwrap_or(defaults.window.as_secs()),
+            "standby_window_secs",
+            source_name,
+        )?;
+        let healthy = at_least_one(
+            self.standby_healthy_secs
+                .unwrap_or(defaults.healthy_for.as_secs()),
+            "standby_healthy_secs",
+            source_name,
+        )?;
+        Ok(StandbyConfig {
+            drop_permille,
+            window: Duration::from_secs(window),
+            critical_permille,
+            calm_permille,
+            healthy_for: Duration::from_secs(healthy),
         })
     }
 }
@@ -459,6 +530,31 @@ mod tests {
     }
 
     #[test]
+    fn a_calm_mark_not_below_the_critical_one_or_a_drop_of_everything_is_refused() {
+        for (line, key) in [
+            (
+                "standby_critical_permille = 800\nstandby_calm_permille = 800\n",
+                "standby_calm_permille",
+            ),
+            ("standby_drop_permille = 1000\n", "standby_drop_permille"),
+            (
+                "standby_critical_permille = 1001\n",
+                "standby_critical_permille",
+            ),
+        ] {
+            let error = valid(line).validate("bad.toml").unwrap_err();
+            assert!(
+                matches!(&error, ConfigError::Invalid { key: k, .. } if *k == key),
+                "{line}: {error}"
+            );
+        }
+        let config = valid("standby_healthy_secs = 3\n")
+            .validate("ok.toml")
+            .unwrap();
+        assert_eq!(config.standby.healthy_for, Duration::from_secs(3));
+    }
+
+    #[test]
     fn zero_is_refused_naming_the_key_for_every_count_rate_and_period() {
         let keys = [
             "capacity",
@@ -473,6 +569,10 @@ mod tests {
             "probe_rtt_ms",
             "suspect_timeout_ms",
             "lookup_timeout_ms",
+            "standby_drop_permille",
+            "standby_window_secs",
+            "standby_critical_permille",
+            "standby_healthy_secs",
         ];
         let mut wrong = Vec::new();
         for key in keys {

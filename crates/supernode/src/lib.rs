@@ -13,6 +13,7 @@ pub mod config;
 pub mod overlay_link;
 pub mod server;
 pub mod session;
+pub mod standby;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

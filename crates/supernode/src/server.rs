@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use switchboard_engine::standby::StandbyPolicy;
 use switchboard_engine::{Admission, Directory, RevocationList, Time};
 use switchboard_net::config::Role as TransportRole;
 use switchboard_net::{
@@ -82,6 +83,10 @@ pub struct Metrics {
     pub user_sessions_refused_total: AtomicU64,
     /// Registrations withdrawn because the device's last session ended.
     pub withdrawn_on_close_total: AtomicU64,
+    /// Times this standby mega stepped in.
+    pub mega_activations_total: AtomicU64,
+    /// Times it stepped back to standby.
+    pub mega_returns_total: AtomicU64,
 }
 
 /// Bumps a counter.
@@ -125,6 +130,10 @@ pub struct Shared {
     pub user_sessions: Mutex<HashMap<Username, usize>>,
     /// The revocation list, as fetched from the auth-server so far.
     pub revoked: Mutex<RevocationList>,
+    /// A standby mega: whether it is active now (admitting clients).
+    pub mega_active: AtomicBool,
+    /// A standby mega's policy of when to step in and back.
+    pub standby: Mutex<StandbyPolicy>,
     /// Woken when this supernode's own ticket is found revoked: the server drains and stops.
     stop: tokio::sync::Notify,
     /// Whether it stopped for that reason.
@@ -164,6 +173,24 @@ impl Shared {
     /// Whether the SIGTERM drain has begun.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
+    }
+
+    /// Whether this supernode admits clients now: always, but for a standby mega that has not
+    /// stepped in.
+    pub fn admits_clients(&self) -> bool {
+        self.config.mode != crate::config::Mode::MegaStandby
+            || self.mega_active.load(Ordering::Acquire)
+    }
+
+    /// How it serves now, as announced to the auth-server.
+    pub fn service_mode(&self) -> switchboard_proto::messages::ServiceMode {
+        use switchboard_proto::messages::ServiceMode;
+        match self.config.mode {
+            crate::config::Mode::Normal => ServiceMode::Normal,
+            crate::config::Mode::Mega => ServiceMode::Mega,
+            crate::config::Mode::MegaStandby if self.admits_clients() => ServiceMode::Mega,
+            crate::config::Mode::MegaStandby => ServiceMode::MegaStandby,
+        }
     }
 
     /// Drains and stops the server: its own ticket is revoked.
@@ -361,6 +388,27 @@ impl Shared {
             "counter",
             "Registrations withdrawn because the device's last session ended.",
             get(&m.withdrawn_on_close_total),
+        );
+        metric(
+            &mut out,
+            "switchboard_supernode_mega_active",
+            "gauge",
+            "1 while this mega-supernode serves clients (a standby one that stepped in).",
+            u64::from(self.admits_clients() && self.config.mode != crate::config::Mode::Normal),
+        );
+        metric(
+            &mut out,
+            "switchboard_supernode_mega_activations_total",
+            "counter",
+            "Times this standby mega stepped in.",
+            get(&m.mega_activations_total),
+        );
+        metric(
+            &mut out,
+            "switchboard_supernode_mega_returns_total",
+            "counter",
+            "Times it stepped back to standby, handing its clients back.",
+            get(&m.mega_returns_total),
         );
         self.render_overlay_metrics(&mut out);
         out
@@ -594,6 +642,8 @@ impl Server {
             user_sessions: Mutex::new(HashMap::new()),
             revoked: Mutex::new(RevocationList::new()),
             stop: tokio::sync::Notify::new(),
+            mega_active: AtomicBool::new(false),
+            standby: Mutex::new(StandbyPolicy::new(config.standby)),
             revoked_self: AtomicBool::new(false),
             alternatives: Mutex::new(alternatives),
             next_session: AtomicU64::new(1),
@@ -731,7 +781,10 @@ async fn drain(shared: &Arc<Shared>, listener: &Listener) {
 
 /// How `clients` sessions are redirected at shutdown: batches of [`REDIRECT_BATCH`] (index
 /// ranges), each followed by a pause of up to [`REDIRECT_JITTER_MS`].
-fn redirect_plan(clients: usize, rng: &mut impl Rng) -> Vec<(std::ops::Range<usize>, Duration)> {
+pub(crate) fn redirect_plan(
+    clients: usize,
+    rng: &mut impl Rng,
+) -> Vec<(std::ops::Range<usize>, Duration)> {
     (0..clients)
         .step_by(REDIRECT_BATCH)
         .map(|start| {
@@ -757,6 +810,9 @@ async fn timer(shared: Arc<Shared>) {
         }
         let clients = u32::try_from(lock(&shared.admission).clients()).unwrap_or(u32::MAX);
         shared.overlay.with(|o| o.report_load(now, clients));
+        if shared.config.mode == crate::config::Mode::MegaStandby {
+            crate::standby::tick(&shared, now);
+        }
         let unix = switchboard_net::now_unix();
         shared.close_expired(unix);
         crate::overlay_link::close_expired_peers(&shared, unix);

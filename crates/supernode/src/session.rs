@@ -20,7 +20,6 @@ use switchboard_proto::{BoundedVec, NodeId, SoftwareVersion, TicketBody, Usernam
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::config::Mode;
 use crate::server::{bump, lock, SessionHandle, Shared, MAX_SESSIONS_PER_NODE, PUSH_QUEUE};
 
 /// How long a new connection may take, from the end of its handshake, to open its session
@@ -353,7 +352,7 @@ fn admit(
             CloseCode::VersionRejected,
         ));
     }
-    if config.mode == Mode::MegaStandby {
+    if !shared.admits_clients() {
         bump(&shared.metrics.busy_total);
         return Err((
             WireError::Busy {

@@ -442,6 +442,32 @@ impl Membership {
         }
     }
 
+    /// The serving capacity of the other live members (standby megas excluded) and the
+    /// clients they last reported: what a standby mega watches.
+    pub fn serving(&self) -> (u64, u64) {
+        self.live
+            .values()
+            .filter(|m| m.role != MemberRole::Standby)
+            .fold((0, 0), |(capacity, clients), m| {
+                (
+                    capacity + u64::from(m.capacity),
+                    clients + u64::from(self.load_of(&m.node).unwrap_or(0)),
+                )
+            })
+    }
+
+    /// Changes this member's role (a standby mega stepping in, or back): its statement is
+    /// signed anew under the next generation.
+    pub fn change_role(&mut self, now: Time, role: MemberRole) -> Result<(), MemberError> {
+        let previous = self.me.role;
+        self.me.role = role;
+        let changed = self.change_generation(now);
+        if changed.is_err() {
+            self.me.role = previous;
+        }
+        changed
+    }
+
     /// Takes a refreshed ticket: this member's statement is signed again with it, under the
     /// next generation, and spread (the old one stays valid for those who hold it).
     pub fn renew(&mut self, now: Time, ticket: Ticket) -> Result<(), MemberError> {

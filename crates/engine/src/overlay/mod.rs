@@ -34,8 +34,8 @@ use switchboard_proto::messages::{OverlayMessage, PresenceEvent, RecordKey};
 use switchboard_proto::{NodeId, Record, Ticket, TrustAnchor, Username};
 
 use crate::membership::{
-    MemberEvent, MemberInfo, Membership, MembershipConfig, MembershipConfigError, PacketKind,
-    Signer,
+    MemberEvent, MemberInfo, MemberRole, Membership, MembershipConfig, MembershipConfigError,
+    PacketKind, Signer,
 };
 use crate::placement::{Ring, DEFAULT_REPLICAS};
 use crate::time::Time;
@@ -209,9 +209,13 @@ impl Overlay {
         seed: u64,
     ) -> Result<Self, MembershipConfigError> {
         let node = me.node;
+        let standby = me.role == MemberRole::Standby;
         let membership = Membership::new(now, me, signer, anchor, config.membership.clone(), seed)?;
         let mut ring = Ring::new();
-        ring.insert(node);
+        // A standby mega owns no records until it steps in.
+        if !standby {
+            ring.insert(node);
+        }
         Ok(Self {
             config,
             me: node,
@@ -229,6 +233,24 @@ impl Overlay {
             outputs: VecDeque::new(),
             stats: OverlayStats::default(),
         })
+    }
+
+    /// Changes this supernode's member role (a standby mega stepping in, or back): it owns
+    /// records from then on, or no longer.
+    pub fn change_role(&mut self, now: Time, role: MemberRole) -> Result<(), MemberError> {
+        let result = self.membership.change_role(now, role);
+        if result.is_ok() {
+            let me = self.me;
+            if role == MemberRole::Standby {
+                if self.ring.remove(&me) {
+                    self.rebalance(now, Change::Left(me));
+                }
+            } else if self.ring.insert(me) {
+                self.rebalance(now, Change::Joined(me));
+            }
+        }
+        self.pump(now);
+        result
     }
 
     /// Takes this supernode's refreshed ticket: its member statement is signed again with it
@@ -627,7 +649,14 @@ impl Overlay {
             match &event {
                 MemberEvent::Up(member) => {
                     let previous = self.generations.insert(member.node, member.generation);
-                    if self.ring.insert(member.node) {
+                    if member.role == MemberRole::Standby {
+                        // A standby mega (or one that stepped back) owns nothing: its users
+                        // move to the next owners.
+                        if self.ring.remove(&member.node) {
+                            self.owner_gone(now, member.node);
+                            self.rebalance(now, Change::Left(member.node));
+                        }
+                    } else if self.ring.insert(member.node) {
                         self.rebalance(now, Change::Joined(member.node));
                     } else if previous.is_some_and(|g| g != member.generation) {
                         // Restarted (or rejoined after being declared down) before anyone

@@ -72,7 +72,12 @@ impl Net {
                 Overlay::new(
                     Time::ZERO,
                     info(i),
-                    testkit::signer(u8::try_from(i + 1).unwrap()),
+                    // Mega tickets, so that a test may make one a (standby) mega.
+                    testkit::signer_from(
+                        &testkit::auth_key(),
+                        u8::try_from(i + 1).unwrap(),
+                        Role::Mega,
+                    ),
                     testkit::anchor(),
                     OverlayConfig::default(),
                     i as u64,
@@ -375,4 +380,34 @@ fn presence_from_a_supernode_that_owns_no_record_of_the_user_is_dropped() {
         net.presence[watcher]
     );
     assert_eq!(net.overlays[watcher].stats().refused_presence, 1);
+}
+
+#[test]
+fn a_standby_mega_owns_no_user_until_it_steps_in_and_none_after_it_steps_back() {
+    let mut net = Net::new(4);
+    net.run_for(Duration::from_secs(5));
+    let mega = info(3).node;
+    let users: Vec<Username> = (0..200)
+        .map(|i| Username::new(&format!("user{i}")).unwrap())
+        .collect();
+    let owned_by_mega = |net: &Net| {
+        users
+            .iter()
+            .filter(|u| net.overlays[0].owners_of(u).contains(&mega))
+            .count()
+    };
+    assert!(owned_by_mega(&net) > 0, "as a normal member it owns some");
+    let now = net.now;
+    net.overlays[3]
+        .change_role(now, MemberRole::Standby)
+        .unwrap();
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(owned_by_mega(&net), 0, "standing by, it owns none");
+    let now = net.now;
+    net.overlays[3].change_role(now, MemberRole::Mega).unwrap();
+    net.run_for(Duration::from_secs(5));
+    assert!(
+        owned_by_mega(&net) > 0,
+        "stepped in, it owns its share again"
+    );
 }

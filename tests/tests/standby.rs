@@ -1,0 +1,119 @@
+//! A mega-supernode on warm standby steps in by itself when the supernode layer loses capacity,
+//! and back once the overlay is healthy again (issue #11, point 5), on real processes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{client, metric, online, wait_for_overlay, wait_until, Network, Running};
+use switchboard_tests::Daemon;
+
+const USERS: usize = 12;
+
+fn connected(supernodes: &[&Daemon]) -> u64 {
+    supernodes
+        .iter()
+        .map(|s| metric(s, "switchboard_supernode_clients_connected").unwrap_or(0))
+        .sum()
+}
+
+#[test]
+fn a_standby_mega_steps_in_when_half_the_supernodes_die_and_back_when_they_return() {
+    let users: Vec<String> = (0..USERS).map(|i| format!("u{i:02}")).collect();
+    let mut accounts: Vec<(&str, &str)> = users.iter().map(|u| (u.as_str(), "user")).collect();
+    accounts.extend([
+        ("sn1", "supernode"),
+        ("sn2", "supernode"),
+        ("sn3", "supernode"),
+        ("sn4", "supernode"),
+        ("mega1", "mega"),
+    ]);
+    let network = Network::with(&accounts, "");
+    let mega_config = network.path("mega.toml");
+    std::fs::write(&mega_config, "standby_healthy_secs = 3\n").unwrap();
+    let sn1 = network.supernode("sn1", &[]);
+    let seed = sn1.addr().to_string();
+    let sn2 = network.supernode("sn2", &["--seed", &seed]);
+    let sn3 = network.supernode("sn3", &["--seed", &seed]);
+    let sn4 = network.supernode("sn4", &["--seed", &seed]);
+    let mega = network.supernode(
+        "mega1",
+        &[
+            "--mega",
+            "--standby",
+            "--seed",
+            &seed,
+            "--config",
+            mega_config.to_str().unwrap(),
+        ],
+    );
+    wait_for_overlay(&[&sn1, &sn2, &sn3, &sn4, &mega], 5);
+    assert_eq!(metric(&mega, "switchboard_supernode_mega_active"), Some(0));
+
+    let profiles: Vec<_> = users.iter().map(|u| network.login(u)).collect();
+    let mut sessions: Vec<Running> = profiles.iter().map(|p| online(p)).collect();
+    for session in &mut sessions {
+        session.expect("online via", Duration::from_secs(30));
+    }
+    assert_eq!(
+        metric(&mega, "switchboard_supernode_clients_connected"),
+        Some(0)
+    );
+
+    // Half the capacity dies at once: no command, the mega steps in.
+    let killed = Instant::now();
+    sn3.kill9();
+    sn4.kill9();
+    assert!(
+        wait_until(Duration::from_secs(20), || metric(
+            &mega,
+            "switchboard_supernode_mega_active"
+        ) == Some(1)),
+        "the standby mega did not step in"
+    );
+    let activated = killed.elapsed();
+    assert!(
+        wait_until(Duration::from_secs(15), || connected(&[&sn1, &sn2, &mega])
+            == USERS as u64),
+        "not every client re-homed: {}",
+        connected(&[&sn1, &sn2, &mega])
+    );
+    println!(
+        "mega active {activated:?} after the kill; every client re-homed after {:?}",
+        killed.elapsed()
+    );
+    for user in &users {
+        let (ok, _, stderr) = client(&["lookup", user, "--profile", profiles[0].to_str().unwrap()]);
+        assert!(ok || user == &users[0], "{user}: {stderr}");
+    }
+
+    // The lost supernodes come back: after 3 s of health the mega hands its clients back.
+    let sn3 = network.supernode("sn3", &["--seed", &seed]);
+    let sn4 = network.supernode("sn4", &["--seed", &seed]);
+    assert!(
+        wait_until(Duration::from_secs(40), || metric(
+            &mega,
+            "switchboard_supernode_mega_active"
+        ) == Some(0)),
+        "the mega did not return to standby"
+    );
+    assert_eq!(
+        metric(&mega, "switchboard_supernode_mega_activations_total"),
+        Some(1)
+    );
+    assert_eq!(
+        metric(&mega, "switchboard_supernode_mega_returns_total"),
+        Some(1)
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || connected(&[
+            &sn1, &sn2, &sn3, &sn4
+        ]) == USERS as u64),
+        "clients handed back: {} on the supernodes, {:?} on the mega",
+        connected(&[&sn1, &sn2, &sn3, &sn4]),
+        metric(&mega, "switchboard_supernode_clients_connected")
+    );
+    println!("mega back on standby {:?} after the kill", killed.elapsed());
+}
