@@ -38,6 +38,14 @@ pub const MIN_PROBE_PERIOD_MS: u64 = 200;
 /// moves its users' records for nothing.
 pub const MIN_SUSPECT_TIMEOUT_MS: u64 = 1000;
 
+/// Default client capacity of a supernode: 10,000 sessions are about 370 MB of QUIC state and
+/// 1.4 GB in all at the measured 140 KiB per client (BENCHMARKS.md), a modest server.
+pub const DEFAULT_CAPACITY: usize = 10_000;
+
+/// Default client capacity of a mega-supernode: an operator machine sized to absorb the clients
+/// of several lost supernodes (about 7 GB at 140 KiB per client).
+pub const DEFAULT_MEGA_CAPACITY: usize = 50_000;
+
 /// The configuration file as written; defaults documented per field.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,8 +71,8 @@ pub struct FileConfig {
     pub standby: Option<bool>,
     /// Overlay members to join through. Default none.
     pub seeds: Option<Vec<SocketAddr>>,
-    /// Most clients at once. Default 10,000 (1,000 for a normal supernode is typical on a
-    /// small machine); at least 1.
+    /// Most clients at once. Default [`DEFAULT_CAPACITY`] (10,000), [`DEFAULT_MEGA_CAPACITY`]
+    /// (50,000) with `mega`; at least 1.
     pub capacity: Option<usize>,
     /// Prometheus `/metrics` and `/healthz`. Default off.
     pub metrics: Option<SocketAddr>,
@@ -243,7 +251,16 @@ impl FileConfig {
             .as_deref()
             .map(|v| parse_version("minimum_version", v))
             .transpose()?;
-        let capacity = at_least_one(self.capacity.unwrap_or(10_000), "capacity", source_name)?;
+        let default_capacity = if mode == Mode::Normal {
+            DEFAULT_CAPACITY
+        } else {
+            DEFAULT_MEGA_CAPACITY
+        };
+        let capacity = at_least_one(
+            self.capacity.unwrap_or(default_capacity),
+            "capacity",
+            source_name,
+        )?;
         let defaults = AdmissionConfig::default();
         let requests_per_sec = at_least_one(
             self.requests_per_sec.unwrap_or(defaults.requests_per_sec),
@@ -552,6 +569,20 @@ mod tests {
             .validate("ok.toml")
             .unwrap();
         assert_eq!(config.standby.healthy_for, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn a_mega_defaults_to_a_larger_capacity_than_a_supernode() {
+        let normal = valid("").validate("ok.toml").unwrap();
+        assert_eq!(normal.admission.capacity, DEFAULT_CAPACITY);
+        let mega = valid("mega = true\nstandby = true\n")
+            .validate("ok.toml")
+            .unwrap();
+        assert_eq!(mega.admission.capacity, DEFAULT_MEGA_CAPACITY);
+        let chosen = valid("mega = true\ncapacity = 7\n")
+            .validate("ok.toml")
+            .unwrap();
+        assert_eq!(chosen.admission.capacity, 7);
     }
 
     #[test]
