@@ -120,10 +120,10 @@ fn a_standby_mega_steps_in_when_three_of_six_supernodes_die_and_back_when_they_r
     );
     assert!(
         wait_until(Duration::from_secs(15), || connected(&[
-            &sn1, &sn2, &sn3, &sn4
+            &sn1, &sn2, &sn3, &sn4, &sn5, &sn6
         ]) == USERS as u64),
         "clients handed back: {} on the supernodes, {:?} on the mega",
-        connected(&[&sn1, &sn2, &sn3, &sn4]),
+        connected(&[&sn1, &sn2, &sn3, &sn4, &sn5, &sn6]),
         metric(&mega, "switchboard_supernode_clients_connected")
     );
     println!("mega back on standby {:?} after the kill", killed.elapsed());
