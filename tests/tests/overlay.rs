@@ -23,17 +23,17 @@ const SETTLE: Duration = Duration::from_secs(30);
 /// Puts the `first`-th host of the profile's host cache first (the login wrote the bootstrap
 /// list; rotating it spreads the clients over the supernodes as different networks would).
 fn rotate_hosts(profile: &Path, first: usize) {
-    let path = profile.join("hosts.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let mut blocks: Vec<String> = text
-        .split("[[host]]")
-        .skip(1)
-        .map(|b| format!("[[host]]{b}"))
-        .collect();
-    assert_eq!(blocks.len(), SUPERNODES.len(), "bootstrap list: {text}");
-    let shift = first % blocks.len();
-    blocks.rotate_left(shift);
-    std::fs::write(&path, blocks.concat()).unwrap();
+    let profile = switchboard_client::profile::Profile::new(profile);
+    let mut hosts = profile.hosts().unwrap();
+    assert_eq!(hosts.len(), SUPERNODES.len(), "bootstrap list: {hosts:?}");
+    let shift = first % hosts.len();
+    hosts.rotate_left(shift);
+    // Clients try the supernode that served them last first (the others in a random order):
+    // mark the chosen one so.
+    if let Some(home) = hosts.first_mut() {
+        home.last_success = Some(switchboard_net::now_unix().0);
+    }
+    profile.save_hosts(hosts).unwrap();
 }
 
 /// Every client looks every other up, eight at a time (from eight different profiles: one
