@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{NodeId, Role, Signature};
 use crate::keys::{self, SecretKey, SignatureError, TrustAnchor};
-use crate::ticket::{Ticket, TicketError};
+use crate::ticket::{Ticket, TicketBody, TicketError};
 
 /// Signing domain of member statements; see [`crate::keys`].
 const MEMBER_DOMAIN: &[u8] = b"switchboard/member/v1\0";
@@ -94,22 +94,34 @@ fn role_allowed(ticket: Role, member: MemberRole) -> bool {
     }
 }
 
+/// The ticket names the statement's node and allows its role.
+fn check_binding(named: &TicketBody, body: &MemberBody) -> Result<(), MemberError> {
+    if named.node != body.node {
+        return Err(MemberError::WrongTicket {
+            statement: body.node,
+            ticket: named.node,
+        });
+    }
+    if !role_allowed(named.role, body.role) {
+        return Err(MemberError::RoleNotAllowed {
+            ticket: named.role,
+            statement: body.role,
+        });
+    }
+    Ok(())
+}
+
 impl MemberProof {
     /// Signs `body` with the member's node key; `ticket` must name that key and allow the role.
     pub fn sign(key: &SecretKey, ticket: Ticket, body: &MemberBody) -> Result<Self, MemberError> {
         let named = ticket.body_unverified();
-        if named.node != body.node || key.node_id() != body.node {
+        if key.node_id() != body.node {
             return Err(MemberError::WrongTicket {
                 statement: body.node,
                 ticket: named.node,
             });
         }
-        if !role_allowed(named.role, body.role) {
-            return Err(MemberError::RoleNotAllowed {
-                ticket: named.role,
-                statement: body.role,
-            });
-        }
+        check_binding(named, body)?;
         let signature = key
             .sign(MEMBER_DOMAIN, &(body, &ticket))
             .map_err(MemberError::BadSignature)?;
@@ -124,19 +136,7 @@ impl MemberProof {
     /// Verifies that `body` is what its member said: the ticket is the auth-server's, names
     /// `body.node` and allows `body.role`, and the node key signed body and ticket.
     pub fn verify(&self, trusted: &TrustAnchor, body: &MemberBody) -> Result<(), MemberError> {
-        let named = self.ticket.verify_signature(trusted)?;
-        if named.node != body.node {
-            return Err(MemberError::WrongTicket {
-                statement: body.node,
-                ticket: named.node,
-            });
-        }
-        if !role_allowed(named.role, body.role) {
-            return Err(MemberError::RoleNotAllowed {
-                ticket: named.role,
-                statement: body.role,
-            });
-        }
+        check_binding(self.ticket.verify_signature(trusted)?, body)?;
         let key = body
             .node
             .verifying_key()

@@ -92,14 +92,7 @@ impl Ticket {
     /// allowing [`CLOCK_SKEW_SECS`] of clock difference.
     pub fn verify(&self, trusted: &TrustAnchor, now: UnixTime) -> Result<&TicketBody, TicketError> {
         self.check_time(now)?;
-        keys::verify(
-            trusted.verifying_key(),
-            TICKET_DOMAIN,
-            &self.body,
-            &self.signature,
-        )
-        .map_err(TicketError::BadSignature)?;
-        Ok(&self.body)
+        self.verify_signature(trusted)
     }
 
     /// Checks the signature against the trusted auth key, not the validity window: for
