@@ -40,7 +40,7 @@ impl Binary {
         match self {
             Self::AuthServer => "switchboard-auth-server",
             Self::Supernode => "switchboard-supernode",
-            Self::Client => "switchboard-client",
+            Self::Client => "switchboard-client-app",
         }
     }
 

@@ -11,12 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use switchboard_account::login::login;
+use switchboard_account::profile::Profile;
 use switchboard_auth_server::config::FileConfig;
 use switchboard_auth_server::password::{HashParams, Hasher};
 use switchboard_auth_server::serve::Server;
 use switchboard_auth_server::store::Store;
-use switchboard_client::login::login;
-use switchboard_client::profile::Profile;
 use switchboard_proto::messages::Password;
 use switchboard_proto::{Role, SecretKey, Ticket, TicketBody, UnixTime, Username};
 

@@ -1,20 +1,20 @@
 //! The client: logs in, keeps one connection to a home supernode, registers, looks peers up,
 //! watches presence and talks to peers directly (DESIGN.md sections 2 and 6).
 //!
-//! This crate owns the `client` binary: its command line ([`Cli`]), the profile on disk
-//! ([`profile`]: node key, ticket, host cache) and the exchanges it makes ([`login`]). It must
-//! never read a password from argv, never stampede (every retry goes through capped full
-//! jitter), and never trust a record or a ticket it has not verified.
-//!
-//! Every command of the contract is built; with one supernode (or several that do not yet
-//! share a directory, issue #5), lookups find the users registered on the supernode asked.
+//! This crate owns the client role: its command line ([`Cli`]), the session with a home
+//! supernode ([`session`], [`online`]) and the queries ([`query`]). The profile on disk and the
+//! auth-server exchanges live in `switchboard-account` (re-exported here as [`profile`] and
+//! [`login`]), below this crate and the supernode's, and the `client` binary lives in
+//! `switchboard-client-app`, which hosts the supernode role as well when the client is
+//! promoted. It must never read a password from argv, never stampede (every retry goes through
+//! capped full jitter), and never trust a record or a ticket it has not verified.
 
 pub mod config;
-pub mod login;
 pub mod online;
-pub mod profile;
 pub mod query;
 pub mod session;
+
+pub use switchboard_account::{login, profile};
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_client::login::AuthConnection;
-use switchboard_client::profile::Profile;
+use switchboard_account::login::AuthConnection;
+use switchboard_account::profile::Profile;
 use switchboard_engine::revocation::MAX_REVOCATIONS_HELD;
 use switchboard_engine::{Applied, Backoff, BackoffConfig};
 use switchboard_net::config::Role as TransportRole;
@@ -179,10 +179,10 @@ async fn fetch_revocations(shared: &Shared, connection: &AuthConnection) -> Resu
 async fn refresh_if_due(shared: &Shared, key: &SecretKey, endpoint: &quinn::Endpoint) {
     let profile = Profile::new(&shared.config.data_dir);
     let Ok(ticket) = profile.ticket() else { return };
-    if !switchboard_client::login::needs_refresh(&ticket, switchboard_net::now_unix()) {
+    if !switchboard_account::login::needs_refresh(&ticket, switchboard_net::now_unix()) {
         return;
     }
-    let fresh = match switchboard_client::login::refresh_ticket(&profile).await {
+    let fresh = match switchboard_account::login::refresh_ticket(&profile).await {
         Ok(fresh) => fresh,
         Err(e) => {
             tracing::warn!("ticket refresh failed: {e}");

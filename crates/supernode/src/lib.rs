@@ -148,8 +148,8 @@ fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
 /// prints the readiness line and serves until SIGTERM.
 async fn serve(config: config::Config) -> Result<(), String> {
     use std::io::Write;
-    use switchboard_client::login::{login, LoginError};
-    use switchboard_client::profile::Profile;
+    use switchboard_account::login::{login, LoginError};
+    use switchboard_account::profile::Profile;
 
     warn_if_readable_by_others(&config.password_file);
     let password = std::fs::read_to_string(&config.password_file)
@@ -208,7 +208,7 @@ async fn serve(config: config::Config) -> Result<(), String> {
         .hosts()
         .unwrap_or_default()
         .iter()
-        .filter_map(switchboard_client::profile::Host::peer)
+        .filter_map(switchboard_account::profile::Host::peer)
         .collect();
     let server = server::Server::bind(config, key, ticket, alternatives)
         .await
