@@ -58,6 +58,17 @@ pub struct FileConfig {
     /// or a restart of 16 supernodes sharing a service account); at least 1. One account with
     /// a farm of node keys gets this many tickets at once, then 2 a minute.
     pub ticket_burst_per_account: Option<u32>,
+    /// Clients promoted into supernodes at once, network-wide (active promotions: not stepped
+    /// down, ticket not expired). Default 1,000; at least 1. A bound on how much of the
+    /// overlay hostile or mistaken nominations can fill with promoted nodes.
+    pub max_promoted: Option<u32>,
+    /// Nominations accepted per nominating supernode per hour. Default 20; at least 1. One
+    /// hostile supernode account promotes at most this many clients an hour.
+    pub nominations_per_hour: Option<u32>,
+    /// Lifetime of a promoted ticket in seconds. Default 3,600; at least 60. A promoted node
+    /// that steps down without saying so (it crashed, or lies) keeps serving at most this
+    /// long; refreshes are granted only while its promotion is active.
+    pub promoted_ticket_secs: Option<u64>,
 }
 
 /// `[argon2]`: never below OWASP's minimum (19,456 KiB, 2 iterations, parallelism 1).
@@ -122,6 +133,12 @@ pub struct Config {
     pub tickets_per_account_per_min: u32,
     /// New tickets per account in a burst.
     pub ticket_burst_per_account: u32,
+    /// Active promotions at once.
+    pub max_promoted: u32,
+    /// Nominations per nominator per hour.
+    pub nominations_per_hour: u32,
+    /// Lifetime of a promoted ticket.
+    pub promoted_ticket_lifetime: Duration,
     /// Values accepted below their production minimum; logged once at start-up.
     pub warnings: Vec<BelowMinimum>,
 }
@@ -165,6 +182,14 @@ impl FileConfig {
             return Err(invalid(
                 "ticket_lifetime_secs",
                 "must be between 1 and 86400",
+            ));
+        }
+        let promoted_lifetime = self.promoted_ticket_secs.unwrap_or(3_600);
+        if !(60..=switchboard_proto::limits::MAX_TICKET_LIFETIME_SECS).contains(&promoted_lifetime)
+        {
+            return Err(invalid(
+                "promoted_ticket_secs",
+                "must be between 60 and 86400",
             ));
         }
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -282,6 +307,17 @@ impl FileConfig {
                 "ticket_burst_per_account",
                 source_name,
             )?,
+            max_promoted: at_least_one(
+                self.max_promoted.unwrap_or(1_000),
+                "max_promoted",
+                source_name,
+            )?,
+            nominations_per_hour: at_least_one(
+                self.nominations_per_hour.unwrap_or(20),
+                "nominations_per_hour",
+                source_name,
+            )?,
+            promoted_ticket_lifetime: Duration::from_secs(promoted_lifetime),
             warnings,
         })
     }

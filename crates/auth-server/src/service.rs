@@ -40,6 +40,8 @@ use crate::password::Hasher;
 use crate::registry::{Announcement, Registry};
 use crate::store::{Account, Store, StoreError};
 
+mod promotion;
+
 /// What a `Busy` answer to a login asks the client to wait: about one password check per
 /// waiting login ahead of it, rounded up to a second.
 const BUSY_RETRY_MS: u32 = 1_000;
@@ -88,6 +90,12 @@ pub struct Metrics {
     pub announcements: AtomicU64,
     /// Connections closed for a malformed frame.
     pub malformed: AtomicU64,
+    /// Nominations accepted (promoted tickets issued).
+    pub promotions: AtomicU64,
+    /// Nominations refused (bad signature, revoked nominator, over a limit, wrong caller).
+    pub nominations_refused: AtomicU64,
+    /// Promoted nodes that stepped down.
+    pub step_downs: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -234,6 +242,8 @@ impl Service {
                 clients,
             } => self.announce(caller, addr, mode, capacity, clients),
             AuthRequest::FetchRevocations { cursor } => self.revocations(caller, cursor).await,
+            AuthRequest::Nominated { nomination } => self.nominated(caller, nomination).await,
+            AuthRequest::StepDown { ticket } => self.step_down(caller, &ticket).await,
         }
     }
 
@@ -420,13 +430,31 @@ impl Service {
         node: NodeId,
         serial: Option<u64>,
     ) -> Result<Ticket, WireError> {
+        self.sign_ticket(
+            account,
+            account.role,
+            node,
+            serial,
+            self.config.ticket_lifetime,
+        )
+    }
+
+    /// Signs a ticket of `role` for `node` on `account`, valid for `lifetime`.
+    fn sign_ticket(
+        &self,
+        account: &Account,
+        role: Role,
+        node: NodeId,
+        serial: Option<u64>,
+        lifetime: Duration,
+    ) -> Result<Ticket, WireError> {
         let now = now_unix();
         let body = TicketBody {
             user: account.username.clone(),
             node,
-            role: account.role,
+            role,
             issued_at: now,
-            expires_at: now.plus(self.config.ticket_lifetime.as_secs()),
+            expires_at: now.plus(lifetime.as_secs()),
             serial: serial.unwrap_or_else(|| rand::rngs::OsRng.next_u64()),
         };
         match Ticket::issue(&self.signing, body) {
@@ -456,6 +484,9 @@ impl Service {
         })
         .await;
         match looked_up {
+            Ok(Ok((Some(account), false))) if !account.disabled && body.role == Role::Promoted => {
+                self.refresh_promoted(caller, &account, &body).await
+            }
             Ok(Ok((Some(account), false))) if !account.disabled => {
                 // The refreshed ticket inherits the serial, and with it any revocation of it.
                 match self.issue(&account, caller.node, Some(body.serial)) {
@@ -670,6 +701,25 @@ impl Service {
             "Supernode announcements accepted.",
             get(&m.announcements),
         );
+        for (name, help, value) in [
+            (
+                "switchboard_auth_promotions_total",
+                "Nominations accepted: promoted tickets issued.",
+                &m.promotions,
+            ),
+            (
+                "switchboard_auth_nominations_refused_total",
+                "Nominations refused (signature, revocation, caller, limits).",
+                &m.nominations_refused,
+            ),
+            (
+                "switchboard_auth_step_downs_total",
+                "Promoted nodes that stepped down (their tickets revoked).",
+                &m.step_downs,
+            ),
+        ] {
+            metric(&mut out, name, "counter", help, get(value));
+        }
         metric(
             &mut out,
             "switchboard_auth_malformed_total",

@@ -51,7 +51,42 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO revocations (kind, value, revoked_at)
         SELECT 'serial', CAST(serial AS TEXT), revoked_at FROM revoked_serials ORDER BY serial;
     DROP TABLE revoked_serials;",
+    // 3: promotions: which client node was promoted on whose nomination, and whether it
+    // stepped down. A node promoted again replaces its row.
+    "CREATE TABLE promotions (
+        node            TEXT    PRIMARY KEY,
+        username        TEXT    NOT NULL,
+        nominator       TEXT    NOT NULL,
+        addr            TEXT    NOT NULL,
+        capacity        INTEGER NOT NULL,
+        promoted_at     INTEGER NOT NULL,
+        expires_at      INTEGER NOT NULL,
+        serial          INTEGER NOT NULL,
+        stepped_down_at INTEGER
+    );
+    CREATE INDEX promotions_by_nominator ON promotions (nominator, promoted_at);",
 ];
+
+/// One promotion, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promotion {
+    /// The promoted client's node key.
+    pub node: NodeId,
+    /// Its account.
+    pub user: Username,
+    /// Who nominated it.
+    pub nominator: NodeId,
+    /// Where it serves.
+    pub addr: std::net::SocketAddr,
+    /// Its declared capacity.
+    pub capacity: u32,
+    /// When it was promoted.
+    pub promoted_at: UnixTime,
+    /// When its promoted ticket expires (moved on by refreshes).
+    pub expires_at: UnixTime,
+    /// Its promoted ticket's serial.
+    pub serial: u64,
+}
 
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -268,6 +303,94 @@ impl Store {
             )?;
         }
         Ok(())
+    }
+
+    /// Records a promotion (replacing an earlier one of the same node).
+    pub fn promote(&self, promotion: &Promotion) -> Result<(), StoreError> {
+        self.connection.execute(
+            "INSERT OR REPLACE INTO promotions
+                 (node, username, nominator, addr, capacity, promoted_at, expires_at, serial)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                promotion.node.to_string(),
+                promotion.user.as_str(),
+                promotion.nominator.to_string(),
+                promotion.addr.to_string(),
+                promotion.capacity,
+                to_sql(promotion.promoted_at),
+                to_sql(promotion.expires_at),
+                // SQLite integers are signed: the serial's bits are stored as they are.
+                i64::from_ne_bytes(promotion.serial.to_ne_bytes()),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Promotions active at `now`: not stepped down, ticket not expired.
+    pub fn active_promotions(&self, now: UnixTime) -> Result<u64, StoreError> {
+        let count: i64 = self.connection.query_row(
+            "SELECT COUNT(*) FROM promotions WHERE stepped_down_at IS NULL AND expires_at > ?1",
+            params![to_sql(now)],
+            |row| row.get(0),
+        )?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// Nominations by `nominator` accepted at or after `since`.
+    pub fn nominations_since(
+        &self,
+        nominator: &NodeId,
+        since: UnixTime,
+    ) -> Result<u64, StoreError> {
+        let count: i64 = self.connection.query_row(
+            "SELECT COUNT(*) FROM promotions WHERE nominator = ?1 AND promoted_at >= ?2",
+            params![nominator.to_string(), to_sql(since)],
+            |row| row.get(0),
+        )?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// Whether `node`'s promotion with ticket `serial` is active at `now` (a refresh of its
+    /// promoted ticket is granted only then).
+    pub fn promotion_active(
+        &self,
+        node: &NodeId,
+        serial: u64,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .connection
+            .query_row(
+                "SELECT 1 FROM promotions WHERE node = ?1 AND serial = ?2
+                     AND stepped_down_at IS NULL AND expires_at > ?3",
+                params![
+                    node.to_string(),
+                    i64::from_ne_bytes(serial.to_ne_bytes()),
+                    to_sql(now)
+                ],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Extends an active promotion's ticket expiry (a refresh).
+    pub fn extend_promotion(&self, node: &NodeId, expires_at: UnixTime) -> Result<(), StoreError> {
+        self.connection.execute(
+            "UPDATE promotions SET expires_at = ?2 WHERE node = ?1 AND stepped_down_at IS NULL",
+            params![node.to_string(), to_sql(expires_at)],
+        )?;
+        Ok(())
+    }
+
+    /// Records that `node` stepped down and revokes its promoted ticket's serial, so that
+    /// the ticket is refused everywhere from the next revocation poll on.
+    pub fn step_down(&self, node: &NodeId, serial: u64, now: UnixTime) -> Result<(), StoreError> {
+        self.connection.execute(
+            "UPDATE promotions SET stepped_down_at = ?2 WHERE node = ?1 AND stepped_down_at IS NULL",
+            params![node.to_string(), to_sql(now)],
+        )?;
+        self.revoke_serial(serial, now)
     }
 
     /// Whether a ticket is revoked: its account revoked at or after it was issued, its node

@@ -63,7 +63,7 @@ impl PeerPolicy {
     pub fn supernode(auth: TrustAnchor) -> Self {
         Self::Ticketed {
             auth,
-            roles: vec![Role::Supernode, Role::Mega],
+            roles: vec![Role::Supernode, Role::Mega, Role::Promoted],
             node: None,
         }
     }
@@ -73,7 +73,7 @@ impl PeerPolicy {
     pub fn overlay_peer(auth: TrustAnchor) -> Self {
         Self::Ticketed {
             auth,
-            roles: vec![Role::Supernode, Role::Mega],
+            roles: vec![Role::Supernode, Role::Mega, Role::Promoted],
             node: None,
         }
     }

@@ -265,7 +265,7 @@ impl<'de> Deserialize<'de> for Username {
 /// What an account may do (DESIGN.md section 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Role {
-    /// An ordinary user. Never serves: a promoted client gets a `supernode` ticket for that.
+    /// An ordinary user. Never serves: a promoted client gets a `promoted` ticket for that.
     User,
     /// An operator-run supernode.
     Supernode,
@@ -273,11 +273,26 @@ pub enum Role {
     Mega,
     /// An administrator (account management).
     Admin,
+    /// A client promoted into a supernode: a ticket role only, never an account's. The
+    /// auth-server issues it for the client's own node key on a nomination signed by the
+    /// client's home supernode ([`crate::nomination`]); it serves as an ordinary supernode,
+    /// and it is the one supernode role that the promotion policy may demote. Distinct from
+    /// `supernode` so that every node can tell an operator's supernode from a promoted one.
+    Promoted,
 }
 
 impl Role {
     /// Every role, in order.
-    pub const ALL: [Self; 4] = [Self::User, Self::Supernode, Self::Mega, Self::Admin];
+    pub const ALL: [Self; 5] = [
+        Self::User,
+        Self::Supernode,
+        Self::Mega,
+        Self::Admin,
+        Self::Promoted,
+    ];
+
+    /// The roles an account may have (`promoted` is only ever a ticket's).
+    pub const ACCOUNT: [Self; 4] = [Self::User, Self::Supernode, Self::Mega, Self::Admin];
 
     /// The lowercase name used in configs and on the command line.
     pub const fn as_str(self) -> &'static str {
@@ -286,17 +301,24 @@ impl Role {
             Self::Supernode => "supernode",
             Self::Mega => "mega",
             Self::Admin => "admin",
+            Self::Promoted => "promoted",
         }
     }
 
     /// Whether a ticket of this role may serve as a supernode of the given kind. A user's
-    /// ticket never does: a promoted client serves with a `supernode` ticket issued for its own
+    /// ticket never does: a promoted client serves with a `promoted` ticket issued for its own
     /// key on its home's nomination, so that no account can run a rogue supernode.
     pub const fn may_serve(self, mega: bool) -> bool {
         match (self, mega) {
-            (Self::Mega, _) | (Self::Supernode, false) => true,
-            (Self::User | Self::Admin, _) | (Self::Supernode, true) => false,
+            (Self::Mega, _) | (Self::Supernode | Self::Promoted, false) => true,
+            (Self::User | Self::Admin, _) | (Self::Supernode | Self::Promoted, true) => false,
         }
+    }
+
+    /// Whether a ticket of this role may nominate a client for promotion: operator
+    /// supernodes and megas only, so that a promoted node cannot promote others in a chain.
+    pub const fn may_nominate(self) -> bool {
+        matches!(self, Self::Supernode | Self::Mega)
     }
 }
 
@@ -308,7 +330,7 @@ impl fmt::Display for Role {
 
 /// An unknown role name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role {0:?} (expected user, supernode, mega or admin)")]
+#[error("unknown role {0:?} (expected user, supernode, mega, admin or promoted)")]
 pub struct ParseRoleError(pub String);
 
 impl FromStr for Role {

@@ -25,6 +25,7 @@ pub mod keys;
 pub mod limits;
 pub mod member;
 pub mod messages;
+pub mod nomination;
 pub mod record;
 pub mod ticket;
 pub mod version;
@@ -37,6 +38,7 @@ pub use codec::{
 };
 pub use ids::{AuthKey, NodeId, PeerAddr, Role, Signature, UnixTime, Username};
 pub use keys::{SecretKey, TrustAnchor};
+pub use nomination::{Nomination, NominationBody, NominationError};
 pub use record::{Record, RecordBody, RecordError};
 pub use ticket::{Ticket, TicketBody, TicketError};
 pub use version::{Hello, SoftwareVersion, VersionRange, Welcome, PROTOCOL_VERSION};

@@ -89,7 +89,7 @@ pub enum MemberError {
 /// Whether a ticket of `ticket` role may be a member of `member` role.
 fn role_allowed(ticket: Role, member: MemberRole) -> bool {
     match member {
-        MemberRole::Supernode => matches!(ticket, Role::Supernode | Role::Mega),
+        MemberRole::Supernode => matches!(ticket, Role::Supernode | Role::Mega | Role::Promoted),
         MemberRole::Mega | MemberRole::Standby => ticket == Role::Mega,
     }
 }

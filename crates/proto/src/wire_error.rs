@@ -60,6 +60,8 @@ pub enum LimitKind {
     InFlight,
     /// Sessions of one user at one supernode (devices times sessions per device).
     Sessions,
+    /// Promotions: nominations by one supernode per hour, or promoted nodes network-wide.
+    Promotions,
 }
 
 /// An error answer.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::bounded::{BoundedString, BoundedVec};
 use crate::ids::{AuthKey, NodeId, PeerAddr, UnixTime, Username};
 use crate::limits::{MAX_BOOTSTRAP, MAX_PASSWORD_LEN, MAX_REVOCATIONS_PAGE};
+use crate::nomination::Nomination;
 use crate::ticket::Ticket;
 use crate::version::{Hello, Welcome};
 use crate::wire_error::WireError;
@@ -133,6 +134,19 @@ pub enum AuthRequest {
         /// Where to resume.
         cursor: u64,
     },
+    /// A client exchanges its home's nomination for a `promoted` ticket for this connection's
+    /// TLS key, which must be the nominee's.
+    Nominated {
+        /// The nomination, signed by the client's home supernode.
+        nomination: Nomination,
+    },
+    /// A promoted node reports that it stepped down (demoted): its promoted tickets are
+    /// revoked and it counts no more against the limit of promoted nodes. The connection's
+    /// TLS key must be the ticket's.
+    StepDown {
+        /// Its promoted ticket.
+        ticket: Ticket,
+    },
 }
 
 /// What the auth-server answers.
@@ -164,6 +178,13 @@ pub enum AuthResponse {
     },
     /// A page of revocations.
     Revocations(RevocationPage),
+    /// The nomination was accepted: serve with this `promoted` ticket.
+    Promoted {
+        /// The ticket.
+        ticket: Ticket,
+    },
+    /// The step-down was recorded.
+    SteppedDown,
     /// The request failed.
     Error(WireError),
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::bounded::BoundedVec;
 use crate::ids::{NodeId, PeerAddr, Username};
 use crate::limits::{MAX_ALTERNATIVES, MAX_RECORDS_PER_USER, MAX_WATCH_BATCH};
+use crate::nomination::Nomination;
 use crate::record::Record;
 use crate::version::{Hello, Welcome};
 use crate::wire_error::WireError;
@@ -131,10 +132,14 @@ pub enum SupernodeMessage {
         /// Echo this on the client's existing connection.
         nonce: [u8; 16],
     },
-    /// Pushed: become a supernode and join the overlay through these members.
+    /// Pushed: become a supernode and join the overlay through these members. The client
+    /// takes the nomination to the auth-server for a `promoted` ticket first.
     Promote {
         /// Members to join through.
         seeds: BoundedVec<PeerAddr, MAX_ALTERNATIVES>,
+        /// The home's signed nomination (boxed: it carries a ticket, and this enum is
+        /// passed around by value).
+        nomination: Box<Nomination>,
     },
     /// Pushed: stop being a supernode (hand clients off, leave the overlay).
     Demote,

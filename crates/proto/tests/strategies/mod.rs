@@ -70,6 +70,44 @@ pub fn ticket() -> impl Strategy<Value = Ticket> {
         })
 }
 
+/// A nomination signed by a supernode key for its own (arbitrary) ticket.
+pub fn nomination() -> impl Strategy<Value = Nomination> {
+    (
+        any::<[u8; 32]>(),
+        any::<[u8; 32]>(),
+        any::<[u8; 32]>(),
+        username(),
+        socket_addr(),
+        any::<u32>(),
+        any::<u64>(),
+    )
+        .prop_map(|(auth, home, nominee, user, addr, capacity, issued)| {
+            let auth = SecretKey::from_seed(auth);
+            let home = SecretKey::from_seed(home);
+            let ticket = Ticket::issue(
+                &auth,
+                TicketBody {
+                    user: user.clone(),
+                    node: home.node_id(),
+                    role: Role::Supernode,
+                    issued_at: UnixTime(issued),
+                    expires_at: UnixTime(issued.saturating_add(60)),
+                    serial: 1,
+                },
+            )
+            .expect("a one-minute ticket is valid");
+            let body = NominationBody {
+                nominee: SecretKey::from_seed(nominee).node_id(),
+                user,
+                nominator: home.node_id(),
+                addr,
+                capacity,
+                issued_at: UnixTime(issued),
+            };
+            Nomination::sign(&home, ticket, body).expect("a supernode ticket may nominate")
+        })
+}
+
 pub fn record() -> impl Strategy<Value = Record> {
     (
         any::<[u8; 32]>(),
@@ -146,6 +184,7 @@ pub fn wire_error() -> impl Strategy<Value = WireError> {
         LimitKind::Devices,
         LimitKind::InFlight,
         LimitKind::Sessions,
+        LimitKind::Promotions,
     ]);
     prop_oneof![
         (any::<u32>(), bounded(peer_addr())).prop_map(|(retry_after_ms, alternatives)| {
@@ -217,7 +256,12 @@ pub fn supernode_message() -> impl Strategy<Value = SupernodeMessage> {
         (reason, bounded(peer_addr()))
             .prop_map(|(reason, targets)| SupernodeMessage::Redirect { reason, targets }),
         any::<[u8; 16]>().prop_map(|nonce| SupernodeMessage::DialBack { nonce }),
-        bounded(peer_addr()).prop_map(|seeds| SupernodeMessage::Promote { seeds }),
+        (bounded(peer_addr()), nomination()).prop_map(|(seeds, nomination)| {
+            SupernodeMessage::Promote {
+                seeds,
+                nomination: Box::new(nomination),
+            }
+        }),
         Just(SupernodeMessage::Demote),
         wire_error().prop_map(SupernodeMessage::Error),
         Just(SupernodeMessage::Goodbye),
@@ -274,6 +318,8 @@ pub fn auth_request() -> impl Strategy<Value = AuthRequest> {
             }
         ),
         any::<u64>().prop_map(|cursor| AuthRequest::FetchRevocations { cursor }),
+        nomination().prop_map(|nomination| AuthRequest::Nominated { nomination }),
+        ticket().prop_map(|ticket| AuthRequest::StepDown { ticket }),
     ]
 }
 
@@ -317,6 +363,8 @@ pub fn auth_response() -> impl Strategy<Value = AuthResponse> {
             peers,
         }),
         page.prop_map(AuthResponse::Revocations),
+        ticket().prop_map(|ticket| AuthResponse::Promoted { ticket }),
+        Just(AuthResponse::SteppedDown),
         wire_error().prop_map(AuthResponse::Error),
     ]
 }
