@@ -10,3 +10,4 @@
 
 pub mod login;
 pub mod profile;
+pub mod promotion;

@@ -123,6 +123,28 @@ impl Profile {
         Ok(keyfile::load_or_create(&self.dir.join(KEY_FILE))?)
     }
 
+    /// Stores `key` as this profile's node key (a promoted role's profile takes its client's
+    /// key, so that it serves as the same node).
+    pub fn save_node_key(&self, key: &SecretKey) -> Result<(), ProfileError> {
+        let path = self.dir.join(KEY_FILE);
+        let der = key.to_pkcs8_der().map_err(|e| ProfileError::Invalid {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(keyfile::write_private(&path, &der)?)
+    }
+
+    /// Forgets the ticket (a promoted role that stepped down).
+    pub fn forget_ticket(&self) -> Result<(), ProfileError> {
+        match std::fs::remove_file(self.dir.join(TICKET_FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ProfileError::Directory {
+                path: self.dir.clone(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Saves `profile.toml`.
     pub fn save_settings(&self, settings: &Settings) -> Result<(), ProfileError> {
         let path = self.dir.join(PROFILE_FILE);

@@ -145,8 +145,15 @@ pub enum UserCommand {
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {
-    text.parse()
-        .map_err(|e: switchboard_proto::ids::ParseRoleError| e.to_string())
+    let role: Role = text
+        .parse()
+        .map_err(|e: switchboard_proto::ids::ParseRoleError| e.to_string())?;
+    if !Role::ACCOUNT.contains(&role) {
+        return Err(format!(
+            "{role} is a ticket's role, never an account's: a client is promoted on its home's nomination"
+        ));
+    }
+    Ok(role)
 }
 
 /// Runs a parsed command line and returns the process's exit code.

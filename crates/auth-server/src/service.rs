@@ -563,7 +563,7 @@ impl Service {
         clients: u32,
     ) -> AuthResponse {
         let roles: &[Role] = match mode {
-            ServiceMode::Normal => &[Role::Supernode, Role::Mega],
+            ServiceMode::Normal => &[Role::Supernode, Role::Mega, Role::Promoted],
             ServiceMode::Mega | ServiceMode::MegaStandby => &[Role::Mega],
         };
         let ticket = match self.require(caller, roles) {
@@ -607,7 +607,10 @@ impl Service {
     }
 
     async fn revocations(self: &Arc<Self>, caller: &Caller, cursor: u64) -> AuthResponse {
-        if let Err(e) = self.require(caller, &[Role::Supernode, Role::Mega, Role::Admin]) {
+        if let Err(e) = self.require(
+            caller,
+            &[Role::Supernode, Role::Mega, Role::Promoted, Role::Admin],
+        ) {
             return AuthResponse::Error(e);
         }
         let service = Arc::clone(self);

@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod online;
+pub mod promotable;
 pub mod query;
 pub mod session;
 
@@ -86,9 +87,21 @@ pub enum Command {
         /// UDP address for direct connections from peers.
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
-        /// Offer to become a supernode when the overlay needs capacity.
+        /// Offer to become a supernode when the overlay needs capacity: the home dials back
+        /// the --serve address and, when the overlay runs hot, nominates this client, which
+        /// then serves as a supernode in this same process.
         #[arg(long)]
         promotable: bool,
+        /// With --promotable: how many clients this device could serve.
+        #[arg(long, value_name = "N", default_value_t = 100, requires = "promotable")]
+        capacity: u32,
+        /// With --promotable: the UDP address to serve on once promoted (port 0: any; default:
+        /// --listen's address with any port).
+        #[arg(long, value_name = "ADDR", requires = "promotable")]
+        serve: Option<std::net::SocketAddr>,
+        /// With --promotable: a supernode configuration file for the promoted role's tuning.
+        #[arg(long, value_name = "FILE", requires = "promotable")]
+        serve_config: Option<PathBuf>,
     },
     /// Print the verified records of NAME's online devices.
     Lookup {
@@ -119,8 +132,15 @@ pub enum Command {
     },
 }
 
-/// Runs a parsed command line and returns the process's exit code.
+/// Runs a parsed command line and returns the process's exit code. `client online
+/// --promotable` needs a way to host the supernode role: see [`run_hosting`].
 pub fn run(cli: Cli) -> ExitCode {
+    run_hosting(cli, None)
+}
+
+/// Runs a parsed command line; `host` starts the supernode role when this client is
+/// promoted (the `client` binary passes the supernode crate's).
+pub fn run_hosting(cli: Cli, host: Option<promotable::HostRole>) -> ExitCode {
     let json = cli.json;
     let file = match &cli.config {
         Some(path) => match config::FileConfig::load(path) {
@@ -129,7 +149,7 @@ pub fn run(cli: Cli) -> ExitCode {
         },
         None => config::FileConfig::default(),
     };
-    match run_with(cli.command, &file, json) {
+    match run_with(cli.command, &file, json, host) {
         Ok(code) => code,
         Err(missing) => fail(
             EXIT_USAGE,
@@ -154,6 +174,7 @@ fn run_with(
     command: Command,
     file: &config::FileConfig,
     json: bool,
+    host: Option<promotable::HostRole>,
 ) -> Result<ExitCode, &'static str> {
     let profile_of = |flag: Option<PathBuf>| pick(flag, &file.profile, "profile");
     Ok(match command {
@@ -186,10 +207,19 @@ fn run_with(
         Command::Online {
             profile,
             listen,
-            promotable: _,
+            promotable,
+            capacity,
+            serve,
+            serve_config,
         } => {
             let listen = listen.or_else(|| file.listen.clone());
-            online_command(&profile_of(profile)?, listen.as_deref())
+            let promotable = promotable.then_some(PromotableArgs {
+                capacity,
+                serve,
+                config: serve_config,
+                host,
+            });
+            online_command(&profile_of(profile)?, listen.as_deref(), promotable)
         }
         Command::Lookup { name, profile } => lookup_command(&profile_of(profile)?, &name, json),
         Command::Send {
@@ -217,11 +247,45 @@ fn session_failure(e: &session::SessionError) -> ExitCode {
     }
 }
 
-fn online_command(profile: &std::path::Path, listen: Option<&str>) -> ExitCode {
+/// `--promotable` and its companions, before they are checked.
+struct PromotableArgs {
+    capacity: u32,
+    serve: Option<std::net::SocketAddr>,
+    config: Option<PathBuf>,
+    host: Option<promotable::HostRole>,
+}
+
+fn online_command(
+    profile: &std::path::Path,
+    listen: Option<&str>,
+    promotable: Option<PromotableArgs>,
+) -> ExitCode {
     let listen: std::net::SocketAddr = match listen.unwrap_or("0.0.0.0:0").parse() {
         Ok(addr) => addr,
         Err(e) => return fail(EXIT_USAGE, format!("--listen: {e}")),
     };
+    let promotable =
+        match promotable {
+            None => None,
+            Some(PromotableArgs { host: None, .. }) => return fail(
+                EXIT_USAGE,
+                "--promotable: this build cannot host the supernode role (use the `client` binary)",
+            ),
+            Some(PromotableArgs { capacity: 0, .. }) => {
+                return fail(EXIT_USAGE, "--capacity must be at least 1")
+            }
+            Some(PromotableArgs {
+                capacity,
+                serve,
+                config,
+                host: Some(host),
+            }) => Some(promotable::Promotable {
+                capacity,
+                serve: serve.unwrap_or_else(|| std::net::SocketAddr::new(listen.ip(), 0)),
+                config,
+                host,
+            }),
+        };
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(code) => return code,
@@ -230,6 +294,7 @@ fn online_command(profile: &std::path::Path, listen: Option<&str>) -> ExitCode {
     match runtime.block_on(online::run(
         profile,
         listen,
+        promotable,
         switchboard_net::shutdown::signal(),
     )) {
         Ok(()) => ExitCode::SUCCESS,

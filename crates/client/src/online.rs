@@ -26,6 +26,7 @@ use switchboard_proto::{BoundedVec, NodeId, Record, RecordBody};
 use tokio::sync::mpsc;
 
 use crate::profile::Profile;
+use crate::promotable::{Promotable, Promotion};
 use crate::session::{self, Context, Session, SessionError};
 
 /// Lease (record TTL) asked for: a killed client vanishes from lookups within a minute.
@@ -65,6 +66,7 @@ const TICKET_CHECK: Duration = Duration::from_secs(60);
 pub async fn run(
     profile: Profile,
     listen: SocketAddr,
+    promotable: Option<Promotable>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), OnlineError> {
     // One endpoint for everything: direct connections in, supernode sessions out.
@@ -99,6 +101,19 @@ pub async fn run(
         })?;
     let mut context = Context::load(profile, Some(listener.endpoint().clone()))?;
     eprintln!("listening for peers on {local}");
+    let started = tokio::time::Instant::now();
+    let (mut promotion, mut role_events) = match promotable {
+        Some(settings) => {
+            let serve = settings.serve;
+            let (promotion, events) =
+                Promotion::start(settings, &context).map_err(|source| OnlineError::Listen {
+                    addr: serve,
+                    source,
+                })?;
+            (Some(promotion), Some(events))
+        }
+        None => (None, None),
+    };
 
     let listener = std::sync::Arc::new(listener);
     let inbox = tokio::spawn(serve_direct(std::sync::Arc::clone(&listener)));
@@ -131,10 +146,18 @@ pub async fn run(
         let delay = match opened {
             Ok(mut session) => {
                 backoff.succeeded();
+                if let Some(promotion) = promotion.as_mut() {
+                    promotion.new_session();
+                }
+                let mut promoting = Promoting {
+                    promotion: promotion.as_mut(),
+                    events: role_events.as_mut(),
+                    started,
+                };
                 let ended = tokio::select! {
                     biased;
                     () = &mut shutdown => Ended::Shutdown,
-                    ended = stay(&context, &mut session, local, &mut seq) => ended,
+                    ended = stay(&context, &mut session, local, &mut seq, &mut promoting) => ended,
                 };
                 match ended {
                     Ended::Shutdown => {
@@ -195,6 +218,17 @@ pub async fn run(
         }
     };
     inbox.abort();
+    // A hosted supernode role drains on the same shutdown signal: let it finish.
+    if let (Some(promotion), Some(events)) = (promotion.as_ref(), role_events.as_mut()) {
+        if promotion.serving() {
+            if let Ok(Some(outcome)) = tokio::time::timeout(ROLE_DRAIN, events.recv()).await {
+                match outcome {
+                    Ok(line) => eprintln!("{line}"),
+                    Err(e) => eprintln!("the supernode role failed: {e}"),
+                }
+            }
+        }
+    }
     context
         .dialer
         .endpoint()
@@ -246,8 +280,38 @@ fn published(session: &Session, local: SocketAddr) -> SocketAddr {
     }
 }
 
+/// How long `client online` waits at shutdown for a hosted supernode role to drain (the
+/// supernode's default drain deadline, and a little).
+const ROLE_DRAIN: Duration = Duration::from_secs(12);
+
+/// The promotion state a session works with (none without `--promotable`).
+struct Promoting<'a> {
+    promotion: Option<&'a mut Promotion>,
+    events: Option<&'a mut mpsc::Receiver<Result<String, String>>>,
+    started: tokio::time::Instant,
+}
+
+/// The next end of the hosted role, or never.
+async fn role_end(
+    events: &mut Option<&mut mpsc::Receiver<Result<String, String>>>,
+) -> Result<String, String> {
+    match events {
+        Some(events) => match events.recv().await {
+            Some(outcome) => outcome,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
 /// Registers and keeps the registration alive until the session ends.
-async fn stay(context: &Context, session: &mut Session, local: SocketAddr, seq: &mut u64) -> Ended {
+async fn stay(
+    context: &Context,
+    session: &mut Session,
+    local: SocketAddr,
+    seq: &mut u64,
+    promoting: &mut Promoting<'_>,
+) -> Ended {
     let endpoint = published(session, local);
     *seq += 1;
     let lease = match register(context, session, endpoint, *seq).await {
@@ -275,12 +339,25 @@ async fn stay(context: &Context, session: &mut Session, local: SocketAddr, seq: 
     };
     let ticket_check = tokio::time::sleep_until(next_check());
     tokio::pin!(ticket_check);
+    if let Some(promotion) = promoting.promotion.as_deref_mut() {
+        promotion
+            .offer(session, endpoint.ip(), promoting.started.elapsed())
+            .await;
+    }
     let ended = loop {
         tokio::select! {
             _ = period.tick() => {
                 *seq += 1;
                 if let Err(e) = register(context, session, endpoint, *seq).await {
                     break Ended::Lost(e.to_string());
+                }
+                if let Some(promotion) = promoting.promotion.as_deref_mut() {
+                    promotion.offer(session, endpoint.ip(), promoting.started.elapsed()).await;
+                }
+            }
+            outcome = role_end(&mut promoting.events) => {
+                if let Some(promotion) = promoting.promotion.as_deref_mut() {
+                    promotion.role_ended(outcome, context);
                 }
             }
             () = &mut ticket_check => {
@@ -293,6 +370,12 @@ async fn stay(context: &Context, session: &mut Session, local: SocketAddr, seq: 
                 Some(SupernodeMessage::Redirect { targets, .. }) => {
                     let _ = session::merge_alternatives(&context.profile, &targets);
                     break Ended::Redirected;
+                }
+                Some(SupernodeMessage::Promote { seeds, nomination }) => {
+                    if let Some(promotion) = promoting.promotion.as_deref_mut() {
+                        let seeds = seeds.iter().copied().collect();
+                        promotion.promote(context, seeds, *nomination, endpoint.ip()).await;
+                    }
                 }
                 Some(SupernodeMessage::Presence(event)) => {
                     eprintln!("{} is {}", event.user, if event.online { "online" } else { "offline" });

@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use rand::seq::SliceRandom;
 use rand::Rng;
 
 use switchboard_net::config::Role as TransportRole;
@@ -208,7 +209,12 @@ pub fn candidates(hosts: &[Host], avoid: Option<NodeId>, rng: &mut impl Rng) -> 
     ordered
 }
 
-/// Reaches a supernode from the host cache and opens a session.
+/// Supernodes one `open` tries at most: the host cache's (at most 200) and the alternatives
+/// `Busy` answers name. A bound on how long one attempt takes before the caller backs off.
+pub const MAX_TRIES_PER_OPEN: usize = 32;
+
+/// Reaches a supernode from the host cache and opens a session; the alternatives a `Busy`
+/// supernode names are tried next in the same pass.
 pub async fn open(context: &Context, avoid: Option<NodeId>) -> Result<Session, SessionError> {
     let hosts = context.profile.hosts()?;
     if !hosts.iter().any(|host| host.peer().is_some()) {
@@ -217,9 +223,15 @@ pub async fn open(context: &Context, avoid: Option<NodeId>) -> Result<Session, S
     let mut retry_after: Option<Duration> = None;
     let mut limited: Option<WireError> = None;
     let mut tried = 0;
-    let order = candidates(&hosts, avoid, &mut rand::thread_rng());
-    for host in order {
+    let mut order: std::collections::VecDeque<Host> =
+        candidates(&hosts, avoid, &mut rand::thread_rng()).into();
+    let mut queued: std::collections::HashSet<String> =
+        order.iter().map(|h| h.node.clone()).collect();
+    while let Some(host) = order.pop_front() {
         let Some(peer) = host.peer() else { continue };
+        if tried >= MAX_TRIES_PER_OPEN {
+            break;
+        }
         tried += 1;
         let connection = match context
             .dialer
@@ -267,6 +279,25 @@ pub async fn open(context: &Context, avoid: Option<NodeId>) -> Result<Session, S
                 retry_after = Some(retry_after.map_or(wait, |r| r.max(wait)));
                 tracing::debug!(host = %peer.addr, "busy, retry after {wait:?}");
                 merge_alternatives(&context.profile, &alternatives)?;
+                // The less-loaded supernodes it names are tried next, in this same pass (in a
+                // random order, so that the clients it turned away do not all take the first):
+                // a host cache that does not list them yet (a new or promoted supernode) would
+                // otherwise send the client back to the full ones after a back-off.
+                let mut fresh: Vec<Host> = alternatives
+                    .iter()
+                    .filter(|p| queued.insert(p.node.to_string()))
+                    .map(|p| Host {
+                        node: p.node.to_string(),
+                        addr: p.addr,
+                        mode: "normal".to_owned(),
+                        load_permille: 500,
+                        last_success: None,
+                    })
+                    .collect();
+                fresh.shuffle(&mut rand::thread_rng());
+                for host in fresh.into_iter().rev() {
+                    order.push_front(host);
+                }
             }
             Ok(Ok(Some(SupernodeMessage::Error(e @ WireError::Unauthorized { .. })))) => {
                 return Err(SessionError::Unauthorized(e))

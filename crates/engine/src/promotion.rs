@@ -207,8 +207,17 @@ impl Nominator {
 
     /// Candidates whose dial-back should start now; each is marked as being checked.
     pub fn poll_dial_backs(&mut self) -> Vec<NodeId> {
+        self.poll_dial_backs_up_to(usize::MAX)
+    }
+
+    /// At most `limit` candidates whose dial-back should start now (the driver bounds the
+    /// dial-backs running at once); each is marked as being checked.
+    pub fn poll_dial_backs_up_to(&mut self, limit: usize) -> Vec<NodeId> {
         let mut due = Vec::new();
         for (node, candidate) in &mut self.candidates {
+            if due.len() >= limit {
+                break;
+            }
             if candidate.reach == Reach::Unchecked {
                 candidate.reach = Reach::Checking;
                 due.push(*node);
@@ -236,6 +245,11 @@ impl Nominator {
     /// `node` is no longer this home's client (its session ended): it is no candidate.
     pub fn withdraw(&mut self, node: &NodeId) {
         self.candidates.remove(node);
+    }
+
+    /// The nominee waiting to show up in the membership, if any.
+    pub fn pending(&self) -> Option<NodeId> {
+        self.pending.map(|(node, _)| node)
     }
 
     /// `node` showed up in the membership: its promotion worked.

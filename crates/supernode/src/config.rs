@@ -123,6 +123,30 @@ pub struct FileConfig {
     /// Seconds the overlay must be healthy before an active standby returns. Default 60; at
     /// least 1.
     pub standby_healthy_secs: Option<u64>,
+    /// Whether this supernode nominates promotable clients when the overlay needs capacity.
+    /// Default true (operator supernodes and megas only; a promoted one never nominates).
+    pub nominate: Option<bool>,
+    /// Nominate when the overlay's utilization reaches this many per mille. Default 800; 1 to
+    /// 1000.
+    pub promote_high_water_permille: Option<u32>,
+    /// A promoted supernode steps down below this utilization (per mille). Default 400; below
+    /// `promote_high_water_permille`.
+    pub promote_low_water_permille: Option<u32>,
+    /// Also nominate while there are fewer supernodes than one per this many clients. Default
+    /// 0 (off).
+    pub promote_clients_per_supernode: Option<u32>,
+    /// Seconds a client must have been in session here to be nominated. Default 60.
+    pub promote_min_session_secs: Option<u64>,
+    /// Seconds a promoted supernode serves before it may step down. Default 300.
+    pub promote_min_in_role_secs: Option<u64>,
+    /// Seconds between two nominations by this supernode. Default 10; at least 1.
+    pub promote_cooldown_secs: Option<u64>,
+    /// Seconds a nominee has to join the overlay. Default 30; at least 1.
+    pub promote_join_deadline_secs: Option<u64>,
+    /// Seconds before the same client may be nominated again. Default 600.
+    pub promote_renominate_after_secs: Option<u64>,
+    /// Largest capacity a promotable client may declare. Default 1000; at least 1.
+    pub promote_max_capacity: Option<u32>,
 }
 
 /// How the supernode serves.
@@ -177,6 +201,8 @@ pub struct Config {
     pub drain_deadline: Duration,
     /// When a standby mega steps in and back.
     pub standby: StandbyConfig,
+    /// Promotion of clients and demotion of promoted supernodes.
+    pub promotion: crate::promotion::PromotionSettings,
     /// Values accepted below their production minimum; logged once at start-up.
     pub warnings: Vec<BelowMinimum>,
 }
@@ -208,6 +234,7 @@ impl FileConfig {
     /// Validates into a [`Config`]; `source_name` names the file in errors.
     pub fn validate(self, source_name: &str) -> Result<Config, ConfigError> {
         let standby = self.standby_policy(source_name)?;
+        let promotion = crate::promotion::PromotionSettings::from_file(&self, source_name)?;
         let invalid = |key, problem: String| ConfigError::Invalid {
             source_name: source_name.to_owned(),
             key,
@@ -411,6 +438,7 @@ impl FileConfig {
             revocation_poll: Duration::from_secs(revocation_poll),
             drain_deadline: Duration::from_secs(drain_deadline),
             standby,
+            promotion,
             warnings,
         })
     }

@@ -11,6 +11,8 @@
 pub mod auth_link;
 pub mod config;
 pub mod overlay_link;
+pub mod promoted;
+pub mod promotion;
 pub mod server;
 pub mod session;
 pub mod standby;

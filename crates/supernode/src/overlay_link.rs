@@ -149,7 +149,7 @@ impl OverlayLink {
 
 /// Whether a peer's ticket lets it speak the overlay.
 pub fn is_peer_role(role: Role) -> bool {
-    matches!(role, Role::Supernode | Role::Mega)
+    matches!(role, Role::Supernode | Role::Mega | Role::Promoted)
 }
 
 /// The driver: timers, then whatever the overlay wants sent.

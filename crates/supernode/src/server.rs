@@ -147,6 +147,16 @@ pub struct Shared {
     draining: AtomicBool,
     /// Counters.
     pub metrics: Metrics,
+    /// This supernode's node key (nominations and dial-backs are signed with it).
+    pub key: SecretKey,
+    /// The role of this supernode's own ticket (`promoted` on a promoted client).
+    pub own_role: switchboard_proto::Role,
+    /// Promotion offers, nominations and, on a promoted supernode, its demotion policy.
+    pub promotions: Mutex<crate::promotion::Promotions>,
+    /// Promotion counters.
+    pub promotion_metrics: crate::promotion::PromotionMetrics,
+    /// Whether it stopped because it stepped down (a promoted supernode).
+    demoted: AtomicBool,
     /// The listener's handshake gate counters (Retries, refusals by cap and by source).
     pub gate: Arc<GateStats>,
 }
@@ -191,6 +201,17 @@ impl Shared {
             crate::config::Mode::MegaStandby if self.admits_clients() => ServiceMode::Mega,
             crate::config::Mode::MegaStandby => ServiceMode::MegaStandby,
         }
+    }
+
+    /// A promoted supernode steps down: drain with `Redirect { Demoted }` and stop.
+    pub fn stop_demoted(&self) {
+        self.demoted.store(true, Ordering::Release);
+        self.stop.notify_one();
+    }
+
+    /// Whether the server stopped because it stepped down.
+    pub fn was_demoted(&self) -> bool {
+        self.demoted.load(Ordering::Acquire)
     }
 
     /// Drains and stops the server: its own ticket is revoked.
@@ -411,6 +432,7 @@ impl Shared {
             get(&m.mega_returns_total),
         );
         self.render_overlay_metrics(&mut out);
+        crate::promotion::render_metrics(self, &mut out);
         out
     }
 
@@ -649,6 +671,15 @@ impl Server {
             next_session: AtomicU64::new(1),
             draining: AtomicBool::new(false),
             metrics: Metrics::default(),
+            key: key.clone(),
+            own_role: ticket.body_unverified().role,
+            promotions: Mutex::new(crate::promotion::Promotions::new(
+                &config.promotion,
+                ticket.body_unverified().role,
+                Time::ZERO,
+            )),
+            promotion_metrics: crate::promotion::PromotionMetrics::default(),
+            demoted: AtomicBool::new(false),
             gate: listener.stats(),
             config,
         });
@@ -747,12 +778,23 @@ async fn drain(shared: &Arc<Shared>, listener: &Listener) {
     shared.overlay.with(|o| o.leave(now));
     listener.endpoint().set_server_config(None);
     let sessions: Vec<SessionHandle> = lock(&shared.sessions).values().flatten().cloned().collect();
-    tracing::info!(clients = sessions.len(), "draining: redirecting clients");
+    let reason = if shared.was_demoted() {
+        RedirectReason::Demoted
+    } else {
+        RedirectReason::Draining
+    };
+    tracing::info!(
+        clients = sessions.len(),
+        ?reason,
+        "draining: redirecting clients"
+    );
     let targets = shared.alternatives();
-    for (batch, pause) in redirect_plan(sessions.len(), &mut rand::thread_rng()) {
+    // The plan is drawn before the loop: the thread's RNG must not live across an await.
+    let plan = redirect_plan(sessions.len(), &mut rand::thread_rng());
+    for (batch, pause) in plan {
         for session in sessions.get(batch).unwrap_or_default() {
             let redirect = SupernodeMessage::Redirect {
-                reason: RedirectReason::Draining,
+                reason,
                 targets: targets.clone(),
             };
             if session.push.try_send(redirect).is_ok() {
@@ -813,6 +855,7 @@ async fn timer(shared: Arc<Shared>) {
         if shared.config.mode == crate::config::Mode::MegaStandby {
             crate::standby::tick(&shared, now);
         }
+        crate::promotion::tick(&shared, now);
         let unix = switchboard_net::now_unix();
         shared.close_expired(unix);
         crate::overlay_link::close_expired_peers(&shared, unix);

@@ -184,6 +184,9 @@ async fn serve(shared: Arc<Shared>, connection: PeerConnection) {
         return;
     }
     tracing::debug!(user = %ticket.user, version = %hello.software, "session open");
+    // When this session began, for the promotion's minimum time in session (measured here,
+    // not taken from the client's word).
+    let opened = shared.now();
 
     let (push_tx, push_rx) = mpsc::channel(PUSH_QUEUE);
     let pusher = tokio::spawn(push_writer(connection.connection.clone(), push_rx));
@@ -227,10 +230,15 @@ async fn serve(shared: Arc<Shared>, connection: PeerConnection) {
                 break;
             }
         };
-        let answer = match handle(&shared, node, &ticket, request) {
-            Step::Answer(answer) => answer,
-            Step::Lookup(user) => remote_lookup(&shared, user).await,
-            Step::End => break,
+        let answer = match request {
+            ClientMessage::OfferPromotion { addr, capacity, .. } => {
+                crate::promotion::offer(&shared, node, &ticket, opened, addr, capacity)
+            }
+            request => match handle(&shared, node, &ticket, request) {
+                Step::Answer(answer) => answer,
+                Step::Lookup(user) => remote_lookup(&shared, user).await,
+                Step::End => break,
+            },
         };
         if write_frame(&mut send, &answer).await.is_err() {
             break;
@@ -256,6 +264,9 @@ async fn serve(shared: Arc<Shared>, connection: PeerConnection) {
         }
         (unwatched, last)
     };
+    if last {
+        crate::promotion::session_ended(&shared, &node);
+    }
     if !unwatched.is_empty() {
         shared
             .overlay
@@ -573,9 +584,11 @@ fn handle(shared: &Shared, node: NodeId, ticket: &TicketBody, request: ClientMes
                 watching: u32::try_from(watching).unwrap_or(u32::MAX),
             }
         }
+        // Offers are answered by the session loop (they need the session's start); the
+        // dial-back proves reachability by the handshake itself, so no echo is expected.
         ClientMessage::OfferPromotion { .. } | ClientMessage::DialBackEcho { .. } => {
             SupernodeMessage::Error(WireError::unsupported(
-                "promotion is not offered by this supernode yet",
+                "unexpected promotion message on this session",
             ))
         }
         // Leaving ends the session, not the lease: a one-shot command run from the profile of

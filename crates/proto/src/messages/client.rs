@@ -143,6 +143,8 @@ pub enum SupernodeMessage {
     },
     /// Pushed: stop being a supernode (hand clients off, leave the overlay).
     Demote,
+    /// The `OfferPromotion` is recorded; a dial-back to the offered address follows.
+    OfferTaken,
     /// A request failed.
     Error(WireError),
     /// The supernode is closing this connection; no answer.

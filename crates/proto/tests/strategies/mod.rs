@@ -263,6 +263,7 @@ pub fn supernode_message() -> impl Strategy<Value = SupernodeMessage> {
             }
         }),
         Just(SupernodeMessage::Demote),
+        Just(SupernodeMessage::OfferTaken),
         wire_error().prop_map(SupernodeMessage::Error),
         Just(SupernodeMessage::Goodbye),
     ]
