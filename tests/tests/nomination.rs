@@ -252,3 +252,63 @@ fn promoted_is_never_an_accounts_role() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_client_with_a_user_ticket_is_refused_as_a_supernode_at_the_tls_layer() {
+    let network = Network::with(
+        &[("sn1", "supernode"), ("mallory", "user"), ("bob", "user")],
+        "",
+    );
+    let _sn1 = network.supernode("sn1", &[]);
+    let mallory = network.login("mallory");
+    let bob = network.login("bob");
+    // Mallory runs a promotable client: its responder speaks the directory's ALPN with her
+    // user ticket, the closest a user's client comes to a supernode. Bob's host cache names
+    // only that address, as if she were one (a planted bootstrap entry, a forged alternative).
+    let mut rogue = common::Running::start(&[
+        "online",
+        "--profile",
+        mallory.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--promotable",
+        "--serve",
+        "127.0.0.1:0",
+    ]);
+    let line = rogue.expect(
+        "offered as a supernode at ",
+        std::time::Duration::from_secs(30),
+    );
+    let addr: std::net::SocketAddr = line
+        .trim_start_matches("offered as a supernode at ")
+        .trim()
+        .parse()
+        .unwrap();
+    Profile::new(&bob)
+        .save_hosts(vec![switchboard_account::profile::Host {
+            node: Profile::new(&mallory)
+                .node_key()
+                .unwrap()
+                .node_id()
+                .to_string(),
+            addr,
+            mode: "normal".to_owned(),
+            load_permille: 0,
+            last_success: None,
+        }])
+        .unwrap();
+    let out = Binary::Client
+        .command(&["lookup", "sn1", "--profile", bob.to_str().unwrap()])
+        .unwrap()
+        .env("RUST_LOG", "switchboard_client=debug")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a lookup through a user's client succeeded"
+    );
+    // Refused by bob's verifier in the handshake, for the role.
+    assert!(err.contains("role user is not allowed here"), "{err}");
+    assert!(err.contains("no supernode admitted this client"), "{err}");
+}

@@ -304,9 +304,22 @@ pub struct Running {
 
 impl Running {
     pub fn start(args: &[&str]) -> Self {
-        let mut child = Binary::Client
-            .command(args)
-            .unwrap()
+        Self::spawn(Binary::Client.command(args).unwrap())
+    }
+
+    /// Runs `client ARGS` inside network namespace `netns` (`ip netns exec`).
+    #[allow(dead_code)]
+    pub fn start_in(netns: &str, args: &[&str]) -> Self {
+        let mut command = std::process::Command::new("ip");
+        command
+            .args(["netns", "exec", netns])
+            .arg(Binary::Client.path().unwrap())
+            .args(args);
+        Self::spawn(command)
+    }
+
+    fn spawn(mut command: std::process::Command) -> Self {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
