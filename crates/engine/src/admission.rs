@@ -91,6 +91,9 @@ pub struct Admission {
     clients: usize,
     handshakes: TokenBucket,
     requests: TokenBucket,
+    /// Requests admitted and refused as over the budget so far (for shedding).
+    admitted: u64,
+    refused: u64,
 }
 
 impl Admission {
@@ -101,6 +104,8 @@ impl Admission {
             clients: 0,
             handshakes: TokenBucket::new(now, config.handshakes_per_sec, config.handshake_burst),
             requests: TokenBucket::new(now, config.requests_per_sec, config.request_burst),
+            admitted: 0,
+            refused: 0,
         }
     }
 
@@ -155,9 +160,18 @@ impl Admission {
                 .refresh_reserve
                 .saturating_add(self.config.lookup_reserve),
         };
-        self.requests
-            .take_keeping(now, reserve)
-            .map_err(Refused::Overloaded)
+        let taken = self.requests.take_keeping(now, reserve);
+        if taken.is_ok() {
+            self.admitted = self.admitted.saturating_add(1);
+        } else {
+            self.refused = self.refused.saturating_add(1);
+        }
+        taken.map_err(Refused::Overloaded)
+    }
+
+    /// Requests admitted and refused as over the budget since the start (running totals).
+    pub fn request_totals(&self) -> (u64, u64) {
+        (self.admitted, self.refused)
     }
 }
 

@@ -147,6 +147,16 @@ pub struct FileConfig {
     pub promote_renominate_after_secs: Option<u64>,
     /// Largest capacity a promotable client may declare. Default 1000; at least 1.
     pub promote_max_capacity: Option<u32>,
+    /// While shedding (requests refused for the budget), presence events wait this many
+    /// milliseconds and go out in one batch per user. Default 2000; at least 1.
+    pub shed_presence_delay_ms: Option<u64>,
+    /// Requests refused (per mille) that count as sustained overload. Default 100; 1 to 1000.
+    pub overload_handoff_permille: Option<u32>,
+    /// Seconds the overload must last before clients are handed off, and between rounds.
+    /// Default 10; at least 1.
+    pub overload_handoff_secs: Option<u64>,
+    /// Share of clients (per mille) redirected per handoff round. Default 100; 1 to 1000.
+    pub overload_handoff_share_permille: Option<u32>,
 }
 
 /// How the supernode serves.
@@ -203,6 +213,8 @@ pub struct Config {
     pub standby: StandbyConfig,
     /// Promotion of clients and demotion of promoted supernodes.
     pub promotion: crate::promotion::PromotionSettings,
+    /// Feature shedding and handoff under overload.
+    pub shedding: switchboard_engine::ShedConfig,
     /// Values accepted below their production minimum; logged once at start-up.
     pub warnings: Vec<BelowMinimum>,
 }
@@ -235,6 +247,7 @@ impl FileConfig {
     pub fn validate(self, source_name: &str) -> Result<Config, ConfigError> {
         let standby = self.standby_policy(source_name)?;
         let promotion = crate::promotion::PromotionSettings::from_file(&self, source_name)?;
+        let shedding = crate::shedding::settings(&self, source_name)?;
         let invalid = |key, problem: String| ConfigError::Invalid {
             source_name: source_name.to_owned(),
             key,
@@ -439,6 +452,7 @@ impl FileConfig {
             drain_deadline: Duration::from_secs(drain_deadline),
             standby,
             promotion,
+            shedding,
             warnings,
         })
     }

@@ -15,6 +15,7 @@ pub mod promoted;
 pub mod promotion;
 pub mod server;
 pub mod session;
+pub mod shedding;
 pub mod standby;
 
 use std::path::PathBuf;

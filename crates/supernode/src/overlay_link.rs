@@ -22,7 +22,7 @@ use switchboard_engine::overlay::{LookupId, LookupsFull, Overlay, OverlayOutput}
 use switchboard_net::framed::{read_frame, write_frame};
 use switchboard_net::{now_unix, CloseCode, Dialer};
 use switchboard_proto::limits::MAX_FRAME_LEN;
-use switchboard_proto::messages::{OverlayMessage, SupernodeMessage};
+use switchboard_proto::messages::OverlayMessage;
 use switchboard_proto::{NodeId, PeerAddr, Record, Role, TrustAnchor, Username};
 use tokio::sync::{oneshot, Notify, Semaphore};
 use tracing::Instrument;
@@ -184,21 +184,8 @@ fn flush(shared: &Arc<Shared>) {
                     let _ = waiter.send(records);
                 }
             }
-            OverlayOutput::Presence(event) => {
-                let watchers = lock(&shared.directory).watchers_of(&event.user);
-                let sessions = lock(&shared.sessions);
-                for watcher in watchers {
-                    for session in sessions.get(&watcher).into_iter().flatten() {
-                        if session
-                            .push
-                            .try_send(SupernodeMessage::Presence(event.clone()))
-                            .is_err()
-                        {
-                            bump(&shared.metrics.presence_dropped_total);
-                        }
-                    }
-                }
-            }
+            // Delivered now, or held and batched while shedding.
+            OverlayOutput::Presence(event) => crate::shedding::presence(shared, event),
             OverlayOutput::Member(event) => match event {
                 switchboard_engine::membership::MemberEvent::Up(member) => {
                     tracing::info!(peer = %member.node.short(), addr = %member.addr, "supernode joined the overlay");

@@ -157,6 +157,10 @@ pub struct Shared {
     pub promotion_metrics: crate::promotion::PromotionMetrics,
     /// Whether it stopped because it stepped down (a promoted supernode).
     demoted: AtomicBool,
+    /// Feature shedding and handoff under overload.
+    pub shedding: Mutex<crate::shedding::Shedding>,
+    /// Shedding counters.
+    pub shed_metrics: crate::shedding::ShedMetrics,
     /// The listener's handshake gate counters (Retries, refusals by cap and by source).
     pub gate: Arc<GateStats>,
 }
@@ -433,6 +437,7 @@ impl Shared {
         );
         self.render_overlay_metrics(&mut out);
         crate::promotion::render_metrics(self, &mut out);
+        crate::shedding::render_metrics(self, &mut out);
         out
     }
 
@@ -680,6 +685,8 @@ impl Server {
             )),
             promotion_metrics: crate::promotion::PromotionMetrics::default(),
             demoted: AtomicBool::new(false),
+            shedding: Mutex::new(crate::shedding::Shedding::new(config.shedding)),
+            shed_metrics: crate::shedding::ShedMetrics::default(),
             gate: listener.stats(),
             config,
         });
@@ -856,6 +863,7 @@ async fn timer(shared: Arc<Shared>) {
             crate::standby::tick(&shared, now);
         }
         crate::promotion::tick(&shared, now);
+        crate::shedding::tick(&shared, now);
         let unix = switchboard_net::now_unix();
         shared.close_expired(unix);
         crate::overlay_link::close_expired_peers(&shared, unix);

@@ -274,7 +274,9 @@ async fn serve(shared: Arc<Shared>, connection: PeerConnection) {
     }
     // A drain moves its clients with `Redirect` and withdraws their records as it leaves the
     // overlay: nothing to do here then.
-    if last && !shared.is_draining() {
+    // A client redirected away (overload, a standby handing back) is its new home's to
+    // publish: its record stays.
+    if last && !shared.is_draining() && !crate::shedding::moved_away(&shared, &node) {
         tokio::spawn(withdraw_unless_back(
             Arc::clone(&shared),
             node,

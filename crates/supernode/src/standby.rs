@@ -62,6 +62,7 @@ async fn hand_back(shared: Arc<Shared>) {
     let plan = redirect_plan(sessions.len(), &mut rand::thread_rng());
     for (batch, pause) in plan {
         for session in sessions.get(batch).unwrap_or_default() {
+            crate::shedding::mark_moving(&shared, session.ticket.node);
             let redirect = SupernodeMessage::Redirect {
                 reason: RedirectReason::StandingDown,
                 targets: targets.clone(),
