@@ -139,6 +139,15 @@ fn promotions_admit_everyone_and_no_more_and_demotions_follow_when_clients_leave
             + metric(&sn2, "switchboard_supernode_dial_backs_ok_total").unwrap()
             >= promoted.len() as u64
     );
+    // The promoted supernodes announced themselves: logins now hand them out.
+    assert!(
+        wait_until(Duration::from_secs(10), || metric(
+            &network.auth,
+            "switchboard_auth_supernodes_announced"
+        )
+        .is_some_and(|n| n >= 2 + promoted.len() as u64)),
+        "the promoted supernodes are not in the bootstrap list"
+    );
     let all: Vec<&str> = users.iter().map(String::as_str).collect();
     assert_eq!(unfindable(&watcher, &all), Vec::<String>::new());
 
