@@ -12,12 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{client, metric, online, Network, PASSWORD};
+use common::{client, metric, online, Network};
 use switchboard_net::config::Role;
 use switchboard_net::{client_config, transport_config, Identity, PeerPolicy, Resumption};
 use switchboard_proto::keys::SecretKey;
 use switchboard_proto::version::{ALPN_AUTH, ALPN_DIRECTORY};
-use switchboard_tests::{Binary, Daemon};
+use switchboard_tests::Daemon;
 
 /// The floods run one at a time: each measures its servers' CPU and its clients' latency, which
 /// a second flood on the same two cores would distort.
@@ -90,31 +90,9 @@ fn cpu(daemon: &Daemon) -> Duration {
 
 /// `client login` for `user` into a fresh profile; its duration.
 fn timed_login(network: &Network, user: &str, profile: &str) -> Duration {
-    let profile = network.path(profile);
     let started = Instant::now();
-    let output = Binary::Client
-        .run_with_stdin(
-            &[
-                "login",
-                "--profile",
-                profile.to_str().unwrap(),
-                "--auth",
-                &network.auth.addr().to_string(),
-                "--trust",
-                &network.pubkey,
-                "--user",
-                user,
-            ],
-            &format!("{PASSWORD}\n"),
-        )
-        .unwrap();
-    let took = started.elapsed();
-    assert!(
-        output.status.success(),
-        "login failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    took
+    network.login_at(user, profile);
+    started.elapsed()
 }
 
 /// `client lookup bob` from `profile`; its duration.

@@ -36,29 +36,6 @@ fn nominate(home: &Path, nominee: &Path, user: &str, issued: Option<UnixTime>) -
     Nomination::sign(&key, home.ticket().unwrap(), body).unwrap()
 }
 
-/// Logs `user` in from a second profile (another device, another node key).
-fn second_device(network: &Network, user: &str) -> std::path::PathBuf {
-    let profile = network.path(&format!("second-{user}"));
-    let output = Binary::Client
-        .run_with_stdin(
-            &[
-                "login",
-                "--profile",
-                profile.to_str().unwrap(),
-                "--auth",
-                &network.auth_addr().to_string(),
-                "--trust",
-                &network.pubkey,
-                "--user",
-                user,
-            ],
-            &format!("{PASSWORD}\n"),
-        )
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    profile
-}
-
 fn refused(result: Result<impl std::fmt::Debug, LoginError>) -> WireError {
     match result {
         Err(LoginError::Refused(e)) => e,
@@ -85,7 +62,7 @@ fn promoted_tickets_are_issued_only_on_valid_nominations_within_the_limits() {
     // Alice's other device, and bob, present the nomination of alice's first device: the
     // auth-server issues for the caller's own key only.
     let for_alice = nominate(&sn1, &alice, "alice", None);
-    let laptop = second_device(&network, "alice");
+    let laptop = network.login_at("alice", "second-alice");
     for caller in [&laptop, &bob] {
         assert_eq!(
             refused(runtime.block_on(redeem(&Profile::new(caller), for_alice.clone()))),

@@ -235,6 +235,17 @@ pub async fn login(
     })
 }
 
+/// The profile's trusted auth key, as a key and an anchor, and the auth-server's address.
+pub(crate) fn trust_of(profile: &Profile) -> Result<(AuthKey, TrustAnchor, String), LoginError> {
+    let settings = profile.settings()?;
+    let trust: AuthKey = settings
+        .trust
+        .parse()
+        .map_err(|e| LoginError::Protocol(format!("trust: {e}")))?;
+    let anchor = TrustAnchor::new(trust).map_err(|e| LoginError::Protocol(e.to_string()))?;
+    Ok((trust, anchor, settings.auth))
+}
+
 /// Whether a ticket should be refreshed at `now`: in its last quarter.
 pub fn needs_refresh(ticket: &Ticket, now: switchboard_proto::UnixTime) -> bool {
     refresh_due_in(ticket, now) == 0
@@ -258,21 +269,12 @@ pub fn refresh_due_in(ticket: &Ticket, now: switchboard_proto::UnixTime) -> u64 
 /// Trades the profile's ticket for a fresh one (no password: the auth-server checks that the
 /// account is still enabled and that this connection holds the ticket's key), and stores it.
 pub async fn refresh_ticket(profile: &Profile) -> Result<Ticket, LoginError> {
-    let settings = profile.settings()?;
-    let trust: AuthKey = settings
-        .trust
-        .parse()
-        .map_err(|e| LoginError::Protocol(format!("trust: {e}")))?;
-    let anchor = TrustAnchor::new(trust).map_err(|e| LoginError::Protocol(e.to_string()))?;
+    let (trust, anchor, auth) = trust_of(profile)?;
     let key = profile.node_key()?;
     let node = key.node_id();
     let ticket = profile.ticket()?;
-    let link = AuthConnection::open(
-        &settings.auth,
-        trust,
-        &Identity::new(key, Some(ticket.clone())),
-    )
-    .await?;
+    let link =
+        AuthConnection::open(&auth, trust, &Identity::new(key, Some(ticket.clone()))).await?;
     let answer = link.ask(&AuthRequest::RefreshTicket { ticket }).await?;
     link.close().await;
     let fresh = match answer {

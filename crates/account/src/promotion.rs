@@ -10,24 +10,14 @@ use std::path::PathBuf;
 
 use switchboard_net::Identity;
 use switchboard_proto::messages::{AuthRequest, AuthResponse};
-use switchboard_proto::{AuthKey, Nomination, Role, Ticket, TrustAnchor};
+use switchboard_proto::{Nomination, Role, Ticket};
 
-use crate::login::{AuthConnection, LoginError};
+use crate::login::{trust_of, AuthConnection, LoginError};
 use crate::profile::Profile;
 
 /// The profile directory of the promoted role, inside the client's.
 pub fn promoted_dir(client: &Profile) -> PathBuf {
     client.dir().join("promoted")
-}
-
-fn trust_of(profile: &Profile) -> Result<(AuthKey, TrustAnchor, String), LoginError> {
-    let settings = profile.settings()?;
-    let trust: AuthKey = settings
-        .trust
-        .parse()
-        .map_err(|e| LoginError::Protocol(format!("trust: {e}")))?;
-    let anchor = TrustAnchor::new(trust).map_err(|e| LoginError::Protocol(e.to_string()))?;
-    Ok((trust, anchor, settings.auth))
 }
 
 /// Presents `nomination` on a connection with the client's node key and user ticket; on

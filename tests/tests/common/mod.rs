@@ -176,7 +176,13 @@ impl Network {
     }
 
     pub fn login(&self, user: &str) -> PathBuf {
-        let profile = self.path(&format!("profile-{user}"));
+        self.login_at(user, &format!("profile-{user}"))
+    }
+
+    /// `client login` for `user` into the profile directory `name` (another device of the
+    /// user when `name` is new); panics if it fails.
+    pub fn login_at(&self, user: &str, name: &str) -> PathBuf {
+        let profile = self.path(name);
         let output = Binary::Client
             .run_with_stdin(
                 &[
@@ -193,7 +199,11 @@ impl Network {
                 &format!("{PASSWORD}\n"),
             )
             .unwrap();
-        assert!(output.status.success(), "{output:?}");
+        assert!(
+            output.status.success(),
+            "login of {user} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         profile
     }
 }
