@@ -21,11 +21,18 @@ pub enum Binary {
     Supernode,
     /// `client`.
     Client,
+    /// `testbed`.
+    Testbed,
 }
 
 impl Binary {
     /// Every binary.
-    pub const ALL: [Self; 3] = [Self::AuthServer, Self::Supernode, Self::Client];
+    pub const ALL: [Self; 4] = [
+        Self::AuthServer,
+        Self::Supernode,
+        Self::Client,
+        Self::Testbed,
+    ];
 
     /// The executable's name.
     pub const fn name(self) -> &'static str {
@@ -33,6 +40,7 @@ impl Binary {
             Self::AuthServer => "auth-server",
             Self::Supernode => "supernode",
             Self::Client => "client",
+            Self::Testbed => "testbed",
         }
     }
 
@@ -41,6 +49,7 @@ impl Binary {
             Self::AuthServer => "switchboard-auth-server",
             Self::Supernode => "switchboard-supernode",
             Self::Client => "switchboard-client-app",
+            Self::Testbed => "switchboard-testbed",
         }
     }
 

@@ -1,0 +1,67 @@
+//! `testbed`: whole Switchboard networks of real processes on loopback (DESIGN.md section 8).
+//!
+//! `testbed demo` starts an auth-server, supernodes, a standby mega and clients, shows them
+//! working in a live view, kills supernodes with SIGKILL and shows the network recovering, then
+//! removes every process and file it made, also on Ctrl-C. The processes are this executable
+//! run again as each program (`testbed exec auth-server|supernode|client ARGS`, the same
+//! library entry points as the `auth-server`, `supernode` and `client` binaries), so that one
+//! `cargo run` builds all it starts. It must never leave a process or a temporary file behind,
+//! and never send traffic anywhere but loopback.
+
+pub mod demo;
+pub mod procs;
+pub mod view;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code of a run interrupted by SIGINT or SIGTERM (128 + SIGINT, as a shell reports it).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Switchboard's testbed: real processes on loopback.
+#[derive(Debug, Parser)]
+#[command(name = "testbed", version, about, long_about = None)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The testbed's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// A whole network on loopback: auth-server, 4 supernodes, a standby mega and 6 clients;
+    /// lookups and a message; 2 supernodes killed (SIGKILL) and the network recovering.
+    Demo(demo::DemoArgs),
+}
+
+/// Runs `args` (the first is the program's name): `exec ROLE ...` runs one of the programs,
+/// anything else is the testbed's own command line.
+pub fn main(args: Vec<OsString>) -> ExitCode {
+    if args.get(1).is_some_and(|a| a == procs::EXEC) {
+        return procs::exec(args.into_iter().skip(2).collect());
+    }
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("testbed: tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Demo(args) => runtime.block_on(demo::run(args)),
+    }
+}

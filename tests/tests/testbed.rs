@@ -1,0 +1,129 @@
+//! The README's first command, `testbed demo` (issue #12, point 1): a whole network of real
+//! processes on loopback, 2 supernodes SIGKILLed and the network recovering, in under 60 s;
+//! it leaves no process and no temporary directory behind, also when interrupted halfway.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use switchboard_tests::Binary;
+
+/// Processes whose command line names `dir` (the demo's workspace): its own processes.
+fn processes_under(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains(&needle))
+        .collect()
+}
+
+/// Runs `testbed demo` in a temporary parent directory of the test's; returns the child, the
+/// lines it prints (through a channel) and its workspace once announced.
+fn start(
+    parent: &Path,
+) -> (
+    std::process::Child,
+    std::sync::mpsc::Receiver<String>,
+    PathBuf,
+) {
+    let mut child = Binary::Testbed
+        .command(&["demo", "--tmp", parent.to_str().unwrap()])
+        .unwrap()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("  | {line}");
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let workspace = first
+        .strip_prefix("workspace: ")
+        .and_then(|rest| rest.split(" (").next())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("the first line names the workspace: {first:?}"));
+    (child, rx, workspace)
+}
+
+#[test]
+fn the_demo_runs_a_network_through_an_outage_and_leaves_nothing_behind() {
+    let parent = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let (mut child, lines, workspace) = start(parent.path());
+    assert!(workspace.exists());
+    let status = switchboard_tests::wait_child(&mut child, Duration::from_secs(90))
+        .expect("the demo ends by itself");
+    let took = started.elapsed();
+    let out: Vec<String> = lines.try_iter().collect();
+    println!("the demo took {took:?}");
+    assert!(status.success(), "{out:?}");
+    let text = out.join("\n");
+    for expected in [
+        "overlay formed",
+        "6 clients logged in and online",
+        "lookups: 6 of 6 found their peer",
+        "bob printed it",
+        "the standby mega stepped in by itself",
+        "lookups: 6 of 6 found again",
+        "processes that exited on their own: 0",
+        "demo succeeded",
+        "workspace removed",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in {text}");
+    }
+    assert!(took < Duration::from_secs(60), "the demo took {took:?}");
+    assert!(
+        !workspace.exists(),
+        "{} is left behind",
+        workspace.display()
+    );
+    assert_eq!(processes_under(&workspace), Vec::<String>::new());
+}
+
+#[test]
+fn an_interrupted_demo_stops_every_process_and_removes_its_workspace() {
+    let parent = tempfile::tempdir().unwrap();
+    let (mut child, lines, workspace) = start(parent.path());
+    // Halfway: the network is up and the clients are starting.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the overlay forms");
+        if line.contains("overlay formed") {
+            break;
+        }
+    }
+    assert!(!processes_under(&workspace).is_empty(), "the network runs");
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = switchboard_tests::wait_child(&mut child, Duration::from_secs(30))
+        .expect("the demo stops on SIGINT");
+    assert_eq!(status.code(), Some(130));
+    let text: Vec<String> = lines.try_iter().collect();
+    assert!(text.iter().any(|l| l.contains("interrupted")), "{text:?}");
+    assert!(
+        !workspace.exists(),
+        "{} is left behind",
+        workspace.display()
+    );
+    assert_eq!(processes_under(&workspace), Vec::<String>::new());
+}
