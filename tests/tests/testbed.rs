@@ -127,3 +127,42 @@ fn an_interrupted_demo_stops_every_process_and_removes_its_workspace() {
     );
     assert_eq!(processes_under(&workspace), Vec::<String>::new());
 }
+
+#[test]
+fn the_load_generator_registers_its_logical_clients_and_reports_percentiles() {
+    let cache = tempfile::tempdir().unwrap();
+    let run = || {
+        let output = Binary::Testbed
+            .command(&[
+                "load",
+                "--clients",
+                "60",
+                "--duration",
+                "2",
+                "--rate",
+                "100",
+                "--cache",
+                cache.path().to_str().unwrap(),
+                "--json",
+            ])
+            .unwrap()
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        (report, stderr)
+    };
+    let (first, stderr) = run();
+    println!("{first}\n{stderr}");
+    assert_eq!(first["connected"], 60);
+    assert_eq!(first["errors"], 0);
+    assert_eq!(first["operations"]["register"]["count"], 60);
+    assert!(first["operations"]["lookup"]["count"].as_u64().unwrap() > 50);
+    assert!(first["operations"]["lookup"]["p99_ms"].as_f64().unwrap() > 0.0);
+    assert!(stderr.contains("(60 logged in"), "{stderr}");
+    // A second run reuses the cached tickets: no login at all.
+    let (second, stderr) = run();
+    assert_eq!(second["connected"], 60);
+    assert!(stderr.contains("(0 logged in"), "{stderr}");
+}

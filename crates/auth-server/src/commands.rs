@@ -220,6 +220,32 @@ fn user(action: UserCommand, json: bool) -> Result<(), Failure> {
                 .map_err(Failure::failed)?;
             report(json, &format!("added {user} ({role})"), &user, Some(role));
         }
+        UserCommand::AddMany {
+            prefix,
+            count,
+            role,
+            data_dir,
+            password_file,
+        } => {
+            let users = (0..count)
+                .map(|i| username(&format!("{prefix}{i:05}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut store = open_store(&data_dir)?;
+            let password = read_password(password_file.as_ref())?;
+            let hasher = Hasher::new(Default::default()).map_err(Failure::failed)?;
+            let hash = hasher.hash(&password).map_err(Failure::failed)?;
+            let added = store
+                .add_many(&users, &hash, role, now)
+                .map_err(Failure::failed)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "added": added, "prefix": prefix, "role": role.as_str() })
+                );
+            } else {
+                println!("added {added} accounts {prefix}00000.. ({role}); existing ones kept");
+            }
+        }
         UserCommand::Disable { name, data_dir } => {
             let user = username(&name)?;
             open_store(&data_dir)?

@@ -117,6 +117,24 @@ pub enum UserCommand {
         #[arg(long, value_name = "FILE")]
         password_file: Option<PathBuf>,
     },
+    /// Create COUNT accounts PREFIX00000, PREFIX00001, ... sharing one password (read from
+    /// stdin) and one password hash (one argon2 run, one salt): for test fleets only (the
+    /// testbed's load generator), never for people.
+    AddMany {
+        /// The names' prefix (the names must stay within 32 characters).
+        prefix: String,
+        /// How many accounts.
+        count: u32,
+        /// What the accounts may do.
+        #[arg(long, default_value = "user", value_parser = parse_role)]
+        role: Role,
+        /// Where the database lives.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// Read the password from this file instead of stdin.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
     /// Disable an account: no new tickets, and its tickets join the revocation list.
     Disable {
         /// The username.

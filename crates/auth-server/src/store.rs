@@ -195,6 +195,35 @@ impl Store {
         Ok(())
     }
 
+    /// Adds every account of `users` that does not exist yet, in one transaction, all with
+    /// `password_hash`; returns how many were added.
+    pub fn add_many(
+        &mut self,
+        users: &[Username],
+        password_hash: &str,
+        role: Role,
+        now: UnixTime,
+    ) -> Result<u64, StoreError> {
+        let transaction = self.connection.transaction()?;
+        let mut added = 0;
+        {
+            let mut insert = transaction.prepare(
+                "INSERT INTO accounts (username, password_hash, role, created_at)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (username) DO NOTHING",
+            )?;
+            for user in users {
+                added += insert.execute(params![
+                    user.as_str(),
+                    password_hash,
+                    role.as_str(),
+                    to_sql(now)
+                ])? as u64;
+            }
+        }
+        transaction.commit()?;
+        Ok(added)
+    }
+
     /// The account named `username`, if any.
     pub fn get(&self, username: &Username) -> Result<Option<Account>, StoreError> {
         self.connection

@@ -127,7 +127,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn interrupted() {
+pub(crate) async fn interrupted() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let terminated = async {
         match term.as_mut() {
@@ -596,7 +596,7 @@ impl Net {
 }
 
 /// SIGTERM to all, then waits for each (SIGKILL after [`GRACE`]).
-async fn stop_all(procs: Vec<&mut Proc>) {
+pub(crate) async fn stop_all(procs: Vec<&mut Proc>) {
     for proc in &procs {
         proc.terminate();
     }

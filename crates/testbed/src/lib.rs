@@ -9,6 +9,7 @@
 //! and never send traffic anywhere but loopback.
 
 pub mod demo;
+pub mod load;
 pub mod procs;
 pub mod view;
 
@@ -35,6 +36,9 @@ pub enum Command {
     /// A whole network on loopback: auth-server, 4 supernodes, a standby mega and 6 clients;
     /// lookups and a message; 2 supernodes killed (SIGKILL) and the network recovering.
     Demo(demo::DemoArgs),
+    /// Thousands of logical clients in this process against real supernodes: throughput and
+    /// latency percentiles.
+    Load(load::LoadArgs),
 }
 
 /// Runs `args` (the first is the program's name): `exec ROLE ...` runs one of the programs,
@@ -63,5 +67,6 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     };
     match cli.command {
         Command::Demo(args) => runtime.block_on(demo::run(args)),
+        Command::Load(args) => runtime.block_on(load::run(args)),
     }
 }

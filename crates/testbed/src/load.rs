@@ -1,0 +1,622 @@
+//! `testbed load`: thousands of logical clients in this one process, each with its own node
+//! key, ticket, QUIC connection and registration, against a network of real processes; at a
+//! chosen rate and mix of refreshes and lookups, with a progress bar while it runs and
+//! throughput and latency percentiles at the end (`--json` for a machine).
+//!
+//! Accounts are created in bulk (`auth-server user add-many`: one argon2 run for all) in a
+//! cache directory that also keeps the auth-server's key and database and every logical
+//! client's profile, so that a second run reuses the tickets instead of spending minutes in
+//! password checks. The logical clients share one UDP socket (one quinn endpoint): a QUIC
+//! connection each, without a file descriptor each.
+//!
+//! Not built yet (issue #12): direct messages between logical clients, and the per-operation
+//! CPU modes.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _};
+use hdrhistogram::Histogram;
+use rand::Rng;
+use switchboard_client::profile::{Host, Profile, Settings};
+use switchboard_client::session::{self, Context, Session};
+use switchboard_proto::messages::{ClientMessage, Password, SupernodeMessage};
+use switchboard_proto::wire_error::WireError;
+use switchboard_proto::{BoundedVec, Record, RecordBody, Username};
+use tokio::sync::mpsc;
+
+use crate::procs::{run_to_end, Proc};
+
+/// Options of `testbed load`.
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    /// Logical clients.
+    #[arg(long, default_value_t = 1_000)]
+    pub clients: u32,
+    /// Supernodes (real processes).
+    #[arg(long, default_value_t = 2)]
+    pub supernodes: u32,
+    /// Seconds of load after every client is registered.
+    #[arg(long, default_value_t = 20)]
+    pub duration: u64,
+    /// Operations per second, over all clients.
+    #[arg(long, default_value_t = 500)]
+    pub rate: u32,
+    /// Share of the operations that are lookups (per mille); the rest are refreshes.
+    #[arg(long, default_value_t = 800)]
+    pub lookup_permille: u32,
+    /// Where accounts, the auth-server's key and database and the profiles are kept between
+    /// runs (default: `switchboard-testbed-cache` in the system's temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The accounts' prefix and password (a throwaway test fleet).
+const PREFIX: &str = "load";
+const PASSWORD: &str = "load-password";
+/// Logins in flight at once on a first run (the auth-server checks as many as it has cores).
+const LOGINS_IN_FLIGHT: usize = 8;
+/// Sessions being opened at once (handshakes and registrations): below the supernodes'
+/// per-source cap on handshakes in flight (32, `switchboard_net::gate`), since every logical
+/// client comes from 127.0.0.1; past it, Initials are dropped and retried a second later.
+const OPENS_IN_FLIGHT: usize = 24;
+/// A cached ticket is reused while it has at least this long to live.
+const TICKET_MARGIN_SECS: u64 = 600;
+/// Operations queued per logical client at most; beyond, the scheduler counts them skipped.
+const OPS_QUEUED: usize = 4;
+/// How long a step of the set-up may take.
+const STEP: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Lookup,
+    Refresh,
+}
+
+/// Outcomes, per kind of operation.
+#[derive(Debug)]
+struct Tally {
+    latency: BTreeMap<&'static str, Histogram<u64>>,
+    busy: u64,
+    errors: u64,
+    skipped: u64,
+}
+
+impl Tally {
+    fn new() -> anyhow::Result<Self> {
+        let mut latency = BTreeMap::new();
+        for kind in ["lookup", "refresh", "register"] {
+            latency.insert(kind, Histogram::new_with_bounds(1, 60_000_000, 3)?);
+        }
+        Ok(Self {
+            latency,
+            busy: 0,
+            errors: 0,
+            skipped: 0,
+        })
+    }
+
+    fn record(&mut self, kind: &'static str, took: Duration) {
+        if let Some(h) = self.latency.get_mut(kind) {
+            let _ = h.record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1));
+        }
+    }
+}
+
+/// Runs `testbed load`; see the module doc.
+pub async fn run(args: LoadArgs) -> ExitCode {
+    let scratch = match tempfile::Builder::new()
+        .prefix("switchboard-load-")
+        .tempdir()
+    {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("testbed: temporary directory: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cache = args
+        .cache
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("switchboard-testbed-cache"));
+    let mut procs = Vec::new();
+    let outcome = tokio::select! {
+        outcome = load(&args, &cache, scratch.path(), &mut procs) => outcome.map(Some),
+        () = crate::demo::interrupted() => Ok(None),
+    };
+    crate::demo::stop_all(procs.iter_mut().rev().collect()).await;
+    drop(scratch);
+    match outcome {
+        Ok(Some(report)) => {
+            if args.json {
+                println!("{report}");
+            } else {
+                print_report(&report);
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::from(crate::EXIT_INTERRUPTED),
+        Err(e) => {
+            eprintln!("load failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn load(
+    args: &LoadArgs,
+    cache: &Path,
+    scratch: &Path,
+    procs: &mut Vec<Proc>,
+) -> anyhow::Result<serde_json::Value> {
+    std::fs::create_dir_all(cache).with_context(|| format!("{}", cache.display()))?;
+    let auth_dir = cache.join("auth");
+    let text = |p: &Path| p.display().to_string();
+    if !auth_dir.join("auth.key").exists() {
+        run_to_end(
+            "auth-server",
+            &strings(&["init", "--data-dir", &text(&auth_dir)]),
+            "",
+        )
+        .await?;
+    }
+    let pubkey = run_to_end(
+        "auth-server",
+        &strings(&["pubkey", "--data-dir", &text(&auth_dir)]),
+        "",
+    )
+    .await?
+    .trim()
+    .to_owned();
+    let password = format!("{PASSWORD}\n");
+    let count = args.clients.to_string();
+    run_to_end(
+        "auth-server",
+        &strings(&[
+            "user",
+            "add-many",
+            PREFIX,
+            &count,
+            "--data-dir",
+            &text(&auth_dir),
+        ]),
+        &password,
+    )
+    .await?;
+    let supernodes: Vec<String> = (0..args.supernodes).map(|i| format!("loadsn{i}")).collect();
+    for name in &supernodes {
+        // A supernode account each (added once; an existing one is kept).
+        let _ = run_to_end(
+            "auth-server",
+            &strings(&[
+                "user",
+                "add",
+                name,
+                "--role",
+                "supernode",
+                "--data-dir",
+                &text(&auth_dir),
+            ]),
+            &password,
+        )
+        .await;
+    }
+    // Every logical client logs in from 127.0.0.1: the per-address throttle is raised for
+    // this test network (a real one sees them from as many addresses).
+    let auth_config = scratch.join("auth.toml");
+    std::fs::write(
+        &auth_config,
+        "max_queued_logins = 1000
+[throttle]
+attempts_per_sec = 10000
+burst = 10000
+",
+    )?;
+    let mut auth = Proc::spawn(
+        "auth-server",
+        "auth-server",
+        &strings(&[
+            "serve",
+            "--config",
+            &text(&auth_config),
+            "--data-dir",
+            &text(&auth_dir),
+            "--listen",
+            "127.0.0.1:0",
+        ]),
+        &scratch.join("auth.log"),
+    )?;
+    let line = auth.expect("listening on ", STEP).await?;
+    let auth_addr = line.trim_start_matches("listening on ").trim().to_owned();
+    procs.push(auth);
+    let password_file = scratch.join("password");
+    std::fs::write(&password_file, &password)?;
+    let capacity = (args.clients / args.supernodes.max(1))
+        .saturating_mul(2)
+        .max(100);
+    let mut hosts = Vec::new();
+    let mut seed: Option<String> = None;
+    for name in &supernodes {
+        let mut sn_args = strings(&[
+            "serve",
+            "--data-dir",
+            &text(&scratch.join(name)),
+            "--listen",
+            "127.0.0.1:0",
+            "--auth",
+            &auth_addr,
+            "--trust",
+            &pubkey,
+            "--user",
+            name,
+            "--password-file",
+            &text(&password_file),
+            "--capacity",
+            &capacity.to_string(),
+        ]);
+        if let Some(seed) = &seed {
+            sn_args.extend(["--seed".to_owned(), seed.clone()]);
+        }
+        let mut proc = Proc::spawn(
+            name,
+            "supernode",
+            &sn_args,
+            &scratch.join(format!("{name}.log")),
+        )?;
+        let line = proc.expect("listening on ", STEP).await?;
+        let addr: SocketAddr = line.trim_start_matches("listening on ").trim().parse()?;
+        seed.get_or_insert(addr.to_string());
+        let node = Profile::new(&scratch.join(name)).node_key()?.node_id();
+        hosts.push(Host {
+            node: node.to_string(),
+            addr,
+            mode: "normal".to_owned(),
+            load_permille: 0,
+            last_success: None,
+        });
+        procs.push(proc);
+    }
+    eprintln!(
+        "network: auth-server {auth_addr}, {} supernodes of capacity {capacity}",
+        hosts.len()
+    );
+
+    // Profiles: a cached ticket is reused; otherwise one login each.
+    let settings = Settings {
+        user: String::new(),
+        auth: auth_addr.clone(),
+        trust: pubkey.clone(),
+    };
+    let started = Instant::now();
+    let profiles = prepare_profiles(args.clients, cache, &settings, &hosts).await?;
+    eprintln!(
+        "{} profiles ready in {:.1} s ({} logged in, the rest reused cached tickets)",
+        profiles.0.len(),
+        started.elapsed().as_secs_f64(),
+        profiles.1
+    );
+
+    // Sessions: one QUIC connection each, all on one endpoint.
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
+    let local = endpoint.local_addr()?;
+    let tally = Arc::new(Mutex::new(Tally::new()?));
+    let bar = indicatif::ProgressBar::new(u64::from(args.clients));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("registering {bar:40} {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let users: Vec<Username> = profiles.0.iter().map(|(u, _)| u.clone()).collect();
+    let mut queues = Vec::new();
+    let mut opening = tokio::task::JoinSet::new();
+    let registered = Instant::now();
+    for (user, profile) in profiles.0 {
+        while opening.len() >= OPENS_IN_FLIGHT {
+            if let Some(Ok(Some(queue))) = opening.join_next().await {
+                queues.push(queue);
+            }
+            bar.set_position(queues.len() as u64);
+        }
+        let endpoint = endpoint.clone();
+        let tally = Arc::clone(&tally);
+        opening.spawn(async move { open_client(user, profile, endpoint, local, tally).await });
+    }
+    while let Some(done) = opening.join_next().await {
+        if let Ok(Some(queue)) = done {
+            queues.push(queue);
+        }
+        bar.set_position(queues.len() as u64);
+    }
+    bar.finish_and_clear();
+    let connected = queues.len();
+    let setup = registered.elapsed();
+    eprintln!(
+        "{connected} clients registered in {:.1} s",
+        setup.as_secs_f64()
+    );
+    if connected == 0 {
+        bail!("no client could register");
+    }
+
+    // The load: `rate` operations per second for `duration` seconds.
+    let bar = indicatif::ProgressBar::new(args.duration);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("load {bar:40} {pos}/{len} s {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let period = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let load_started = Instant::now();
+    let end = load_started + Duration::from_secs(args.duration);
+    let mut sent = 0u64;
+    let mut rng = rand::thread_rng();
+    while Instant::now() < end {
+        ticker.tick().await;
+        let Some(queue) = queues.get(rng.gen_range(0..queues.len())) else {
+            continue;
+        };
+        let op = if rng.gen_range(0..1000) < args.lookup_permille {
+            let whom = users.get(rng.gen_range(0..users.len())).cloned();
+            whom.map(|u| (Op::Lookup, Some(u)))
+        } else {
+            Some((Op::Refresh, None))
+        };
+        let Some(op) = op else { continue };
+        if queue.try_send(op).is_err() {
+            if let Ok(mut t) = tally.lock() {
+                t.skipped += 1;
+            }
+        } else {
+            sent += 1;
+        }
+        let secs = load_started.elapsed().as_secs();
+        if secs != bar.position() {
+            bar.set_position(secs);
+            bar.set_message(format!("{sent} ops"));
+        }
+    }
+    bar.finish_and_clear();
+    let took = load_started.elapsed();
+    drop(queues);
+    // Let the last operations finish.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t = tally.lock().map_err(|_| anyhow!("tally poisoned"))?;
+    let mut kinds = serde_json::Map::new();
+    for (kind, h) in &t.latency {
+        kinds.insert(
+            (*kind).to_owned(),
+            serde_json::json!({
+                "count": h.len(),
+                "per_sec": if *kind == "register" { h.len() as f64 / setup.as_secs_f64() } else { h.len() as f64 / took.as_secs_f64() },
+                "p50_ms": h.value_at_quantile(0.5) as f64 / 1000.0,
+                "p90_ms": h.value_at_quantile(0.9) as f64 / 1000.0,
+                "p99_ms": h.value_at_quantile(0.99) as f64 / 1000.0,
+                "max_ms": h.max() as f64 / 1000.0,
+            }),
+        );
+    }
+    Ok(serde_json::json!({
+        "clients": args.clients,
+        "connected": connected,
+        "supernodes": args.supernodes,
+        "rate": args.rate,
+        "seconds": took.as_secs_f64(),
+        "operations": kinds,
+        "busy": t.busy,
+        "errors": t.errors,
+        "skipped": t.skipped,
+    }))
+}
+
+fn strings(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|p| (*p).to_owned()).collect()
+}
+
+/// Every logical client's profile, with this run's auth-server and supernodes; logs in those
+/// without a ticket that lives long enough. Returns the profiles and how many logged in.
+async fn prepare_profiles(
+    clients: u32,
+    cache: &Path,
+    settings: &Settings,
+    hosts: &[Host],
+) -> anyhow::Result<(Vec<(Username, Profile)>, usize)> {
+    let trust = settings.trust.parse()?;
+    let mut ready = Vec::new();
+    let mut logins = tokio::task::JoinSet::new();
+    let mut logged_in = 0;
+    for i in 0..clients {
+        let name = format!("{PREFIX}{i:05}");
+        let user = Username::new(&name).map_err(|e| anyhow!("{name}: {e}"))?;
+        let profile = Profile::new(&cache.join("profiles").join(&name));
+        profile.create()?;
+        let fresh = profile
+            .ticket()
+            .is_ok_and(|t| t.remaining_secs(switchboard_net::now_unix()) > TICKET_MARGIN_SECS)
+            && profile.trust().is_ok_and(|k| k == trust);
+        profile.save_settings(&Settings {
+            user: name.clone(),
+            ..settings.clone()
+        })?;
+        profile.save_hosts(hosts.to_vec())?;
+        if fresh {
+            ready.push((user, profile));
+            continue;
+        }
+        while logins.len() >= LOGINS_IN_FLIGHT {
+            if let Some(done) = logins.join_next().await {
+                ready.push(done??);
+                logged_in += 1;
+            }
+        }
+        let auth = settings.auth.clone();
+        logins.spawn(async move {
+            let password = Password::new(PASSWORD).ok_or_else(|| anyhow!("password"))?;
+            let mut tries = 0;
+            loop {
+                use switchboard_account::login::{login, LoginError};
+                match login(
+                    &profile,
+                    &auth,
+                    trust,
+                    user.clone(),
+                    password.clone(),
+                    false,
+                )
+                .await
+                {
+                    Ok(_) => break,
+                    Err(LoginError::Throttled(secs) | LoginError::Busy(secs)) if tries < 10 => {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_secs(secs)).await;
+                    }
+                    Err(e) => return Err(anyhow!(e).context(format!("login of {user}"))),
+                }
+            }
+            // The login merged the bootstrap list; keep exactly this run's supernodes.
+            Ok::<_, anyhow::Error>((user, profile))
+        });
+    }
+    while let Some(done) = logins.join_next().await {
+        ready.push(done??);
+        logged_in += 1;
+    }
+    Ok((ready, logged_in))
+}
+
+/// Opens one logical client's session and registers it; then serves its operations until the
+/// scheduler drops its queue.
+async fn open_client(
+    user: Username,
+    profile: Profile,
+    endpoint: quinn::Endpoint,
+    local: SocketAddr,
+    tally: Arc<Mutex<Tally>>,
+) -> Option<mpsc::Sender<(Op, Option<Username>)>> {
+    let context = Context::load(profile, Some(endpoint)).ok()?;
+    let started = Instant::now();
+    let mut session = session::open(&context, None).await.ok()?;
+    let mut seq = 1;
+    if register(&context, &mut session, local, seq).await != Outcome::Done {
+        return None;
+    }
+    if let Ok(mut t) = tally.lock() {
+        t.record("register", started.elapsed());
+    }
+    let (tx, mut rx) = mpsc::channel(OPS_QUEUED);
+    tokio::spawn(async move {
+        while let Some((op, whom)) = rx.recv().await {
+            let started = Instant::now();
+            let (kind, outcome) = match (op, whom) {
+                (Op::Lookup, Some(whom)) => (
+                    "lookup",
+                    outcome_of(session.ask(&ClientMessage::Lookup { user: whom }).await),
+                ),
+                _ => {
+                    seq += 1;
+                    (
+                        "refresh",
+                        register(&context, &mut session, local, seq).await,
+                    )
+                }
+            };
+            let Ok(mut t) = tally.lock() else { return };
+            match outcome {
+                Outcome::Done => t.record(kind, started.elapsed()),
+                Outcome::Busy => t.busy += 1,
+                Outcome::Failed => t.errors += 1,
+            }
+        }
+        session.goodbye().await;
+        drop(user);
+    });
+    Some(tx)
+}
+
+/// How an operation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Done,
+    Busy,
+    Failed,
+}
+
+fn outcome_of(answer: Result<SupernodeMessage, session::SessionError>) -> Outcome {
+    match answer {
+        Ok(SupernodeMessage::Error(WireError::Busy { .. })) => Outcome::Busy,
+        Ok(SupernodeMessage::Error(_)) | Err(_) => Outcome::Failed,
+        Ok(_) => Outcome::Done,
+    }
+}
+
+/// Registers (or refreshes, with a newer record) this logical client.
+async fn register(
+    context: &Context,
+    session: &mut Session,
+    local: SocketAddr,
+    seq: u64,
+) -> Outcome {
+    let Ok(record) = Record::sign(
+        &context.key,
+        RecordBody {
+            ticket: context.ticket.clone(),
+            endpoints: BoundedVec::truncating([local]),
+            seq,
+            issued_at: switchboard_net::now_unix(),
+            ttl_secs: 120,
+        },
+    ) else {
+        return Outcome::Failed;
+    };
+    let answer = session
+        .ask(&ClientMessage::Register {
+            record: Box::new(record),
+        })
+        .await;
+    match answer {
+        Ok(SupernodeMessage::Registered { .. }) => Outcome::Done,
+        other => match outcome_of(other) {
+            Outcome::Done => Outcome::Failed,
+            failed => failed,
+        },
+    }
+}
+
+fn print_report(report: &serde_json::Value) {
+    println!(
+        "{} of {} clients connected and registered on {} supernodes; {:.0} s at {} ops/s",
+        report["connected"],
+        report["clients"],
+        report["supernodes"],
+        report["seconds"].as_f64().unwrap_or(0.0),
+        report["rate"]
+    );
+    if let Some(kinds) = report["operations"].as_object() {
+        println!(
+            "  {:<9} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8}",
+            "operation", "count", "per s", "p50 ms", "p90 ms", "p99 ms", "max ms"
+        );
+        for (kind, k) in kinds {
+            println!(
+                "  {:<9} {:>8} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+                kind,
+                k["count"],
+                k["per_sec"].as_f64().unwrap_or(0.0),
+                k["p50_ms"].as_f64().unwrap_or(0.0),
+                k["p90_ms"].as_f64().unwrap_or(0.0),
+                k["p99_ms"].as_f64().unwrap_or(0.0),
+                k["max_ms"].as_f64().unwrap_or(0.0),
+            );
+        }
+    }
+    println!(
+        "  busy {}  errors {}  skipped (a client's queue full) {}",
+        report["busy"], report["errors"], report["skipped"]
+    );
+}
