@@ -13,8 +13,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::network::metric;
 use crate::procs::{run_to_end, Proc};
 use crate::view::View;
 
@@ -603,24 +603,4 @@ pub(crate) async fn stop_all(procs: Vec<&mut Proc>) {
     for proc in procs {
         proc.wait_or_kill(GRACE).await;
     }
-}
-
-/// A gauge or counter from the `/metrics` at `addr`.
-async fn metric(addr: SocketAddr, name: &str) -> Option<u64> {
-    let fetch = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-        stream
-            .write_all(b"GET /metrics HTTP/1.0\r\nHost: testbed\r\n\r\n")
-            .await
-            .ok()?;
-        let mut body = String::new();
-        stream.read_to_string(&mut body).await.ok()?;
-        body.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
-            .and_then(|v| v.trim().parse().ok())
-    };
-    tokio::time::timeout(Duration::from_secs(2), fetch)
-        .await
-        .ok()
-        .flatten()
 }

@@ -10,6 +10,7 @@
 
 pub mod demo;
 pub mod load;
+pub mod network;
 pub mod procs;
 pub mod view;
 

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context as _};
+use anyhow::{anyhow, bail};
 use hdrhistogram::Histogram;
 use rand::Rng;
 use switchboard_client::profile::{Host, Profile, Settings};
@@ -29,7 +29,8 @@ use switchboard_proto::wire_error::WireError;
 use switchboard_proto::{BoundedVec, Record, RecordBody, Username};
 use tokio::sync::mpsc;
 
-use crate::procs::{run_to_end, Proc};
+use crate::network::{Spec, PASSWORD, PREFIX};
+use crate::procs::Proc;
 
 /// Options of `testbed load`.
 #[derive(Debug, clap::Args)]
@@ -58,9 +59,6 @@ pub struct LoadArgs {
     pub json: bool,
 }
 
-/// The accounts' prefix and password (a throwaway test fleet).
-const PREFIX: &str = "load";
-const PASSWORD: &str = "load-password";
 /// Logins in flight at once on a first run (the auth-server checks as many as it has cores).
 const LOGINS_IN_FLIGHT: usize = 8;
 /// Sessions being opened at once (handshakes and registrations): below the supernodes'
@@ -71,8 +69,6 @@ const OPENS_IN_FLIGHT: usize = 24;
 const TICKET_MARGIN_SECS: u64 = 600;
 /// Operations queued per logical client at most; beyond, the scheduler counts them skipped.
 const OPS_QUEUED: usize = 4;
-/// How long a step of the set-up may take.
-const STEP: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy)]
 enum Op {
@@ -156,133 +152,19 @@ async fn load(
     scratch: &Path,
     procs: &mut Vec<Proc>,
 ) -> anyhow::Result<serde_json::Value> {
-    std::fs::create_dir_all(cache).with_context(|| format!("{}", cache.display()))?;
-    let auth_dir = cache.join("auth");
-    let text = |p: &Path| p.display().to_string();
-    if !auth_dir.join("auth.key").exists() {
-        run_to_end(
-            "auth-server",
-            &strings(&["init", "--data-dir", &text(&auth_dir)]),
-            "",
-        )
-        .await?;
-    }
-    let pubkey = run_to_end(
-        "auth-server",
-        &strings(&["pubkey", "--data-dir", &text(&auth_dir)]),
-        "",
-    )
-    .await?
-    .trim()
-    .to_owned();
-    let password = format!("{PASSWORD}\n");
-    let count = args.clients.to_string();
-    run_to_end(
-        "auth-server",
-        &strings(&[
-            "user",
-            "add-many",
-            PREFIX,
-            &count,
-            "--data-dir",
-            &text(&auth_dir),
-        ]),
-        &password,
-    )
-    .await?;
-    let supernodes: Vec<String> = (0..args.supernodes).map(|i| format!("loadsn{i}")).collect();
-    for name in &supernodes {
-        // A supernode account each (added once; an existing one is kept).
-        let _ = run_to_end(
-            "auth-server",
-            &strings(&[
-                "user",
-                "add",
-                name,
-                "--role",
-                "supernode",
-                "--data-dir",
-                &text(&auth_dir),
-            ]),
-            &password,
-        )
-        .await;
-    }
-    // Every logical client logs in from 127.0.0.1: the per-address throttle is raised for
-    // this test network (a real one sees them from as many addresses).
-    let auth_config = scratch.join("auth.toml");
-    std::fs::write(
-        &auth_config,
-        "max_queued_logins = 1000
-[throttle]
-attempts_per_sec = 10000
-burst = 10000
-",
-    )?;
-    let mut auth = Proc::spawn(
-        "auth-server",
-        "auth-server",
-        &strings(&[
-            "serve",
-            "--config",
-            &text(&auth_config),
-            "--data-dir",
-            &text(&auth_dir),
-            "--listen",
-            "127.0.0.1:0",
-        ]),
-        &scratch.join("auth.log"),
-    )?;
-    let line = auth.expect("listening on ", STEP).await?;
-    let auth_addr = line.trim_start_matches("listening on ").trim().to_owned();
-    procs.push(auth);
-    let password_file = scratch.join("password");
-    std::fs::write(&password_file, &password)?;
     let capacity = (args.clients / args.supernodes.max(1))
         .saturating_mul(2)
         .max(100);
-    let mut hosts = Vec::new();
-    let mut seed: Option<String> = None;
-    for name in &supernodes {
-        let mut sn_args = strings(&[
-            "serve",
-            "--data-dir",
-            &text(&scratch.join(name)),
-            "--listen",
-            "127.0.0.1:0",
-            "--auth",
-            &auth_addr,
-            "--trust",
-            &pubkey,
-            "--user",
-            name,
-            "--password-file",
-            &text(&password_file),
-            "--capacity",
-            &capacity.to_string(),
-        ]);
-        if let Some(seed) = &seed {
-            sn_args.extend(["--seed".to_owned(), seed.clone()]);
-        }
-        let mut proc = Proc::spawn(
-            name,
-            "supernode",
-            &sn_args,
-            &scratch.join(format!("{name}.log")),
-        )?;
-        let line = proc.expect("listening on ", STEP).await?;
-        let addr: SocketAddr = line.trim_start_matches("listening on ").trim().parse()?;
-        seed.get_or_insert(addr.to_string());
-        let node = Profile::new(&scratch.join(name)).node_key()?.node_id();
-        hosts.push(Host {
-            node: node.to_string(),
-            addr,
-            mode: "normal".to_owned(),
-            load_permille: 0,
-            last_success: None,
-        });
-        procs.push(proc);
-    }
+    let specs: Vec<Spec> = (0..args.supernodes)
+        .map(|i| Spec {
+            name: format!("loadsn{i}"),
+            role: "supernode",
+            extra: Vec::new(),
+            capacity,
+        })
+        .collect();
+    let network = crate::network::start(cache, scratch, args.clients, &specs, procs).await?;
+    let (auth_addr, pubkey, hosts) = (network.auth_addr, network.pubkey, network.hosts);
     eprintln!(
         "network: auth-server {auth_addr}, {} supernodes of capacity {capacity}",
         hosts.len()
@@ -415,13 +297,9 @@ burst = 10000
     }))
 }
 
-fn strings(parts: &[&str]) -> Vec<String> {
-    parts.iter().map(|p| (*p).to_owned()).collect()
-}
-
 /// Every logical client's profile, with this run's auth-server and supernodes; logs in those
 /// without a ticket that lives long enough. Returns the profiles and how many logged in.
-async fn prepare_profiles(
+pub(crate) async fn prepare_profiles(
     clients: u32,
     cache: &Path,
     settings: &Settings,
