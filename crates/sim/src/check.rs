@@ -58,21 +58,21 @@ impl World {
                         ));
                     }
                 }
-                ClientState::Offline | ClientState::Trying { .. } => {}
+                ClientState::Offline | ClientState::Trying { .. } | ClientState::Gone => {}
             }
         }
     }
 
-    /// Every client's owners among the live supernodes, recomputed only when the live set
-    /// changed.
+    /// Every client's owners among the live supernodes that own records (standby megas do
+    /// not), recomputed only when that set changed.
     fn refresh_owner_cache(&mut self) {
-        let up: Vec<bool> = self.sns.iter().map(|s| s.up).collect();
+        let up: Vec<bool> = (0..self.sns.len()).map(|s| self.owns_records(s)).collect();
         if self.owner_cache.0 == up && self.owner_cache.1.len() == self.clients.len() {
             return;
         }
         let mut ring = Ring::new();
-        for sn in self.sns.iter().filter(|s| s.up) {
-            ring.insert(sn.info.node);
+        for (sn, _) in up.iter().enumerate().filter(|(_, owns)| **owns) {
+            ring.insert(self.sns[sn].info.node);
         }
         let owners = self
             .clients
@@ -82,32 +82,59 @@ impl World {
         self.owner_cache = (up, owners);
     }
 
-    /// Whether every live supernode sees exactly the live supernodes.
+    /// Whether every live supernode sees exactly the live supernodes (and, when roles vary,
+    /// exactly those of them that own records: a member's latest role has reached everyone).
     fn converged(&self) -> bool {
+        use switchboard_engine::membership::{node_prefix, MemberRole};
         if self.partition.is_some() {
             return false;
         }
         let live: Vec<usize> = (0..self.sns.len()).filter(|s| self.sns[*s].up).collect();
-        let truth = live.iter().fold(0, |acc, s| {
-            acc ^ switchboard_engine::membership::node_prefix(&self.sns[*s].info.node)
-        });
-        live.iter().all(|s| {
+        let truth = live
+            .iter()
+            .fold(0, |acc, s| acc ^ node_prefix(&self.sns[*s].info.node));
+        let same_members = live.iter().all(|s| {
             let membership = self.sns[*s].overlay.membership();
             membership.live_count() == live.len() && membership.view_digest() == truth
+        });
+        if !same_members || !self.config.roles_vary() {
+            return same_members;
+        }
+        let owners = live
+            .iter()
+            .filter(|s| self.owns_records(**s))
+            .fold(0, |acc, s| acc ^ node_prefix(&self.sns[*s].info.node));
+        live.iter().all(|s| {
+            let membership = self.sns[*s].overlay.membership();
+            let me = membership.me();
+            let mine = if me.role == MemberRole::Standby {
+                0
+            } else {
+                node_prefix(&me.node)
+            };
+            let seen = membership
+                .live()
+                .filter(|m| m.role != MemberRole::Standby)
+                .fold(mine, |acc, m| acc ^ node_prefix(&m.node));
+            seen == owners
         })
     }
 
     /// Online clients, and how many of them a lookup would find: some live owner (by the real
-    /// membership) holds their record.
+    /// membership) holds their record. Tracks how long each online client stays unfindable:
+    /// with `unfindable_bound` set, longer than that outside a partition is a violation.
     fn coverage(&mut self) -> (usize, usize) {
         self.refresh_owner_cache();
+        let now = self.now;
         let mut online = 0;
         let mut found = 0;
         for (index, client) in self.clients.iter().enumerate() {
             let ClientState::Online { home, .. } = client.state else {
+                self.unfindable_since[index] = None;
                 continue;
             };
             if !self.sns[home].up {
+                self.unfindable_since[index] = None;
                 continue;
             }
             online += 1;
@@ -119,6 +146,26 @@ impl World {
             });
             if held {
                 found += 1;
+            }
+            if held || self.partition.is_some() {
+                self.unfindable_since[index] = None;
+                continue;
+            }
+            let since = *self.unfindable_since[index].get_or_insert(now);
+            let unfindable = now.since(since);
+            if unfindable > self.figures.longest_unfindable {
+                self.figures.longest_unfindable = unfindable;
+            }
+            if let Some(bound) = self.config.unfindable_bound {
+                if unfindable > bound {
+                    self.violations.push(format!(
+                        "t={} online client {index} (home {home}) has been unfindable for {} ms, more than {} ms",
+                        now.0,
+                        unfindable.as_millis(),
+                        bound.as_millis()
+                    ));
+                    self.unfindable_since[index] = None;
+                }
             }
         }
         (online, found)
@@ -139,7 +186,8 @@ impl World {
             let ClientState::Online { home, since } = client.state else {
                 continue;
             };
-            if !self.sns[home].up || self.sns[home].draining || self.now.since(since) < settle {
+            let home_moving = self.sns[home].draining || !self.sns[home].serving;
+            if !self.sns[home].up || home_moving || self.now.since(since) < settle {
                 continue;
             }
             for &owner in &self.owner_cache.1[index] {
@@ -182,8 +230,12 @@ impl World {
         }
         self.check_replicas(std::time::Duration::from_secs(3));
         let (online, found) = self.coverage();
-        let total = self.clients.len().max(1);
+        let total = self.present().max(1);
+        let (megas_active, promoted, on_megas) = self.role_counts();
         let sample = crate::report::Sample {
+            megas_active,
+            promoted,
+            on_megas,
             at: self.now,
             online,
             covered: found,
@@ -227,10 +279,10 @@ impl World {
             ));
         }
         let (online, found) = self.coverage();
-        if online != self.clients.len() {
+        let present = self.present();
+        if online != present {
             self.violations.push(format!(
-                "t={now} only {online} of {} clients are online at the end",
-                self.clients.len()
+                "t={now} only {online} of {present} clients are online at the end"
             ));
         }
         if found != online {
@@ -239,6 +291,14 @@ impl World {
                 online - found
             ));
         }
+    }
+
+    /// Clients that have not left for good.
+    fn present(&self) -> usize {
+        self.clients
+            .iter()
+            .filter(|c| c.state != ClientState::Gone)
+            .count()
     }
 
     /// The simulated time now.

@@ -30,12 +30,23 @@ pub(crate) enum ClientState {
     Online { home: usize, since: Time },
     /// Told by `old` to move; registering at `sn` while `old` keeps the lease.
     Handoff { old: usize, sn: usize },
+    /// Went offline for good (`Fault::Leave`).
+    Gone,
+}
+
+/// A client started with `client online --promotable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Promotable {
+    /// The capacity it declares.
+    pub(crate) capacity: u32,
+    /// Behind a NAT: a dial-back from another socket never reaches it.
+    pub(crate) behind_nat: bool,
 }
 
 pub(crate) struct Client {
     pub(crate) user: Username,
     pub(crate) node: NodeId,
-    key: SecretKey,
+    pub(crate) key: SecretKey,
     ticket: Ticket,
     pub(crate) record: Record,
     seq: u64,
@@ -47,6 +58,11 @@ pub(crate) struct Client {
     pub(crate) epoch: u64,
     /// Supernodes holding a session of this client (the invariant: exactly its home).
     pub(crate) sessions: BTreeSet<usize>,
+    /// Set if it offers itself for promotion.
+    pub(crate) promotable: Option<Promotable>,
+    /// The supernode slot of its promoted role, once it has been promoted (a later promotion
+    /// restarts the same slot under the next generation).
+    pub(crate) hosting: Option<usize>,
 }
 
 impl Client {
@@ -73,6 +89,17 @@ impl Client {
         let mut cache: Vec<usize> = (0..config.supernodes).collect();
         cache.shuffle(rng);
         cache.truncate(config.host_cache.max(1));
+        // The megas of the bootstrap list come last (the real client orders them after the
+        // supernodes it knows).
+        cache.extend(config.supernodes..config.supernodes + config.standby_megas);
+        let promotable = config
+            .promotion
+            .as_ref()
+            .filter(|p| index < p.promotable)
+            .map(|p| Promotable {
+                capacity: p.capacity,
+                behind_nat: index < p.behind_nat,
+            });
         let record = sign(&key, &ticket, 1, UnixTime(UNIX_BASE), config)?;
         Ok(Self {
             user,
@@ -87,6 +114,8 @@ impl Client {
             backoff: client_backoff(),
             epoch: 0,
             sessions: BTreeSet::new(),
+            promotable,
+            hosting: None,
         })
     }
 
@@ -288,6 +317,7 @@ impl World {
         let at = now + self.config.lease / 3;
         self.schedule(at, Event::Refresh { client, epoch });
         self.figures.registrations += 1;
+        self.offer_promotion(client, sn);
     }
 
     pub(crate) fn client_refresh(&mut self, client: usize, epoch: u64) {

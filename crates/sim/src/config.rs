@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use switchboard_engine::membership::MembershipConfig;
-use switchboard_engine::Time;
+use switchboard_engine::standby::StandbyConfig;
+use switchboard_engine::{PromotionConfig, Time};
 
 /// A simulated network.
 #[derive(Debug, Clone)]
@@ -48,6 +49,61 @@ pub struct SimConfig {
     pub faults: Vec<(Time, Fault)>,
     /// The run ends here.
     pub end: Time,
+    /// Mega-supernodes on warm standby (indices `supernodes..supernodes + standby_megas`):
+    /// members of the overlay with the `Standby` role, admitting no clients and owning no
+    /// records until `engine`'s `StandbyPolicy` activates them. Every client knows them, last
+    /// in its host cache (the bootstrap list names them).
+    pub standby_megas: usize,
+    /// Clients each mega admits once active.
+    pub mega_capacity: u32,
+    /// The standby megas' policy tuning.
+    pub standby: StandbyConfig,
+    /// Promotion of clients and demotion of promoted supernodes; `None`: no client offers.
+    pub promotion: Option<PromotionSim>,
+    /// The flapping bound: no node changes role more often than this.
+    pub role_changes: RoleChangeLimit,
+    /// If set, no online client (at a live home, outside a partition) stays unfindable (no live
+    /// owner holds its record) for longer than this, converged membership or not.
+    pub unfindable_bound: Option<Duration>,
+}
+
+/// Promotable clients and the policy the homes and promoted supernodes run.
+#[derive(Debug, Clone)]
+pub struct PromotionSim {
+    /// `engine`'s tuning, shared by every home's `Nominator` and every `Demotion`.
+    pub policy: PromotionConfig,
+    /// The first `promotable` clients run `client online --promotable`.
+    pub promotable: usize,
+    /// Of those, the first `behind_nat` are behind a NAT: the home's dial-back from another
+    /// socket never reaches them, so they must never be nominated.
+    pub behind_nat: usize,
+    /// The capacity a promotable client declares (and serves with once promoted).
+    pub capacity: u32,
+}
+
+/// At most `max` role changes of one node (standby to mega and back, client to promoted
+/// supernode and back) within any `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleChangeLimit {
+    /// Changes allowed within the window.
+    pub max: usize,
+    /// The sliding window.
+    pub window: Duration,
+}
+
+impl Default for RoleChangeLimit {
+    /// Four changes in ten minutes. With `engine`'s defaults an honest cycle is two changes
+    /// (promoted then demoted; activated then returned) and cannot repeat quickly: a promoted
+    /// node serves at least `min_in_role` (5 min) and its home does not nominate it again for
+    /// `renominate_after` (10 min); an active mega stays at least `healthy_for` (1 min) after
+    /// the overlay recovered. Four allows two genuine incidents in a window; a fifth change is
+    /// a node oscillating on the same signal, which the hysteresis exists to prevent.
+    fn default() -> Self {
+        Self {
+            max: 4,
+            window: Duration::from_secs(600),
+        }
+    }
 }
 
 /// An injected fault.
@@ -65,6 +121,8 @@ pub enum Fault {
     Slow(usize, Duration),
     /// The supernode drains gracefully (SIGTERM): redirects its clients, then leaves.
     Drain(usize),
+    /// These clients go offline for good (a supernode role they host drains).
+    Leave(Vec<usize>),
 }
 
 impl SimConfig {
@@ -100,6 +158,12 @@ impl SimConfig {
                 (ms(80_000), Fault::Drain(9)),
             ],
             end: ms(110_000),
+            standby_megas: 0,
+            mega_capacity: MEGA_CAPACITY,
+            standby: StandbyConfig::default(),
+            promotion: None,
+            role_changes: RoleChangeLimit::default(),
+            unfindable_bound: None,
         }
     }
 
@@ -137,9 +201,32 @@ impl SimConfig {
             keep_trace: false,
             faults: vec![(crash_at, Fault::Crash((0..crashed).collect()))],
             end: crash_at + timing.after,
+            standby_megas: 0,
+            mega_capacity: MEGA_CAPACITY,
+            standby: StandbyConfig::default(),
+            promotion: None,
+            role_changes: RoleChangeLimit::default(),
+            unfindable_bound: None,
         }
     }
+
+    /// Adds a tier of `count` standby megas of `capacity` each (indices after the supernodes).
+    pub fn with_standby_megas(mut self, count: usize, capacity: u32) -> Self {
+        self.standby_megas = count;
+        self.mega_capacity = capacity;
+        self
+    }
+
+    /// Whether anything changes roles in this run (standby megas, promotion): only then does
+    /// the simulator run the role policies' timer and compare roles in the convergence check.
+    pub fn roles_vary(&self) -> bool {
+        self.standby_megas > 0 || self.promotion.is_some()
+    }
 }
+
+/// The capacity of a simulated mega unless a run says otherwise: `supernode serve --mega`'s
+/// default.
+pub const MEGA_CAPACITY: u32 = 50_000;
 
 /// When things happen in the scale run.
 #[derive(Debug, Clone, Copy)]

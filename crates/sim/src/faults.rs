@@ -3,12 +3,14 @@
 use std::time::Duration;
 
 use rand::{Rng, RngCore};
+use switchboard_proto::messages::RedirectReason;
 use switchboard_proto::NodeId;
 
 use crate::client::ClientState;
 use crate::config::Fault;
+use crate::roles::Kind;
 use crate::world::{fresh_supernode, Event, World};
-use switchboard_engine::membership::MemberInfo;
+use switchboard_engine::membership::{MemberInfo, MemberRole};
 
 impl World {
     pub(crate) fn inject(&mut self, fault: Fault) {
@@ -41,7 +43,8 @@ impl World {
                     s.slow = extra;
                 }
             }
-            Fault::Drain(sn) => self.drain(sn),
+            Fault::Drain(sn) => self.drain_with(sn, RedirectReason::Draining),
+            Fault::Leave(list) => self.leave(&list),
         }
     }
 
@@ -72,18 +75,27 @@ impl World {
             return;
         }
         let old = &self.sns[sn];
+        // A promoted role starts again only through a new nomination.
+        let role = match old.kind {
+            Kind::Operator => old.info.role,
+            Kind::Mega => MemberRole::Standby,
+            Kind::Promoted { .. } => return,
+        };
         let signer = old.signer.clone();
-        let Ok(info) = MemberInfo::signed(
-            &signer,
-            old.info.addr,
-            old.info.role,
-            old.info.capacity,
-            old.info.generation + 1,
-        ) else {
+        // Stepping in or back signed later generations than the one it started with.
+        let last = old
+            .info
+            .generation
+            .max(old.overlay.membership().me().generation);
+        let Ok(info) =
+            MemberInfo::signed(&signer, old.info.addr, role, old.info.capacity, last + 1)
+        else {
             return;
         };
         let seed = self.rng.next_u64();
-        let Ok(fresh) = fresh_supernode(&self.config, info, signer, &self.anchor, seed) else {
+        let kind = old.kind;
+        let Ok(fresh) = fresh_supernode(&self.config, info, signer, &self.anchor, seed, kind)
+        else {
             return;
         };
         self.sns[sn] = fresh;
@@ -99,9 +111,10 @@ impl World {
         self.drain_outputs(sn);
     }
 
-    /// SIGTERM: redirect every client in jittered batches to live alternatives, keep their
-    /// leases until they are registered elsewhere, then leave the overlay.
-    pub(crate) fn drain(&mut self, sn: usize) {
+    /// SIGTERM (or a demotion, with `Demoted`): redirect every client in jittered batches to
+    /// live alternatives, keep their leases until they are registered elsewhere, then leave the
+    /// overlay.
+    pub(crate) fn drain_with(&mut self, sn: usize, reason: RedirectReason) {
         if !self.sns[sn].up {
             return;
         }
@@ -117,6 +130,7 @@ impl World {
                     client,
                     sn,
                     targets: targets.clone(),
+                    reason,
                 },
             );
         }

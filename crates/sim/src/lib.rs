@@ -18,11 +18,13 @@ mod check;
 mod client;
 pub mod config;
 mod faults;
+mod promotion;
 pub mod report;
+mod roles;
 mod supernode;
 mod world;
 
-pub use config::{Fault, ScaleTiming, SimConfig};
+pub use config::{Fault, PromotionSim, RoleChangeLimit, ScaleTiming, SimConfig, MEGA_CAPACITY};
 pub use report::{Figures, Sample};
 pub use world::World;
 

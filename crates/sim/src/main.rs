@@ -3,7 +3,10 @@
 //! - `switchboard-sim run --seed N`: one seed of the fault sweep scenario (replays a failure);
 //! - `switchboard-sim sweep --seeds N`: seeds 1..=N of it;
 //! - `switchboard-sim scale`: 1,000 supernodes and 100,000 clients, then 30% of the
-//!   supernodes crash at once; prints the figures BENCHMARKS.md reports.
+//!   supernodes crash at once; prints the figures BENCHMARKS.md reports. `--megas N` adds a
+//!   tier of N standby megas (`--mega-capacity` each) that `engine`'s standby policy
+//!   activates; `--capacity` sets the supernodes' capacity (default: twice the clients per
+//!   supernode).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -62,6 +65,15 @@ enum Command {
         /// Seconds the run goes on after the crash.
         #[arg(long, default_value_t = 40)]
         after_secs: u64,
+        /// Clients each supernode admits (default: twice the clients per supernode).
+        #[arg(long)]
+        capacity: Option<u32>,
+        /// Standby megas (about 2% of the supernodes is the tier BENCHMARKS.md measures).
+        #[arg(long, default_value_t = 0)]
+        megas: usize,
+        /// Clients each mega admits once active.
+        #[arg(long, default_value_t = 5_000)]
+        mega_capacity: u32,
     },
 }
 
@@ -111,26 +123,38 @@ fn main() -> ExitCode {
             arrival_secs,
             crash_at_secs,
             after_secs,
-        } => scale(SimConfig::scale(
-            seed,
-            supernodes,
-            clients,
-            crash,
-            ScaleTiming {
-                arrival: Duration::from_secs(arrival_secs),
-                crash_at: Duration::from_secs(crash_at_secs),
-                after: Duration::from_secs(after_secs),
-            },
-        )),
+            capacity,
+            megas,
+            mega_capacity,
+        } => {
+            let mut config = SimConfig::scale(
+                seed,
+                supernodes,
+                clients,
+                crash,
+                ScaleTiming {
+                    arrival: Duration::from_secs(arrival_secs),
+                    crash_at: Duration::from_secs(crash_at_secs),
+                    after: Duration::from_secs(after_secs),
+                },
+            )
+            .with_standby_megas(megas, mega_capacity);
+            if let Some(capacity) = capacity {
+                config.capacity = capacity;
+            }
+            scale(config)
+        }
     }
 }
 
 fn scale(config: SimConfig) -> ExitCode {
     let started = Instant::now();
     println!(
-        "scale run: {} supernodes (capacity {}), {} clients, {} crash at t={}s, seed {}",
+        "scale run: {} supernodes (capacity {}), {} standby megas (capacity {}), {} clients, {} crash at t={}s, seed {}",
         config.supernodes,
         config.capacity,
+        config.standby_megas,
+        config.mega_capacity,
         config.clients,
         config.faults.first().map_or(0, |(_, f)| match f {
             switchboard_sim::Fault::Crash(list) => list.len(),
@@ -223,6 +247,26 @@ fn scale(config: SimConfig) -> ExitCode {
     println!(
         "busy answers {}, registrations {}",
         figures.busy, figures.registrations
+    );
+    if let Some(last) = figures.samples.last() {
+        println!(
+            "at the end: {} of {} clients online, {} active megas holding {} clients",
+            last.online,
+            world.online_count().1,
+            last.megas_active,
+            last.on_megas
+        );
+    }
+    println!(
+        "megas activated {} (first {} after the crash), returned {}; most role changes of one node: {}",
+        figures.mega_activations,
+        show(figures.mega_active_after),
+        figures.mega_returns,
+        figures.max_role_changes
+    );
+    println!(
+        "longest any online client stayed unfindable (0.5 s checks): {:.1}s",
+        figures.longest_unfindable.as_secs_f64()
     );
     println!(
         "simulator: {} events in {:.1}s wall = {:.0} events/s ({:.1}s simulated)",

@@ -24,6 +24,12 @@ pub struct Sample {
     pub lookups: u64,
     /// Of which found the user.
     pub lookups_found: u64,
+    /// Active megas.
+    pub megas_active: usize,
+    /// Clients held by megas.
+    pub on_megas: usize,
+    /// Live promoted supernodes.
+    pub promoted: usize,
 }
 
 /// What a run measured.
@@ -49,6 +55,38 @@ pub struct Figures {
     pub lookups_999: Option<Duration>,
     /// The periodic observations.
     pub samples: Vec<Sample>,
+    /// Standby megas that activated.
+    pub mega_activations: u64,
+    /// Active megas that returned to standby.
+    pub mega_returns: u64,
+    /// From the crash until the first mega activated.
+    pub mega_active_after: Option<Duration>,
+    /// Promotion offers homes took.
+    pub offers: u64,
+    /// Dial-backs that reached the client.
+    pub dial_backs_ok: u64,
+    /// Dial-backs that did not (clients behind a NAT).
+    pub dial_backs_failed: u64,
+    /// Clients nominated.
+    pub nominations: u64,
+    /// Nominees that started the supernode role.
+    pub promotions: u64,
+    /// Nominees their home saw join.
+    pub promotions_joined: u64,
+    /// Nominees that did not join in time.
+    pub promotions_failed: u64,
+    /// Promoted supernodes that stepped down.
+    pub demotions: u64,
+    /// Redirects sent by promoted supernodes stepping down.
+    pub redirects_demoted: u64,
+    /// Redirects sent by megas returning to standby.
+    pub redirects_standing_down: u64,
+    /// Role changes of all nodes.
+    pub role_changes: u64,
+    /// The most role changes one node made within the flapping window.
+    pub max_role_changes: usize,
+    /// The longest an online client stayed unfindable (see `check.rs`).
+    pub longest_unfindable: Duration,
 }
 
 impl Figures {
@@ -101,7 +139,7 @@ impl Figures {
             } else {
                 sample.covered as f64 * 100.0 / sample.online as f64
             };
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "t={:>6.1}s live={:>5} online={:>7} findable={:>6.2}% converged={}",
                 sample.at.0 as f64 / 1000.0,
@@ -110,6 +148,17 @@ impl Figures {
                 coverage,
                 sample.converged
             );
+            if sample.megas_active > 0 || sample.on_megas > 0 {
+                let _ = write!(
+                    out,
+                    " megas={} on_megas={}",
+                    sample.megas_active, sample.on_megas
+                );
+            }
+            if sample.promoted > 0 {
+                let _ = write!(out, " promoted={}", sample.promoted);
+            }
+            out.push('\n');
         }
         out
     }

@@ -20,6 +20,13 @@ impl World {
                 retry_after: Duration::from_secs(1),
                 alternatives: self.alternatives(sn),
             }
+        } else if !self.sns[sn].serving {
+            // A mega on standby answers as the daemon's session gate does.
+            self.figures.busy += 1;
+            Reply::Busy {
+                retry_after: Duration::from_secs(5),
+                alternatives: self.alternatives(sn),
+            }
         } else {
             match self.sns[sn].admission.open_session(&mut self.rng) {
                 Err(refused) => {
@@ -98,6 +105,9 @@ impl World {
         let s = &mut self.sns[sn];
         s.admission.close_session();
         s.directory.disconnected(&node);
+        if let Some(nominator) = s.roles.nominator.as_mut() {
+            nominator.withdraw(&node);
+        }
         if unregister {
             s.directory.unregister(&node);
             s.overlay.unpublish(now, &RecordKey { user, node });

@@ -21,6 +21,7 @@ use switchboard_proto::{
 use crate::client::Client;
 use crate::config::{Fault, SimConfig};
 use crate::report::Figures;
+use crate::roles::{Kind, RoleState};
 
 /// The wall-clock time the virtual clock's zero stands for (records and tickets carry it).
 pub(crate) const UNIX_BASE: u64 = 1_900_000_000;
@@ -37,6 +38,12 @@ pub(crate) struct Supernode {
     pub(crate) admission: Admission,
     pub(crate) sessions: BTreeSet<usize>,
     pub(crate) wake: Option<Time>,
+    /// Operator supernode, mega, or a client's promoted role.
+    pub(crate) kind: Kind,
+    /// Whether it admits clients now (a standby mega does not until it activates).
+    pub(crate) serving: bool,
+    /// The role policies it runs (`engine`'s standby, nomination and demotion).
+    pub(crate) roles: RoleState,
 }
 
 /// What the queue holds.
@@ -84,10 +91,25 @@ pub(crate) enum Event {
         client: usize,
         sn: usize,
         targets: Vec<usize>,
+        reason: switchboard_proto::messages::RedirectReason,
     },
     DrainDone(usize),
     Fault(Fault),
     Check,
+    /// The role policies' timer (the daemon's 250 ms tick), when roles vary in this run.
+    Tick,
+    /// A home's dial-back to a promotable client ended.
+    DialBackDone {
+        sn: usize,
+        generation: u64,
+        client: usize,
+        reached: bool,
+    },
+    /// A nominated client has its promoted ticket and starts the supernode role.
+    Promote {
+        client: usize,
+        seeds: Vec<usize>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -143,8 +165,19 @@ pub struct World {
     pub(crate) events: u64,
     pub(crate) violations: Vec<String>,
     pub(crate) figures: Figures,
-    /// Which supernodes were up, and every client's owners among them (see `check.rs`).
+    /// Which supernodes own records (up, not on standby), and every client's owners among
+    /// them (see `check.rs`).
     pub(crate) owner_cache: (Vec<bool>, Vec<Vec<NodeId>>),
+    /// The auth-server's key: promoted tickets are issued during the run.
+    pub(crate) auth: SecretKey,
+    /// Recent role changes per node, for the flapping invariant; one entry per supernode
+    /// identity (operators, megas, promoted clients), each at most `role_changes.max + 1`
+    /// long (see `roles.rs`).
+    pub(crate) role_changes: BTreeMap<NodeId, std::collections::VecDeque<Time>>,
+    /// Promotable clients by node key (a nomination names the node).
+    pub(crate) client_by_node: BTreeMap<NodeId, usize>,
+    /// Since when each client has been online and unfindable, if it is (see `check.rs`).
+    pub(crate) unfindable_since: Vec<Option<Time>>,
 }
 
 impl World {
@@ -155,14 +188,24 @@ impl World {
         let anchor = auth.trust_anchor();
         let mut sns = Vec::with_capacity(config.supernodes);
         let mut by_node = BTreeMap::new();
-        for index in 0..config.supernodes {
+        // Operator supernodes, then the standby megas (operator-run, with mega tickets).
+        for index in 0..config.supernodes + config.standby_megas {
+            let (user, role, member_role, capacity, kind) = if index < config.supernodes {
+                let user = format!("sn{index}");
+                let role = (Role::Supernode, MemberRole::Supernode);
+                (user, role.0, role.1, config.capacity, Kind::Operator)
+            } else {
+                let user = format!("mega{}", index - config.supernodes);
+                let role = (Role::Mega, MemberRole::Standby);
+                (user, role.0, role.1, config.mega_capacity, Kind::Mega)
+            };
             let key = SecretKey::from_seed(rng.gen());
             let ticket = Ticket::issue(
                 &auth,
                 TicketBody {
-                    user: Username::new(&format!("sn{index}"))?,
+                    user: Username::new(&user)?,
                     node: key.node_id(),
-                    role: Role::Supernode,
+                    role,
                     issued_at: UnixTime(UNIX_BASE),
                     expires_at: UnixTime(UNIX_BASE + 23 * 3600),
                     serial: u64::try_from(index).unwrap_or(u64::MAX),
@@ -170,25 +213,20 @@ impl World {
             )?;
             let signer = Signer { key, ticket };
             by_node.insert(signer.key.node_id(), index);
-            let info = MemberInfo::signed(
-                &signer,
-                sim_addr(index),
-                MemberRole::Supernode,
-                config.capacity,
-                1,
-            )?;
-            sns.push(fresh_supernode(
-                &config,
-                info,
-                signer,
-                &anchor,
-                rng.next_u64(),
-            )?);
+            let info = MemberInfo::signed(&signer, sim_addr(index), member_role, capacity, 1)?;
+            let seed = rng.next_u64();
+            sns.push(fresh_supernode(&config, info, signer, &anchor, seed, kind)?);
         }
         let mut clients = Vec::with_capacity(config.clients);
+        let mut client_by_node = BTreeMap::new();
         for index in 0..config.clients {
-            clients.push(Client::new(&config, index, &auth, &mut rng)?);
+            let client = Client::new(&config, index, &auth, &mut rng)?;
+            if client.promotable.is_some() {
+                client_by_node.insert(client.node, index);
+            }
+            clients.push(client);
         }
+        let unfindable_since = vec![None; clients.len()];
         let mut world = Self {
             now: Time::ZERO,
             rng,
@@ -209,6 +247,10 @@ impl World {
             violations: Vec::new(),
             figures: Figures::default(),
             owner_cache: (Vec::new(), Vec::new()),
+            auth,
+            role_changes: BTreeMap::new(),
+            client_by_node,
+            unfindable_since,
             config,
         };
         world.start();
@@ -235,6 +277,9 @@ impl World {
             self.schedule(at, Event::Fault(fault));
         }
         self.schedule(Time::ZERO, Event::Check);
+        if self.config.roles_vary() {
+            self.schedule(Time::ZERO, Event::Tick);
+        }
     }
 
     /// Runs until the end of the scenario; stops at the first invariant violation.
@@ -412,7 +457,16 @@ impl World {
                 client,
                 sn,
                 targets,
-            } => self.client_redirected(client, sn, targets),
+                reason,
+            } => {
+                use switchboard_proto::messages::RedirectReason;
+                match reason {
+                    RedirectReason::Demoted => self.figures.redirects_demoted += 1,
+                    RedirectReason::StandingDown => self.figures.redirects_standing_down += 1,
+                    RedirectReason::Draining | RedirectReason::Overloaded => {}
+                }
+                self.client_redirected(client, sn, targets)
+            }
             Event::DrainDone(sn) => self.finish_drain(sn),
             Event::Fault(fault) => self.inject(fault),
             Event::Check => {
@@ -420,6 +474,18 @@ impl World {
                 let next = self.now + self.config.check_every;
                 self.schedule(next, Event::Check);
             }
+            Event::Tick => {
+                self.role_tick();
+                let next = self.now + crate::roles::TICK;
+                self.schedule(next, Event::Tick);
+            }
+            Event::DialBackDone {
+                sn,
+                generation,
+                client,
+                reached,
+            } => self.dial_back_done(sn, generation, client, reached),
+            Event::Promote { client, seeds } => self.start_promoted(client, &seeds),
         }
     }
 
@@ -604,7 +670,10 @@ pub(crate) fn fresh_supernode(
     signer: Signer,
     anchor: &TrustAnchor,
     seed: u64,
+    kind: Kind,
 ) -> anyhow::Result<Supernode> {
+    let roles = RoleState::new(config, kind, info.role);
+    let serving = info.role != MemberRole::Standby;
     let overlay_config = OverlayConfig {
         replicas: config.replicas,
         membership: config.membership.clone(),
@@ -636,6 +705,9 @@ pub(crate) fn fresh_supernode(
         ),
         sessions: BTreeSet::new(),
         wake: None,
+        kind,
+        serving,
+        roles,
     })
 }
 
@@ -658,7 +730,7 @@ pub(crate) fn verify(
     false
 }
 
-fn sim_addr(index: usize) -> std::net::SocketAddr {
+pub(crate) fn sim_addr(index: usize) -> std::net::SocketAddr {
     let index = u32::try_from(index).unwrap_or(u32::MAX);
     let ip = std::net::Ipv4Addr::from(0x0a00_0000 | index);
     std::net::SocketAddr::from((ip, 4433))
