@@ -108,14 +108,12 @@ fn megas_absorb_and_return(seed: u64) {
 }
 
 /// The same crash with two megas of capacity 400 each (together more than a quarter of all the
-/// serving capacity once both are active). Ignored: it fails today, and the cause is in the
-/// figures the daemon feeds `engine`'s `StandbyPolicy` (`Membership::serving()` counts the
-/// other *active* megas): a mega that returned first remembers the capacity with its peer
-/// still active, so when the peer returns it sees a drop of more than a quarter and
-/// activates again, then waits to recover a capacity that only the peer's return took away.
-/// See the simulator's section in BENCHMARKS.md. Run with `--ignored` to see it.
+/// serving capacity once both are active). It failed while `Membership::serving()` counted the
+/// other *active* megas: a mega that returned first remembered the capacity with its peer still
+/// active, so when the peer returned it saw a drop of more than a quarter and activated again,
+/// then waited for a capacity that only the peer's return had taken away. Megas are now left
+/// out of those figures.
 #[test]
-#[ignore = "engine: serving() counts active megas, so a peer mega's return re-activates a mega"]
 fn given_two_large_megas_when_both_return_then_neither_steps_in_again() {
     let seed = 5;
     println!("SIM_SEED={seed}");

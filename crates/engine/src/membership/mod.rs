@@ -442,12 +442,15 @@ impl Membership {
         }
     }
 
-    /// The serving capacity of the other live members (standby megas excluded) and the
-    /// clients they last reported: what a standby mega watches.
+    /// The serving capacity of the other live ordinary supernodes (operators' and promoted
+    /// ones) and the clients they last reported: what a standby mega watches. Megas are left
+    /// out, active or not: they are the reserve, never the baseline (counting an active peer
+    /// made a mega that returned first see its peer's return as a loss of capacity, step in
+    /// again and wait for capacity that could not come back; found by the simulator).
     pub fn serving(&self) -> (u64, u64) {
         self.live
             .values()
-            .filter(|m| m.role != MemberRole::Standby)
+            .filter(|m| m.role == MemberRole::Supernode)
             .fold((0, 0), |(capacity, clients), m| {
                 (
                     capacity + u64::from(m.capacity),
