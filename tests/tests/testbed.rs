@@ -166,3 +166,57 @@ fn the_load_generator_registers_its_logical_clients_and_reports_percentiles() {
     assert_eq!(second["connected"], 60);
     assert!(stderr.contains("(0 logged in"), "{stderr}");
 }
+
+#[test]
+fn a_scaled_down_outage_meets_the_four_headline_properties() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let output = Binary::Testbed
+        .command(&[
+            "outage",
+            "--supernodes",
+            "5",
+            "--clients",
+            "300",
+            "--steady",
+            "5",
+            "--after",
+            "20",
+            "--cache",
+            cache.path().to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+        ])
+        .unwrap()
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}\n{stderr}");
+    assert!(output.status.success(), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
+    let headline = &report["headline"];
+    let rehomed = headline["rehomed_99_secs"]
+        .as_f64()
+        .expect("99% re-registered");
+    let lookups = headline["lookups_999_secs"]
+        .as_f64()
+        .expect("lookups back above 99.9%");
+    assert!(rehomed <= 10.0, "99% re-registered after {rehomed} s");
+    assert!(lookups <= 15.0, "lookups back after {lookups} s");
+    assert!(headline["peak_survivor_load"].as_f64().unwrap() <= 1.0);
+    assert_eq!(headline["exited_on_their_own"], 0);
+    // The run really had an outage in it: a supernode died and clients moved.
+    let samples = report["samples"].as_array().unwrap();
+    assert!(samples.iter().any(|s| s["loads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(serde_json::Value::is_null)));
+    assert!(samples
+        .iter()
+        .any(|s| s["registered"].as_u64().unwrap() < 300));
+    let svg = std::fs::read_to_string(out.path().join("plot.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("lookup success"));
+}

@@ -11,6 +11,8 @@
 pub mod demo;
 pub mod load;
 pub mod network;
+pub mod outage;
+pub mod plot;
 pub mod procs;
 pub mod view;
 
@@ -40,6 +42,9 @@ pub enum Command {
     /// Thousands of logical clients in this process against real supernodes: throughput and
     /// latency percentiles.
     Load(load::LoadArgs),
+    /// The December 2010 scenario: SIGKILL 30% of the supernodes and restart 20% of the
+    /// clients at once; per-second figures, report.json, plot.svg and the headline.
+    Outage(outage::OutageArgs),
 }
 
 /// Runs `args` (the first is the program's name): `exec ROLE ...` runs one of the programs,
@@ -69,5 +74,6 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     match cli.command {
         Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Load(args) => runtime.block_on(load::run(args)),
+        Command::Outage(args) => runtime.block_on(outage::run(args)),
     }
 }

@@ -419,9 +419,12 @@ async fn open_client(
 
 /// How an operation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+pub(crate) enum Outcome {
+    /// Answered.
     Done,
+    /// `Busy`.
     Busy,
+    /// Refused otherwise, or the session broke.
     Failed,
 }
 
@@ -434,7 +437,7 @@ fn outcome_of(answer: Result<SupernodeMessage, session::SessionError>) -> Outcom
 }
 
 /// Registers (or refreshes, with a newer record) this logical client.
-async fn register(
+pub(crate) async fn register(
     context: &Context,
     session: &mut Session,
     local: SocketAddr,

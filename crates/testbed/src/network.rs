@@ -40,6 +40,8 @@ pub struct Started {
     pub addr: SocketAddr,
     /// Its `/metrics` address.
     pub metrics: SocketAddr,
+    /// Its node id (hex).
+    pub node: String,
     /// Its capacity.
     pub capacity: u32,
     /// Its index in the process list.
@@ -186,10 +188,10 @@ pub async fn start(
             .parse()?;
         seed.get_or_insert(addr.to_string());
         let standby = spec.extra.iter().any(|a| a == "--standby");
+        let node = Profile::new(&scratch.join(&spec.name))
+            .node_key()?
+            .node_id();
         if !standby {
-            let node = Profile::new(&scratch.join(&spec.name))
-                .node_key()?
-                .node_id();
             hosts.push(Host {
                 node: node.to_string(),
                 addr,
@@ -208,6 +210,7 @@ pub async fn start(
             name: spec.name.clone(),
             addr,
             metrics,
+            node: node.to_string(),
             capacity: spec.capacity,
             proc: procs.len() - 1,
             standby,
