@@ -71,8 +71,12 @@ pub struct OutageArgs {
 
 /// Lookups queued per logical client at most (beyond, the scheduler skips one).
 const LOOKUPS_QUEUED: usize = 2;
-/// Sessions being opened at once during the set-up (see `load::OPENS_IN_FLIGHT`).
-const OPENS_IN_FLIGHT: usize = 24;
+/// First sessions being opened at once during the set-up (a failover afterwards is each
+/// client's own, as with real clients).
+const OPENS_IN_FLIGHT: usize = 64;
+/// Logical clients per loopback source address: under the supernodes' per-source cap on
+/// handshakes in flight (32, `switchboard_net::gate`).
+const CLIENTS_PER_ADDRESS: usize = 16;
 /// A logical client re-registers this often (the real client: a third of its 60 s lease).
 const REFRESH: Duration = Duration::from_secs(20);
 
@@ -186,21 +190,37 @@ async fn outage(
     let (profiles, logged_in) =
         prepare_profiles(args.clients, cache, &settings, &network.hosts).await?;
     eprintln!("{} profiles ready ({logged_in} logged in)", profiles.len());
-    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
-    let local = endpoint.local_addr()?;
+    // Clients share sockets, [`CLIENTS_PER_ADDRESS`] to a loopback address of their own
+    // (127.0.x.y: all of 127/8 is loopback), so that the supernodes' per-source handshake cap
+    // sees many users' addresses, as it would on the Internet, not one.
+    let mut endpoints = Vec::new();
+    for i in 0..(profiles.len().div_ceil(CLIENTS_PER_ADDRESS)) {
+        // 127.1.0.1, 127.1.0.2, ... 127.1.0.250, 127.1.1.1, ...
+        let third = u8::try_from(i / 250).unwrap_or(u8::MAX);
+        let fourth = u8::try_from(i % 250 + 1).unwrap_or(u8::MAX);
+        let ip = std::net::Ipv4Addr::new(127, 1, third, fourth);
+        endpoints.push(quinn::Endpoint::client(std::net::SocketAddr::from((
+            ip, 0,
+        )))?);
+    }
     let lookups = Arc::new(Mutex::new(Lookups::default()));
     let start = Instant::now();
     let mut states = Vec::new();
     let mut queues = Vec::new();
     let users: Vec<Username> = profiles.iter().map(|(u, _)| u.clone()).collect();
     let opening = Arc::new(tokio::sync::Semaphore::new(OPENS_IN_FLIGHT));
-    for (user, profile) in profiles {
+    for (i, (user, profile)) in profiles.into_iter().enumerate() {
         let state = Arc::new(ClientState::default());
         let (tx, rx) = mpsc::channel(LOOKUPS_QUEUED);
+        let endpoint = endpoints
+            .get(i / CLIENTS_PER_ADDRESS)
+            .cloned()
+            .ok_or_else(|| anyhow!("no endpoint for client {i}"))?;
+        let local = endpoint.local_addr()?;
         tokio::spawn(client(
             user,
             profile,
-            endpoint.clone(),
+            endpoint,
             local,
             Arc::clone(&state),
             rx,
@@ -497,6 +517,7 @@ async fn client(
 ) {
     let seq = AtomicU64::new(1);
     let mut restarted = false;
+    let mut first_open = true;
     'life: loop {
         if restarted && relogin {
             let _ = relogin_once(&profile, &user).await;
@@ -510,7 +531,11 @@ async fn client(
         });
         let mut avoid = None;
         loop {
-            let permit = opening.acquire().await.ok();
+            let permit = if first_open {
+                opening.acquire().await.ok()
+            } else {
+                None
+            };
             let opened = session::open(&context, avoid).await;
             let mut session = match opened {
                 Ok(session) => session,
@@ -537,6 +562,7 @@ async fn client(
                 continue;
             }
             backoff.succeeded();
+            first_open = false;
             if let Ok(mut home) = state.home.lock() {
                 *home = session.node().to_string();
             }
