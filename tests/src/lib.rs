@@ -102,7 +102,11 @@ impl Binary {
             .stderr(Stdio::piped())
             .spawn()?;
         if let Some(mut pipe) = child.stdin.take() {
-            pipe.write_all(stdin.as_bytes())?;
+            // A command that fails before it reads stdin (bad usage) closes the pipe first.
+            match pipe.write_all(stdin.as_bytes()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other?,
+            }
         }
         child.wait_with_output()
     }
