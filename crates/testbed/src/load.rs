@@ -6,8 +6,9 @@
 //! Accounts are created in bulk (`auth-server user add-many`: one argon2 run for all) in a
 //! cache directory that also keeps the auth-server's key and database and every logical
 //! client's profile, so that a second run reuses the tickets instead of spending minutes in
-//! password checks. The logical clients share one UDP socket (one quinn endpoint): a QUIC
-//! connection each, without a file descriptor each.
+//! password checks. The logical clients share sockets, 16 to a socket and to a loopback
+//! address of their own (`network::client_endpoints`): a QUIC connection each, without a file
+//! descriptor each, and many source addresses, as on the Internet.
 //!
 //! Not built yet (issue #12): direct messages between logical clients, and the per-operation
 //! CPU modes.
@@ -61,10 +62,8 @@ pub struct LoadArgs {
 
 /// Logins in flight at once on a first run (the auth-server checks as many as it has cores).
 const LOGINS_IN_FLIGHT: usize = 8;
-/// Sessions being opened at once (handshakes and registrations): below the supernodes'
-/// per-source cap on handshakes in flight (32, `switchboard_net::gate`), since every logical
-/// client comes from 127.0.0.1; past it, Initials are dropped and retried a second later.
-const OPENS_IN_FLIGHT: usize = 24;
+/// Sessions being opened at once (handshakes and registrations).
+const OPENS_IN_FLIGHT: usize = 64;
 /// A cached ticket is reused while it has at least this long to live.
 const TICKET_MARGIN_SECS: u64 = 600;
 /// Operations queued per logical client at most; beyond, the scheduler counts them skipped.
@@ -185,9 +184,8 @@ async fn load(
         profiles.1
     );
 
-    // Sessions: one QUIC connection each, all on one endpoint.
-    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
-    let local = endpoint.local_addr()?;
+    // Sessions: one QUIC connection each, 16 clients to a socket and a loopback address.
+    let endpoints = crate::network::client_endpoints(profiles.0.len())?;
     let tally = Arc::new(Mutex::new(Tally::new()?));
     let bar = indicatif::ProgressBar::new(u64::from(args.clients));
     bar.set_style(
@@ -198,14 +196,18 @@ async fn load(
     let mut queues = Vec::new();
     let mut opening = tokio::task::JoinSet::new();
     let registered = Instant::now();
-    for (user, profile) in profiles.0 {
+    for (i, (user, profile)) in profiles.0.into_iter().enumerate() {
         while opening.len() >= OPENS_IN_FLIGHT {
             if let Some(Ok(Some(queue))) = opening.join_next().await {
                 queues.push(queue);
             }
             bar.set_position(queues.len() as u64);
         }
-        let endpoint = endpoint.clone();
+        let endpoint = endpoints
+            .get(i / crate::network::CLIENTS_PER_ADDRESS)
+            .cloned()
+            .ok_or_else(|| anyhow!("no socket for client {i}"))?;
+        let local = endpoint.local_addr()?;
         let tally = Arc::clone(&tally);
         opening.spawn(async move { open_client(user, profile, endpoint, local, tally).await });
     }

@@ -224,6 +224,25 @@ pub async fn start(
     })
 }
 
+/// Logical clients per loopback source address: under the supernodes' per-source cap on
+/// handshakes in flight (32, `switchboard_net::gate`).
+pub const CLIENTS_PER_ADDRESS: usize = 16;
+
+/// Sockets for `clients` logical clients, [`CLIENTS_PER_ADDRESS`] to a loopback address of
+/// their own (127.1.0.1, 127.1.0.2, ... 127.1.0.250, 127.1.1.1, ...: all of 127/8 is loopback),
+/// so that the supernodes' per-source handshake cap sees many users' addresses, as it would on
+/// the Internet, not one. Client `i` uses `endpoints[i / CLIENTS_PER_ADDRESS]`.
+pub fn client_endpoints(clients: usize) -> anyhow::Result<Vec<quinn::Endpoint>> {
+    let mut endpoints = Vec::new();
+    for i in 0..clients.div_ceil(CLIENTS_PER_ADDRESS) {
+        let third = u8::try_from(i / 250).context("too many clients for 127.1.0.0/16")?;
+        let fourth = u8::try_from(i % 250 + 1).unwrap_or(u8::MAX);
+        let ip = std::net::Ipv4Addr::new(127, 1, third, fourth);
+        endpoints.push(quinn::Endpoint::client(SocketAddr::from((ip, 0)))?);
+    }
+    Ok(endpoints)
+}
+
 /// A gauge or counter from the `/metrics` at `addr` (none if it does not answer in 2 s).
 pub async fn metric(addr: SocketAddr, name: &str) -> Option<u64> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

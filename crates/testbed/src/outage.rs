@@ -27,7 +27,7 @@ use switchboard_proto::Username;
 use tokio::sync::{mpsc, Notify};
 
 use crate::load::{prepare_profiles, register, Outcome};
-use crate::network::{metric, Network, Spec, PASSWORD};
+use crate::network::{metric, Network, Spec, CLIENTS_PER_ADDRESS, PASSWORD};
 use crate::procs::Proc;
 
 /// Options of `testbed outage`.
@@ -74,9 +74,6 @@ const LOOKUPS_QUEUED: usize = 2;
 /// First sessions being opened at once during the set-up (a failover afterwards is each
 /// client's own, as with real clients).
 const OPENS_IN_FLIGHT: usize = 64;
-/// Logical clients per loopback source address: under the supernodes' per-source cap on
-/// handshakes in flight (32, `switchboard_net::gate`).
-const CLIENTS_PER_ADDRESS: usize = 16;
 /// A logical client re-registers this often (the real client: a third of its 60 s lease).
 const REFRESH: Duration = Duration::from_secs(20);
 
@@ -190,19 +187,7 @@ async fn outage(
     let (profiles, logged_in) =
         prepare_profiles(args.clients, cache, &settings, &network.hosts).await?;
     eprintln!("{} profiles ready ({logged_in} logged in)", profiles.len());
-    // Clients share sockets, [`CLIENTS_PER_ADDRESS`] to a loopback address of their own
-    // (127.0.x.y: all of 127/8 is loopback), so that the supernodes' per-source handshake cap
-    // sees many users' addresses, as it would on the Internet, not one.
-    let mut endpoints = Vec::new();
-    for i in 0..(profiles.len().div_ceil(CLIENTS_PER_ADDRESS)) {
-        // 127.1.0.1, 127.1.0.2, ... 127.1.0.250, 127.1.1.1, ...
-        let third = u8::try_from(i / 250).unwrap_or(u8::MAX);
-        let fourth = u8::try_from(i % 250 + 1).unwrap_or(u8::MAX);
-        let ip = std::net::Ipv4Addr::new(127, 1, third, fourth);
-        endpoints.push(quinn::Endpoint::client(std::net::SocketAddr::from((
-            ip, 0,
-        )))?);
-    }
+    let endpoints = crate::network::client_endpoints(profiles.len())?;
     let lookups = Arc::new(Mutex::new(Lookups::default()));
     let start = Instant::now();
     let mut states = Vec::new();
