@@ -20,7 +20,7 @@
 //! The gap between the two marks, the minimum time in a role, the dwell and the back-off are
 //! the hysteresis that keeps nodes from flapping. Time is an input; nothing here reads a clock.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use switchboard_proto::NodeId;
@@ -134,12 +134,15 @@ pub enum OfferRefused {
 }
 
 /// A home supernode's half: which of its clients to nominate, and when. See the module doc.
+///
+/// Its maps are ordered by node id, so that which dial-backs start first and which offer is
+/// forgotten first on a tie depend on nothing but the inputs (the simulator replays a seed).
 #[derive(Debug, Clone)]
 pub struct Nominator {
     config: PromotionConfig,
-    candidates: HashMap<NodeId, Candidate>,
+    candidates: BTreeMap<NodeId, Candidate>,
     /// When each node was last nominated (for the back-off and the join deadline).
-    nominated: HashMap<NodeId, Time>,
+    nominated: BTreeMap<NodeId, Time>,
     /// The nomination waiting to show up in the membership.
     pending: Option<(NodeId, Time)>,
     last_nomination: Option<Time>,
@@ -150,8 +153,8 @@ impl Nominator {
     pub fn new(config: PromotionConfig) -> Self {
         Self {
             config,
-            candidates: HashMap::new(),
-            nominated: HashMap::new(),
+            candidates: BTreeMap::new(),
+            nominated: BTreeMap::new(),
             pending: None,
             last_nomination: None,
         }
