@@ -24,6 +24,16 @@ fn processes_under(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Every line still to come from a process that exited: until its stdout reader ends (the
+/// child's exit does not mean the reader thread has passed its last lines on yet).
+fn remaining(lines: &std::sync::mpsc::Receiver<String>) -> Vec<String> {
+    let mut rest = Vec::new();
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(10)) {
+        rest.push(line);
+    }
+    rest
+}
+
 /// Runs `testbed demo` in a temporary parent directory of the test's; returns the child, the
 /// lines it prints (through a channel) and its workspace once announced.
 fn start(
@@ -68,7 +78,7 @@ fn the_demo_runs_a_network_through_an_outage_and_leaves_nothing_behind() {
     let status = switchboard_tests::wait_child(&mut child, Duration::from_secs(90))
         .expect("the demo ends by itself");
     let took = started.elapsed();
-    let out: Vec<String> = lines.try_iter().collect();
+    let out = remaining(&lines);
     println!("the demo took {took:?}");
     assert!(status.success(), "{out:?}");
     let text = out.join("\n");
@@ -118,7 +128,7 @@ fn an_interrupted_demo_stops_every_process_and_removes_its_workspace() {
     let status = switchboard_tests::wait_child(&mut child, Duration::from_secs(30))
         .expect("the demo stops on SIGINT");
     assert_eq!(status.code(), Some(130));
-    let text: Vec<String> = lines.try_iter().collect();
+    let text = remaining(&lines);
     assert!(text.iter().any(|l| l.contains("interrupted")), "{text:?}");
     assert!(
         !workspace.exists(),
