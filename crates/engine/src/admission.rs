@@ -38,6 +38,11 @@ pub struct AdmissionConfig {
     /// Base of the `retry_after` a full supernode answers; the actual value is uniform in
     /// `[base, 2 x base)` so that refused clients come back spread out.
     pub busy_retry: Duration,
+    /// Refuse beyond the limits above (true), or only count (false). `false` exists only for
+    /// `testbed outage --naive`, which shows what admission control prevents; a supernode run
+    /// so takes every client and request until it falls over. Never switch it off in a
+    /// deployment.
+    pub enforce: bool,
 }
 
 impl Default for AdmissionConfig {
@@ -55,6 +60,7 @@ impl Default for AdmissionConfig {
             refresh_reserve: 5_000,
             lookup_reserve: 5_000,
             busy_retry: Duration::from_secs(2),
+            enforce: true,
         }
     }
 }
@@ -127,6 +133,9 @@ impl Admission {
 
     /// A new connection is knocking: may its handshake proceed?
     pub fn handshake(&mut self, now: Time) -> Result<(), Refused> {
+        if !self.config.enforce {
+            return Ok(());
+        }
         self.handshakes.take(now).map_err(|_| Refused::Handshake)
     }
 
@@ -138,7 +147,7 @@ impl Admission {
 
     /// A client says hello: takes a session slot, or `Full` with a jittered retry time.
     pub fn open_session(&mut self, rng: &mut impl RngCore) -> Result<(), Refused> {
-        if self.clients >= self.config.capacity {
+        if self.config.enforce && self.clients >= self.config.capacity {
             return Err(Refused::Full(self.busy_retry(rng)));
         }
         self.clients += 1;
@@ -160,7 +169,11 @@ impl Admission {
                 .refresh_reserve
                 .saturating_add(self.config.lookup_reserve),
         };
-        let taken = self.requests.take_keeping(now, reserve);
+        let taken = if self.config.enforce {
+            self.requests.take_keeping(now, reserve)
+        } else {
+            Ok(())
+        };
         if taken.is_ok() {
             self.admitted = self.admitted.saturating_add(1);
         } else {
@@ -257,5 +270,30 @@ mod tests {
         assert!(admission.handshake(Time(0)).is_ok());
         assert_eq!(admission.handshake(Time(0)), Err(Refused::Handshake));
         assert!(admission.handshake(Time(100)).is_ok());
+    }
+
+    #[test]
+    fn without_enforcement_everything_is_admitted_and_counted() {
+        let mut rng = Counter(0);
+        let mut admission = Admission::new(
+            Time(0),
+            AdmissionConfig {
+                capacity: 2,
+                handshakes_per_sec: 1,
+                handshake_burst: 1,
+                requests_per_sec: 1,
+                request_burst: 1,
+                enforce: false,
+                ..AdmissionConfig::default()
+            },
+        );
+        for _ in 0..10 {
+            assert!(admission.handshake(Time(0)).is_ok());
+            assert!(admission.open_session(&mut rng).is_ok());
+            assert!(admission.request(Time(0), RequestClass::Register).is_ok());
+        }
+        assert_eq!(admission.clients(), 10);
+        assert_eq!(admission.load_permille(), 1000);
+        assert_eq!(admission.request_totals(), (10, 0));
     }
 }

@@ -29,6 +29,10 @@ pub struct BackoffConfig {
     pub cap: Duration,
     /// Attempts allowed in one episode (reset by [`Backoff::succeeded`]); `None` for no limit.
     pub budget: Option<u32>,
+    /// Draw the delay uniformly from the window (true), or wait the whole window (false).
+    /// `false` exists only for `testbed outage --naive`, which shows what the jitter prevents:
+    /// clients that failed together retrying together. Never switch it off in a deployment.
+    pub jitter: bool,
 }
 
 impl Default for BackoffConfig {
@@ -42,6 +46,7 @@ impl Default for BackoffConfig {
             base: Duration::from_millis(250),
             cap: Duration::from_secs(30),
             budget: Some(8),
+            jitter: true,
         }
     }
 }
@@ -105,6 +110,8 @@ impl Backoff {
         let window_nanos = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
         let jitter = if window_nanos == 0 {
             Duration::ZERO
+        } else if !self.config.jitter {
+            window
         } else {
             Duration::from_nanos(rng.next_u64() % window_nanos)
         };
@@ -141,7 +148,30 @@ mod tests {
             base: Duration::from_millis(100),
             cap: Duration::from_secs(2),
             budget: Some(10),
+            jitter: true,
         }
+    }
+
+    #[test]
+    fn without_jitter_clients_that_failed_together_retry_together() {
+        let naive = BackoffConfig {
+            jitter: false,
+            ..config()
+        };
+        let mut rng = SmallRng::seed_from_u64(3);
+        let delays: Vec<Duration> = (0..50)
+            .map(|_| Backoff::new(naive).failed(&mut rng, None).unwrap())
+            .collect();
+        assert!(delays.iter().all(|d| *d == Duration::from_millis(100)));
+        let mut jittered = Backoff::new(config());
+        let first = jittered.failed(&mut rng, None).unwrap();
+        jittered.succeeded();
+        let spread = (0..50).any(|_| {
+            let d = jittered.failed(&mut rng, None).unwrap();
+            jittered.succeeded();
+            d != first
+        });
+        assert!(spread, "the default draws delays apart");
     }
 
     #[test]

@@ -87,6 +87,12 @@ pub struct FileConfig {
     pub handshakes_per_sec: Option<u32>,
     /// Requests per second over all clients. Default 50,000; at least 1.
     pub requests_per_sec: Option<u32>,
+    /// Admission control: refuse handshakes past `handshakes_per_sec`, answer `Busy` past
+    /// `capacity` clients and past `requests_per_sec`. Default true. **Never false in a
+    /// deployment**: false admits every client and request until the supernode falls over, and
+    /// exists only so that `testbed outage --naive` can show what admission control prevents
+    /// (accepted with a warning).
+    pub admission_control: Option<bool>,
     /// Seconds between announcements to the auth-server. Default 30; at least 1; below
     /// [`MIN_ANNOUNCE_INTERVAL_SECS`] (5) accepted with a warning.
     pub announce_interval_secs: Option<u64>,
@@ -321,6 +327,7 @@ impl FileConfig {
             request_burst: requests_per_sec,
             refresh_reserve: requests_per_sec / 10,
             lookup_reserve: requests_per_sec / 10,
+            enforce: self.admission_control.unwrap_or(true),
             ..defaults
         };
         let max_lease = at_least_one(
@@ -423,6 +430,13 @@ impl FileConfig {
                 millis_of(overlay.membership.suspect_to_down_after),
                 MIN_SUSPECT_TIMEOUT_MS,
                 "a pause or a burst of loss declares a healthy member down",
+            ),
+            BelowMinimum::check(
+                source_name,
+                "admission_control",
+                u64::from(admission.enforce),
+                1,
+                "every client and request is admitted until the supernode falls over",
             ),
         ]
         .into_iter()
