@@ -30,6 +30,14 @@ pub const CLIENT_MAX_BIDI_STREAMS: u32 = 16;
 /// stream; 4 leaves room for a replacement while the old one drains.
 pub const MAX_UNI_STREAMS: u32 = 4;
 
+/// Unidirectional streams an overlay peer may have open at once. Every overlay message travels
+/// on a stream of its own, and a home sends each newly registered client's record to its
+/// owners at once: with [`MAX_UNI_STREAMS`] (4), a home taking a burst of 9,000 registrations
+/// waited for streams past its 3 s send deadline and dropped up to 7% of its publications
+/// (`testbed cpu`, BENCHMARKS.md), which left those users unfindable until their next refresh.
+/// The receive windows still bound what a peer can make us buffer.
+pub const OVERLAY_MAX_UNI_STREAMS: u32 = 256;
+
 /// Bidirectional streams an overlay peer may have open at once: publishes and lookups for many
 /// clients are multiplexed over one connection per pair of supernodes.
 pub const PEER_MAX_BIDI_STREAMS: u32 = 256;
@@ -70,13 +78,15 @@ pub enum Role {
 /// The transport parameters for `role`; see the constants for the reasons.
 pub fn transport_config(role: Role) -> TransportConfig {
     let mut config = TransportConfig::default();
-    let bidi = match role {
-        Role::ClientFacing | Role::Dialer | Role::Session => CLIENT_MAX_BIDI_STREAMS,
-        Role::Overlay => PEER_MAX_BIDI_STREAMS,
+    let (bidi, uni) = match role {
+        Role::ClientFacing | Role::Dialer | Role::Session => {
+            (CLIENT_MAX_BIDI_STREAMS, MAX_UNI_STREAMS)
+        }
+        Role::Overlay => (PEER_MAX_BIDI_STREAMS, OVERLAY_MAX_UNI_STREAMS),
     };
     config
         .max_concurrent_bidi_streams(VarInt::from_u32(bidi))
-        .max_concurrent_uni_streams(VarInt::from_u32(MAX_UNI_STREAMS))
+        .max_concurrent_uni_streams(VarInt::from_u32(uni))
         .stream_receive_window(VarInt::from_u32(STREAM_RECEIVE_WINDOW))
         .receive_window(VarInt::from_u32(CONNECTION_RECEIVE_WINDOW))
         .send_window(SEND_WINDOW)

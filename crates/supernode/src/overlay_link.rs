@@ -278,6 +278,11 @@ fn adopt(shared: &Arc<Shared>, node: NodeId, connection: quinn::Connection) {
         }
         peers.insert(node, connection.clone());
     }
+    // A connection a supernode accepted was set up as a client's (4 streams): now that the
+    // peer is known to be a supernode, grant it an overlay peer's streams.
+    connection.set_max_concurrent_uni_streams(quinn::VarInt::from_u32(
+        switchboard_net::config::OVERLAY_MAX_UNI_STREAMS,
+    ));
     let span = tracing::info_span!("peer", peer = %node.short());
     tokio::spawn(serve_peer(Arc::clone(shared), node, connection).instrument(span));
 }
