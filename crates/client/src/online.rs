@@ -19,7 +19,7 @@ use switchboard_net::{
     HANDSHAKE_TIMEOUT,
 };
 use switchboard_proto::limits::MAX_FRAME_LEN;
-use switchboard_proto::messages::{ClientMessage, DirectMessage, SupernodeMessage};
+use switchboard_proto::messages::{ClientMessage, DirectMessage, SupernodeMessage, Text};
 use switchboard_proto::version::{Welcome, ALPN_DIRECT};
 use switchboard_proto::wire_error::WireError;
 use switchboard_proto::{BoundedVec, NodeId, Record, RecordBody};
@@ -73,26 +73,7 @@ pub async fn run(
     let ticket = profile.ticket().map_err(SessionError::from)?;
     let trust = profile.trust().map_err(SessionError::from)?;
     let key = profile.node_key().map_err(SessionError::from)?;
-    let anchor = switchboard_proto::TrustAnchor::new(trust)
-        .map_err(|e| SessionError::Transport(e.to_string()))?;
-    let direct_policy = PeerPolicy::any_ticket(anchor);
-    let direct = server_config(
-        &Identity::new(key, Some(ticket)),
-        direct_policy.clone(),
-        &[ALPN_DIRECT],
-        transport_config(TransportRole::ClientFacing),
-    )
-    .map_err(|e| SessionError::Transport(e.to_string()))?;
-    let listener = Listener::bind(
-        listen,
-        direct,
-        direct_policy,
-        HandshakeGate::with_max_in_flight(MAX_DIRECT_HANDSHAKES),
-    )
-    .map_err(|source| OnlineError::Listen {
-        addr: listen,
-        source,
-    })?;
+    let listener = direct_listener(key, ticket, trust, listen)?;
     let local = listener
         .local_addr()
         .map_err(|source| OnlineError::Listen {
@@ -116,7 +97,14 @@ pub async fn run(
     };
 
     let listener = std::sync::Arc::new(listener);
-    let inbox = tokio::spawn(serve_direct(std::sync::Arc::clone(&listener)));
+    let inbox = tokio::spawn(serve_direct(
+        std::sync::Arc::clone(&listener),
+        |user: String, text: Text| {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "from {user}: {}", printable(text.as_str()));
+            let _ = stdout.flush();
+        },
+    ));
     tokio::pin!(shutdown);
     let mut backoff = Backoff::new(BackoffConfig {
         budget: None,
@@ -424,13 +412,49 @@ pub async fn read_pushes(connection: quinn::Connection, pushes: mpsc::Sender<Sup
     }
 }
 
-/// Accepts direct connections and prints their texts as `from USER: TEXT`.
-async fn serve_direct(listener: std::sync::Arc<Listener>) {
+/// The listener for direct connections of the device whose `key` and `ticket` these are, on
+/// `listen`: any ticketed peer may connect (the message, not the connection, is what a
+/// user receives), at most [`MAX_DIRECT_HANDSHAKES`] handshakes in flight.
+pub fn direct_listener(
+    key: switchboard_proto::SecretKey,
+    ticket: switchboard_proto::Ticket,
+    trust: switchboard_proto::AuthKey,
+    listen: std::net::SocketAddr,
+) -> Result<Listener, OnlineError> {
+    let anchor = switchboard_proto::TrustAnchor::new(trust)
+        .map_err(|e| SessionError::Transport(e.to_string()))?;
+    let direct_policy = PeerPolicy::any_ticket(anchor);
+    let direct = server_config(
+        &Identity::new(key, Some(ticket)),
+        direct_policy.clone(),
+        &[ALPN_DIRECT],
+        transport_config(TransportRole::ClientFacing),
+    )
+    .map_err(|e| SessionError::Transport(e.to_string()))?;
+    Listener::bind(
+        listen,
+        direct,
+        direct_policy,
+        HandshakeGate::with_max_in_flight(MAX_DIRECT_HANDSHAKES),
+    )
+    .map_err(|source| OnlineError::Listen {
+        addr: listen,
+        source,
+    })
+}
+
+/// Accepts direct connections and hands each text to `receive` with its sender's user name
+/// (from the sender's verified ticket); `client online` prints them as `from USER: TEXT`.
+pub async fn serve_direct(
+    listener: std::sync::Arc<Listener>,
+    receive: impl Fn(String, Text) + Clone + Send + Sync + 'static,
+) {
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             handshake = listener.accept() => {
                 let Some(handshake) = handshake else { return };
+                let receive = receive.clone();
                 tasks.spawn(async move {
                     let Ok(connection) = handshake.complete(HANDSHAKE_TIMEOUT).await else {
                         return;
@@ -450,9 +474,7 @@ async fn serve_direct(listener: std::sync::Arc<Listener>) {
                                 software: crate::login::software_version(),
                             }),
                             DirectMessage::Text(text) => {
-                                let mut stdout = std::io::stdout().lock();
-                                let _ = writeln!(stdout, "from {user}: {}", printable(text.as_str()));
-                                let _ = stdout.flush();
+                                receive(user.clone(), text);
                                 DirectMessage::Delivered
                             }
                             _ => DirectMessage::Error(WireError::unsupported("unexpected message")),

@@ -39,10 +39,21 @@ pub async fn lookup(
     user: &Username,
 ) -> Result<Vec<(Device, Record)>, SessionError> {
     let mut session = session::open(context, None).await?;
+    let devices = lookup_on(context, &mut session, user).await;
+    session.goodbye().await;
+    devices
+}
+
+/// Looks `user` up on an open session and returns the records that verify (others are
+/// dropped and logged): only what the auth-server and the record's owner signed is believed.
+pub async fn lookup_on(
+    context: &Context,
+    session: &mut session::Session,
+    user: &Username,
+) -> Result<Vec<(Device, Record)>, SessionError> {
     let answer = session
         .ask(&ClientMessage::Lookup { user: user.clone() })
         .await?;
-    session.goodbye().await;
     let records = match answer {
         SupernodeMessage::LookupResult { records, .. } => records.into_inner(),
         SupernodeMessage::Error(e) => return Err(SessionError::Refused(e)),
@@ -95,11 +106,22 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Looks `user` up and delivers `text` directly to one of their devices.
 pub async fn send(context: &Context, user: &Username, text: Text) -> Result<NodeId, SendError> {
     let devices = lookup(context, user).await?;
+    deliver_to(context, user, &devices, text).await
+}
+
+/// Delivers `text` directly to the first of `user`'s verified `devices` that takes it, trying
+/// each device's endpoints in turn.
+pub async fn deliver_to(
+    context: &Context,
+    user: &Username,
+    devices: &[(Device, Record)],
+    text: Text,
+) -> Result<NodeId, SendError> {
     if devices.is_empty() {
         return Err(SendError::Offline(user.clone()));
     }
     let mut reasons = Vec::new();
-    for (device, _) in &devices {
+    for (device, _) in devices {
         let Ok(node) = device.node.parse::<NodeId>() else {
             continue;
         };

@@ -102,6 +102,19 @@ impl Context {
         let ticket = profile.ticket()?;
         let trust = profile.trust()?;
         let key = profile.node_key()?;
+        Self::from_parts(profile, key, ticket, trust, endpoint)
+    }
+
+    /// A context whose key, ticket and trust are given rather than read from `profile` (which
+    /// still supplies the host cache): many devices sharing one host cache, as the testbed's
+    /// logical clients do.
+    pub fn from_parts(
+        profile: Profile,
+        key: SecretKey,
+        ticket: Ticket,
+        trust: AuthKey,
+        endpoint: Option<quinn::Endpoint>,
+    ) -> Result<Self, SessionError> {
         let anchor = TrustAnchor::new(trust).map_err(|e| SessionError::Transport(e.to_string()))?;
         let policy = PeerPolicy::supernode(anchor.clone());
         let config = client_config(
