@@ -139,7 +139,7 @@ fn an_interrupted_demo_stops_every_process_and_removes_its_workspace() {
 }
 
 #[test]
-fn the_load_generator_registers_its_logical_clients_and_reports_percentiles() {
+fn the_load_generator_registers_its_logical_clients_sends_messages_and_reports_percentiles() {
     let cache = tempfile::tempdir().unwrap();
     let run = || {
         let output = Binary::Testbed
@@ -170,6 +170,11 @@ fn the_load_generator_registers_its_logical_clients_and_reports_percentiles() {
     assert_eq!(first["operations"]["register"]["count"], 60);
     assert!(first["operations"]["lookup"]["count"].as_u64().unwrap() > 50);
     assert!(first["operations"]["lookup"]["p99_ms"].as_f64().unwrap() > 0.0);
+    // Direct messages (5% of 200 operations): each delivered end to end, counted by its
+    // receiver as well as by its sender.
+    let messages = first["operations"]["message"]["count"].as_u64().unwrap();
+    assert!(messages > 0, "some of the 200 operations are messages");
+    assert_eq!(first["messages_received"].as_u64().unwrap(), messages);
     assert!(stderr.contains("(60 logged in"), "{stderr}");
     // A second run reuses the cached tickets: no login at all.
     let (second, stderr) = run();
@@ -229,4 +234,62 @@ fn a_scaled_down_outage_meets_the_four_headline_properties() {
         .any(|s| s["registered"].as_u64().unwrap() < 300));
     let svg = std::fs::read_to_string(out.path().join("plot.svg")).unwrap();
     assert!(svg.contains("<svg") && svg.contains("lookup success"));
+}
+
+#[test]
+fn the_cpu_mode_measures_lookups_registrations_idle_clients_and_a_storm_next_to_raw_quinn() {
+    let cache = tempfile::tempdir().unwrap();
+    let output = Binary::Testbed
+        .command(&[
+            "cpu",
+            "--records",
+            "200,500",
+            "--ops",
+            "3200",
+            "--idle",
+            "100",
+            "--idle-secs",
+            "2",
+            "--storm-secs",
+            "1",
+            "--storm-in-flight",
+            "32",
+            "--cache",
+            cache.path().to_str().unwrap(),
+            "--json",
+        ])
+        .unwrap()
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stderr}");
+    assert!(output.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    println!("{report:#}");
+    let steps = report["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    for (step, target) in steps.iter().zip([200, 500]) {
+        // The fill's records, plus the 32 measuring devices' own, held by the measured one.
+        let stored = step["records_stored"].as_u64().unwrap();
+        assert!(
+            stored >= target + 32,
+            "{stored} records for a step of {target}"
+        );
+        for kind in ["lookup", "register_on_session"] {
+            assert_eq!(step[kind]["ops"], 3200, "{kind}");
+            assert_eq!(step[kind]["missed"], 0, "every {kind} answered and found");
+        }
+        // A registration verifies a ticket and a record; a lookup verifies nothing.
+        assert!(
+            step["register_on_session"]["supernode_cpu_us_per_op"]
+                .as_f64()
+                .unwrap()
+                > 0.0
+        );
+    }
+    assert_eq!(report["idle"]["clients"], 100);
+    let storm = &report["storm"];
+    assert!(storm["supernode"]["registrations"].as_u64().unwrap() > 0);
+    assert!(storm["raw_quinn"]["registrations"].as_u64().unwrap() > 0);
+    assert!(storm["cpu_ratio_raw_over_ours"].as_f64().unwrap() > 0.0);
 }

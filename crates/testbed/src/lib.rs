@@ -5,15 +5,19 @@
 //! removes every process and file it made, also on Ctrl-C. The processes are this executable
 //! run again as each program (`testbed exec auth-server|supernode|client ARGS`, the same
 //! library entry points as the `auth-server`, `supernode` and `client` binaries), so that one
-//! `cargo run` builds all it starts. It must never leave a process or a temporary file behind,
-//! and never send traffic anywhere but loopback.
+//! `cargo run` builds all it starts. `testbed load`, `testbed cpu` and `testbed outage` measure
+//! networks of the same processes (`testbed exec raw-quinn` is plain quinn, the baseline of
+//! `cpu`). It must never leave a process or a temporary file behind, and never send traffic
+//! anywhere but loopback.
 
+pub mod cpu;
 pub mod demo;
 pub mod load;
 pub mod network;
 pub mod outage;
 pub mod plot;
 pub mod procs;
+pub mod rawquinn;
 pub mod view;
 
 use std::ffi::OsString;
@@ -42,6 +46,9 @@ pub enum Command {
     /// Thousands of logical clients in this process against real supernodes: throughput and
     /// latency percentiles.
     Load(load::LoadArgs),
+    /// The load generator's per-operation mode: one supernode's CPU per lookup and per
+    /// registration with 1k/10k/100k records stored, per idle client, and in a reconnect storm.
+    Cpu(cpu::CpuArgs),
     /// The December 2010 scenario: SIGKILL 30% of the supernodes and restart 20% of the
     /// clients at once; per-second figures, report.json, plot.svg and the headline.
     Outage(outage::OutageArgs),
@@ -75,5 +82,6 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Load(args) => runtime.block_on(load::run(args)),
         Command::Outage(args) => runtime.block_on(outage::run(args)),
+        Command::Cpu(args) => runtime.block_on(cpu::run(args)),
     }
 }

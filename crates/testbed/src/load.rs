@@ -1,6 +1,6 @@
 //! `testbed load`: thousands of logical clients in this one process, each with its own node
 //! key, ticket, QUIC connection and registration, against a network of real processes; at a
-//! chosen rate and mix of refreshes and lookups, with a progress bar while it runs and
+//! chosen rate and mix of refreshes, lookups and direct messages, with a progress bar while it runs and
 //! throughput and latency percentiles at the end (`--json` for a machine).
 //!
 //! Accounts are created in bulk (`auth-server user add-many`: one argon2 run for all) in a
@@ -10,27 +10,30 @@
 //! address of their own (`network::client_endpoints`): a QUIC connection each, without a file
 //! descriptor each, and many source addresses, as on the Internet.
 //!
-//! Not built yet (issue #12): direct messages between logical clients, and the per-operation
-//! CPU modes.
+//! The mix holds lookups, refreshes and direct messages: a message is the real client's
+//! `send` (a lookup, the records verified, an end-to-end QUIC connection with tickets checked
+//! both ways) to one of the first [`RECEIVERS`] logical clients, which listen on sockets of
+//! their own. The per-operation CPU figures are `testbed cpu` ([`crate::cpu`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail};
+use anyhow::{anyhow, bail, Context as _};
 use hdrhistogram::Histogram;
 use rand::Rng;
 use switchboard_client::profile::{Host, Profile, Settings};
 use switchboard_client::session::{self, Context, Session};
-use switchboard_proto::messages::{ClientMessage, Password, SupernodeMessage};
+use switchboard_proto::messages::{ClientMessage, Password, SupernodeMessage, Text};
 use switchboard_proto::wire_error::WireError;
 use switchboard_proto::{BoundedVec, Record, RecordBody, Username};
 use tokio::sync::mpsc;
 
-use crate::network::{Spec, PASSWORD, PREFIX};
+use crate::network::{Scenario, Spec, PASSWORD, PREFIX};
 use crate::procs::Proc;
 
 /// Options of `testbed load`.
@@ -48,9 +51,15 @@ pub struct LoadArgs {
     /// Operations per second, over all clients.
     #[arg(long, default_value_t = 500)]
     pub rate: u32,
-    /// Share of the operations that are lookups (per mille); the rest are refreshes.
-    #[arg(long, default_value_t = 800)]
+    /// Share of the operations that are lookups (per mille).
+    #[arg(long, default_value_t = 750)]
     pub lookup_permille: u32,
+    /// Share of the operations that are direct messages (per mille): a lookup on the sender's
+    /// session, then the real client's end-to-end delivery (its own QUIC connection, tickets
+    /// checked both ways) to one of the [`RECEIVERS`] clients that listen. The rest of the
+    /// operations are refreshes.
+    #[arg(long, default_value_t = 50)]
+    pub message_permille: u32,
     /// Where accounts, the auth-server's key and database and the profiles are kept between
     /// runs (default: `switchboard-testbed-cache` in the system's temporary directory).
     #[arg(long, value_name = "DIR")]
@@ -68,10 +77,15 @@ const OPENS_IN_FLIGHT: usize = 64;
 const TICKET_MARGIN_SECS: u64 = 600;
 /// Operations queued per logical client at most; beyond, the scheduler counts them skipped.
 const OPS_QUEUED: usize = 4;
+/// Logical clients that also accept direct messages, each on a socket and a loopback address
+/// of its own (127.2.x.y) as a real client listens: one listener per device, so not all 5,000
+/// (a file descriptor each); the messages go to these.
+pub const RECEIVERS: usize = 256;
 
 #[derive(Debug, Clone, Copy)]
 enum Op {
     Lookup,
+    Message,
     Refresh,
 }
 
@@ -87,7 +101,7 @@ struct Tally {
 impl Tally {
     fn new() -> anyhow::Result<Self> {
         let mut latency = BTreeMap::new();
-        for kind in ["lookup", "refresh", "register"] {
+        for kind in ["lookup", "message", "refresh", "register"] {
             latency.insert(kind, Histogram::new_with_bounds(1, 60_000_000, 3)?);
         }
         Ok(Self {
@@ -107,42 +121,25 @@ impl Tally {
 
 /// Runs `testbed load`; see the module doc.
 pub async fn run(args: LoadArgs) -> ExitCode {
-    let scratch = match tempfile::Builder::new()
-        .prefix("switchboard-load-")
-        .tempdir()
-    {
-        Ok(dir) => dir,
+    let mut run = match Scenario::new("switchboard-load-", args.cache.clone()) {
+        Ok(run) => run,
         Err(e) => {
-            eprintln!("testbed: temporary directory: {e}");
+            eprintln!("testbed: {e:#}");
             return ExitCode::FAILURE;
         }
     };
-    let cache = args
-        .cache
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("switchboard-testbed-cache"));
-    let mut procs = Vec::new();
     let outcome = tokio::select! {
-        outcome = load(&args, &cache, scratch.path(), &mut procs) => outcome.map(Some),
-        () = crate::demo::interrupted() => Ok(None),
+        outcome = load(&args, &run.cache, run.scratch.path(), &mut run.procs) => Some(outcome),
+        () = crate::demo::interrupted() => None,
     };
-    crate::demo::stop_all(procs.iter_mut().rev().collect()).await;
-    drop(scratch);
-    match outcome {
-        Ok(Some(report)) => {
-            if args.json {
-                println!("{report}");
-            } else {
-                print_report(&report);
-            }
-            ExitCode::SUCCESS
+    run.finish("load", outcome, |report| {
+        if args.json {
+            println!("{report}");
+        } else {
+            print_report(&report);
         }
-        Ok(None) => ExitCode::from(crate::EXIT_INTERRUPTED),
-        Err(e) => {
-            eprintln!("load failed: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
+    .await
 }
 
 async fn load(
@@ -162,7 +159,7 @@ async fn load(
             capacity,
         })
         .collect();
-    let network = crate::network::start(cache, scratch, args.clients, &specs, procs).await?;
+    let network = crate::network::start(cache, scratch, args.clients, &specs, &[], procs).await?;
     let (auth_addr, pubkey, hosts) = (network.auth_addr, network.pubkey, network.hosts);
     eprintln!(
         "network: auth-server {auth_addr}, {} supernodes of capacity {capacity}",
@@ -193,6 +190,8 @@ async fn load(
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let users: Vec<Username> = profiles.0.iter().map(|(u, _)| u.clone()).collect();
+    let receivers: Vec<Username> = users.iter().take(RECEIVERS).cloned().collect();
+    let delivered = Arc::new(AtomicU64::new(0));
     let mut queues = Vec::new();
     let mut opening = tokio::task::JoinSet::new();
     let registered = Instant::now();
@@ -207,9 +206,19 @@ async fn load(
             .get(i / crate::network::CLIENTS_PER_ADDRESS)
             .cloned()
             .ok_or_else(|| anyhow!("no socket for client {i}"))?;
-        let local = endpoint.local_addr()?;
-        let tally = Arc::clone(&tally);
-        opening.spawn(async move { open_client(user, profile, endpoint, local, tally).await });
+        let listener = if i < RECEIVERS {
+            Some(receiver(&profile, i)?)
+        } else {
+            None
+        };
+        let local = match &listener {
+            Some(listener) => listener.local_addr()?,
+            None => endpoint.local_addr()?,
+        };
+        let (tally, delivered) = (Arc::clone(&tally), Arc::clone(&delivered));
+        opening.spawn(async move {
+            open_client(user, profile, endpoint, local, listener, tally, delivered).await
+        });
     }
     while let Some(done) = opening.join_next().await {
         if let Ok(Some(queue)) = done {
@@ -246,9 +255,15 @@ async fn load(
         let Some(queue) = queues.get(rng.gen_range(0..queues.len())) else {
             continue;
         };
-        let op = if rng.gen_range(0..1000) < args.lookup_permille {
+        let draw = rng.gen_range(0..1000);
+        let op = if draw < args.lookup_permille {
             let whom = users.get(rng.gen_range(0..users.len())).cloned();
             whom.map(|u| (Op::Lookup, Some(u)))
+        } else if draw < args.lookup_permille.saturating_add(args.message_permille) {
+            let whom = receivers
+                .get(rng.gen_range(0..receivers.len().max(1)))
+                .cloned();
+            whom.map(|u| (Op::Message, Some(u)))
         } else {
             Some((Op::Refresh, None))
         };
@@ -296,6 +311,7 @@ async fn load(
         "busy": t.busy,
         "errors": t.errors,
         "skipped": t.skipped,
+        "messages_received": delivered.load(Ordering::Relaxed),
     }))
 }
 
@@ -370,16 +386,41 @@ pub(crate) async fn prepare_profiles(
     Ok((ready, logged_in))
 }
 
-/// Opens one logical client's session and registers it; then serves its operations until the
-/// scheduler drops its queue.
+/// The direct listener of receiver `i`, on a loopback address of its own (127.2.x.y).
+fn receiver(profile: &Profile, i: usize) -> anyhow::Result<Arc<switchboard_net::Listener>> {
+    let third = u8::try_from(i / 250).context("too many receivers for 127.2.0.0/16")?;
+    let fourth = u8::try_from(i % 250 + 1).unwrap_or(u8::MAX);
+    let addr = SocketAddr::from((std::net::Ipv4Addr::new(127, 2, third, fourth), 0));
+    let listener = switchboard_client::online::direct_listener(
+        profile.node_key()?,
+        profile.ticket()?,
+        profile.trust()?,
+        addr,
+    )?;
+    Ok(Arc::new(listener))
+}
+
+/// Opens one logical client's session and registers it (with `local` as its endpoint; a
+/// receiver's is its `listener`, served until the load ends); then serves its operations until
+/// the scheduler drops its queue.
 async fn open_client(
     user: Username,
     profile: Profile,
     endpoint: quinn::Endpoint,
     local: SocketAddr,
+    listener: Option<Arc<switchboard_net::Listener>>,
     tally: Arc<Mutex<Tally>>,
+    delivered: Arc<AtomicU64>,
 ) -> Option<mpsc::Sender<(Op, Option<Username>)>> {
     let context = Context::load(profile, Some(endpoint)).ok()?;
+    let inbox = listener.map(|listener| {
+        tokio::spawn(switchboard_client::online::serve_direct(
+            listener,
+            move |_from: String, _text: Text| {
+                delivered.fetch_add(1, Ordering::Relaxed);
+            },
+        ))
+    });
     let started = Instant::now();
     let mut session = session::open(&context, None).await.ok()?;
     let mut seq = 1;
@@ -398,6 +439,10 @@ async fn open_client(
                     "lookup",
                     outcome_of(session.ask(&ClientMessage::Lookup { user: whom }).await),
                 ),
+                (Op::Message, Some(whom)) => (
+                    "message",
+                    message(&context, &mut session, &user, &whom).await,
+                ),
                 _ => {
                     seq += 1;
                     (
@@ -414,9 +459,34 @@ async fn open_client(
             }
         }
         session.goodbye().await;
-        drop(user);
+        if let Some(inbox) = inbox {
+            inbox.abort();
+        }
     });
     Some(tx)
+}
+
+/// A direct message from `from` to `to`, as `client send` makes it: a lookup (on the open
+/// session here), the records verified, then an end-to-end QUIC connection to `to`'s device.
+async fn message(
+    context: &Context,
+    session: &mut Session,
+    from: &Username,
+    to: &Username,
+) -> Outcome {
+    use switchboard_client::query::{deliver_to, lookup_on};
+    let devices = match lookup_on(context, session, to).await {
+        Ok(devices) => devices,
+        Err(session::SessionError::Refused(WireError::Busy { .. })) => return Outcome::Busy,
+        Err(_) => return Outcome::Failed,
+    };
+    let Ok(text) = Text::try_from(format!("load test message from {from}").as_str()) else {
+        return Outcome::Failed;
+    };
+    match deliver_to(context, to, &devices, text).await {
+        Ok(_) => Outcome::Done,
+        Err(_) => Outcome::Failed,
+    }
 }
 
 /// How an operation ended.
@@ -499,7 +569,7 @@ fn print_report(report: &serde_json::Value) {
         }
     }
     println!(
-        "  busy {}  errors {}  skipped (a client's queue full) {}",
-        report["busy"], report["errors"], report["skipped"]
+        "  busy {}  errors {}  skipped (a client's queue full) {}  messages received {}",
+        report["busy"], report["errors"], report["skipped"], report["messages_received"]
     );
 }

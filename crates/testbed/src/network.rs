@@ -61,6 +61,10 @@ pub struct Network {
     pub hosts: Vec<Host>,
     /// Every supernode.
     pub supernodes: Vec<Started>,
+    /// The supernodes' password file.
+    password_file: std::path::PathBuf,
+    /// The first supernode's address, which the others join through.
+    seed: Option<String>,
 }
 
 /// Strings from string slices.
@@ -68,13 +72,16 @@ pub fn strings(parts: &[&str]) -> Vec<String> {
     parts.iter().map(|p| (*p).to_owned()).collect()
 }
 
-/// Starts the auth-server (with `clients` accounts `load00000..`) and the supernodes of
-/// `specs`; every process goes into `procs`, so that the caller stops them whatever happens.
+/// Starts the auth-server (with `clients` accounts `load00000..`, and a service account for
+/// each of `specs` and `later`) and the supernodes of `specs` (those of `later` are the
+/// caller's to start, with [`Network::start_supernode`]); every process goes into `procs`, so
+/// that the caller stops them whatever happens.
 pub async fn start(
     cache: &Path,
     scratch: &Path,
     clients: u32,
     specs: &[Spec],
+    later: &[Spec],
     procs: &mut Vec<Proc>,
 ) -> anyhow::Result<Network> {
     std::fs::create_dir_all(cache).with_context(|| format!("{}", cache.display()))?;
@@ -107,7 +114,7 @@ pub async fn start(
         &text(&auth_dir),
     ];
     run_to_end("auth-server", &strings(&add_many), &password).await?;
-    for spec in specs {
+    for spec in specs.iter().chain(later) {
         // A service account each (added once; an existing one is kept).
         let add = [
             "user",
@@ -147,10 +154,30 @@ pub async fn start(
     procs.push(auth);
     let password_file = scratch.join("password");
     std::fs::write(&password_file, &password)?;
-    let mut hosts = Vec::new();
-    let mut supernodes = Vec::new();
-    let mut seed: Option<String> = None;
+    let mut network = Network {
+        auth_addr,
+        pubkey,
+        hosts: Vec::new(),
+        supernodes: Vec::new(),
+        password_file,
+        seed: None,
+    };
     for spec in specs {
+        network.start_supernode(scratch, spec, procs).await?;
+    }
+    Ok(network)
+}
+
+impl Network {
+    /// Starts the supernode of `spec` (its account must exist: [`start`] makes them), joining through the first one started; it goes
+    /// into `procs` and [`Network::supernodes`], and into [`Network::hosts`] unless a standby.
+    pub async fn start_supernode(
+        &mut self,
+        scratch: &Path,
+        spec: &Spec,
+        procs: &mut Vec<Proc>,
+    ) -> anyhow::Result<Started> {
+        let text = |p: &Path| p.display().to_string();
         let capacity = spec.capacity.to_string();
         let mut args = strings(&[
             "serve",
@@ -161,17 +188,17 @@ pub async fn start(
             "--metrics",
             "127.0.0.1:0",
             "--auth",
-            &auth_addr,
+            &self.auth_addr,
             "--trust",
-            &pubkey,
+            &self.pubkey,
             "--user",
             &spec.name,
             "--password-file",
-            &text(&password_file),
+            &text(&self.password_file),
             "--capacity",
             &capacity,
         ]);
-        if let Some(seed) = &seed {
+        if let Some(seed) = &self.seed {
             args.extend(["--seed".to_owned(), seed.clone()]);
         }
         args.extend(spec.extra.iter().cloned());
@@ -186,13 +213,13 @@ pub async fn start(
             .ok_or_else(|| anyhow!("{} printed no metrics address", spec.name))?
             .trim()
             .parse()?;
-        seed.get_or_insert(addr.to_string());
+        self.seed.get_or_insert(addr.to_string());
         let standby = spec.extra.iter().any(|a| a == "--standby");
         let node = Profile::new(&scratch.join(&spec.name))
             .node_key()?
             .node_id();
         if !standby {
-            hosts.push(Host {
+            self.hosts.push(Host {
                 node: node.to_string(),
                 addr,
                 mode: if spec.role == "mega" {
@@ -206,7 +233,7 @@ pub async fn start(
             });
         }
         procs.push(proc);
-        supernodes.push(Started {
+        let started = Started {
             name: spec.name.clone(),
             addr,
             metrics,
@@ -214,14 +241,10 @@ pub async fn start(
             capacity: spec.capacity,
             proc: procs.len() - 1,
             standby,
-        });
+        };
+        self.supernodes.push(started.clone());
+        Ok(started)
     }
-    Ok(Network {
-        auth_addr,
-        pubkey,
-        hosts,
-        supernodes,
-    })
 }
 
 /// Logical clients per loopback source address: under the supernodes' per-source cap on
@@ -262,4 +285,55 @@ pub async fn metric(addr: SocketAddr, name: &str) -> Option<u64> {
         .await
         .ok()
         .flatten()
+}
+
+/// The frame of a `load`, `cpu` or `outage` run: a scratch directory removed at the end, the
+/// account cache, and every process started, stopped whatever happens (an error, Ctrl-C).
+#[derive(Debug)]
+pub struct Scenario {
+    /// Logs and supernode data of this run (removed when the run ends).
+    pub scratch: tempfile::TempDir,
+    /// The account and ticket cache kept between runs.
+    pub cache: std::path::PathBuf,
+    /// Every process started, in start order.
+    pub procs: Vec<Proc>,
+}
+
+impl Scenario {
+    /// A scratch directory named `prefix...` in the system's temporary directory, and the cache
+    /// at `cache` (default: `switchboard-testbed-cache` in the temporary directory).
+    pub fn new(prefix: &str, cache: Option<std::path::PathBuf>) -> anyhow::Result<Self> {
+        let scratch = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .context("temporary directory")?;
+        Ok(Self {
+            scratch,
+            cache: cache.unwrap_or_else(|| std::env::temp_dir().join("switchboard-testbed-cache")),
+            procs: Vec::new(),
+        })
+    }
+
+    /// Stops every process (newest first), removes the scratch directory and turns the outcome
+    /// (`None`: interrupted) into the exit code, printing a success with `print`.
+    pub async fn finish<T>(
+        mut self,
+        what: &str,
+        outcome: Option<anyhow::Result<T>>,
+        print: impl FnOnce(T),
+    ) -> std::process::ExitCode {
+        crate::demo::stop_all(self.procs.iter_mut().rev().collect()).await;
+        drop(self.scratch);
+        match outcome {
+            Some(Ok(value)) => {
+                print(value);
+                std::process::ExitCode::SUCCESS
+            }
+            None => std::process::ExitCode::from(crate::EXIT_INTERRUPTED),
+            Some(Err(e)) => {
+                eprintln!("{what} failed: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        }
+    }
 }

@@ -27,7 +27,7 @@ use switchboard_proto::Username;
 use tokio::sync::{mpsc, Notify};
 
 use crate::load::{prepare_profiles, register, Outcome};
-use crate::network::{metric, Network, Spec, CLIENTS_PER_ADDRESS, PASSWORD};
+use crate::network::{metric, Network, Scenario, Spec, CLIENTS_PER_ADDRESS, PASSWORD};
 use crate::procs::Proc;
 
 /// Options of `testbed outage`.
@@ -61,6 +61,12 @@ pub struct OutageArgs {
     /// Run without the standby mega.
     #[arg(long)]
     pub no_mega: bool,
+    /// The contrast: the same scenario with the protections switched off through their real
+    /// configuration switches: no standby mega, supernodes with `admission_control = false`
+    /// (no capacity limit, no `Busy`, no handshake rate) and clients retrying without jitter.
+    /// Switches an operator must never use; they exist to show what they prevent.
+    #[arg(long)]
+    pub naive: bool,
     /// Where to write `report.json` and `plot.svg` (default: `outage-report`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -109,38 +115,19 @@ struct Sample {
 
 /// Runs `testbed outage`; see the module doc.
 pub async fn run(args: OutageArgs) -> ExitCode {
-    let scratch = match tempfile::Builder::new()
-        .prefix("switchboard-outage-")
-        .tempdir()
-    {
-        Ok(dir) => dir,
+    let mut run = match Scenario::new("switchboard-outage-", args.cache.clone()) {
+        Ok(run) => run,
         Err(e) => {
-            eprintln!("testbed: temporary directory: {e}");
+            eprintln!("testbed: {e:#}");
             return ExitCode::FAILURE;
         }
     };
-    let cache = args
-        .cache
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("switchboard-testbed-cache"));
-    let mut procs = Vec::new();
     let outcome = tokio::select! {
-        outcome = outage(&args, &cache, scratch.path(), &mut procs) => outcome.map(Some),
-        () = crate::demo::interrupted() => Ok(None),
+        outcome = outage(&args, &run.cache, run.scratch.path(), &mut run.procs) => Some(outcome),
+        () = crate::demo::interrupted() => None,
     };
-    crate::demo::stop_all(procs.iter_mut().rev().collect()).await;
-    drop(scratch);
-    match outcome {
-        Ok(Some(headline)) => {
-            println!("{headline}");
-            ExitCode::SUCCESS
-        }
-        Ok(None) => ExitCode::from(crate::EXIT_INTERRUPTED),
-        Err(e) => {
-            eprintln!("outage failed: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    run.finish("outage", outcome, |headline| println!("{headline}"))
+        .await
 }
 
 async fn outage(
@@ -153,15 +140,26 @@ async fn outage(
     // full, which is when the standby mega matters.
     let capacity = (u64::from(args.clients) * 3 / 2 / u64::from(args.supernodes.max(1))).max(50);
     let capacity = u32::try_from(capacity).unwrap_or(u32::MAX);
+    let extra = if args.naive {
+        let naive = scratch.join("naive.toml");
+        std::fs::write(
+            &naive,
+            "# testbed outage --naive: never in a deployment\nadmission_control = false\n",
+        )?;
+        vec!["--config".to_owned(), naive.display().to_string()]
+    } else {
+        Vec::new()
+    };
     let mut specs: Vec<Spec> = (0..args.supernodes)
         .map(|i| Spec {
             name: format!("outsn{i}"),
             role: "supernode",
-            extra: Vec::new(),
+            extra: extra.clone(),
             capacity,
         })
         .collect();
-    if !args.no_mega {
+    let mega = !args.no_mega && !args.naive;
+    if mega {
         specs.push(Spec {
             name: "outmega".to_owned(),
             role: "mega",
@@ -169,14 +167,15 @@ async fn outage(
             capacity: args.clients,
         });
     }
-    let network = crate::network::start(cache, scratch, args.clients, &specs, procs).await?;
+    let network = crate::network::start(cache, scratch, args.clients, &specs, &[], procs).await?;
     eprintln!(
-        "network: {} supernodes of capacity {capacity}{}",
+        "network: {} supernodes of capacity {capacity}{}{}",
         args.supernodes,
-        if args.no_mega {
-            ""
+        if mega { " and a standby mega" } else { "" },
+        if args.naive {
+            " (naive: no admission control, no jitter, no mega)"
         } else {
-            " and a standby mega"
+            ""
         }
     );
     let settings = switchboard_client::profile::Settings {
@@ -211,7 +210,10 @@ async fn outage(
             rx,
             Arc::clone(&lookups),
             start,
-            args.relogin,
+            Behaviour {
+                relogin: args.relogin,
+                jitter: !args.naive,
+            },
             Arc::clone(&opening),
         ));
         states.push(state);
@@ -322,16 +324,19 @@ async fn outage(
     }
     drop(queues);
     let headline = headline(args, &samples, killed_at.as_secs_f64());
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("outage-report"));
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(if args.naive {
+            "outage-report-naive"
+        } else {
+            "outage-report"
+        })
+    });
     std::fs::create_dir_all(&out).with_context(|| format!("{}", out.display()))?;
     let report = serde_json::json!({
         "args": {
             "supernodes": args.supernodes, "clients": args.clients,
             "kill_permille": args.kill_permille, "restart_permille": args.restart_permille,
-            "relogin": args.relogin, "mega": !args.no_mega, "capacity": capacity,
+            "relogin": args.relogin, "mega": mega, "naive": args.naive, "capacity": capacity,
         },
         "killed_at": killed_at.as_secs_f64(),
         "headline": headline.1,
@@ -347,7 +352,9 @@ async fn outage(
         args.supernodes,
         args.restart_permille / 10,
         args.clients,
-        if args.no_mega {
+        if args.naive {
+            ", naive (no admission control, no jitter, no mega)"
+        } else if !mega {
             ", no standby mega"
         } else {
             ""
@@ -487,6 +494,15 @@ fn headline(args: &OutageArgs, samples: &[Sample], killed_at: f64) -> (String, s
     (text, json)
 }
 
+/// How a logical client behaves.
+#[derive(Debug, Clone, Copy)]
+struct Behaviour {
+    /// A restart logs in with the password (`--relogin`).
+    relogin: bool,
+    /// Retries are jittered (false only with `--naive`).
+    jitter: bool,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn client(
     user: Username,
@@ -497,14 +513,14 @@ async fn client(
     mut lookups_in: mpsc::Receiver<Username>,
     lookups: Arc<Mutex<Lookups>>,
     start: Instant,
-    relogin: bool,
+    behaviour: Behaviour,
     opening: Arc<tokio::sync::Semaphore>,
 ) {
     let seq = AtomicU64::new(1);
     let mut restarted = false;
     let mut first_open = true;
     'life: loop {
-        if restarted && relogin {
+        if restarted && behaviour.relogin {
             let _ = relogin_once(&profile, &user).await;
         }
         let Ok(context) = Context::load(profile.clone(), Some(endpoint.clone())) else {
@@ -512,6 +528,7 @@ async fn client(
         };
         let mut backoff = Backoff::new(BackoffConfig {
             budget: None,
+            jitter: behaviour.jitter,
             ..BackoffConfig::default()
         });
         let mut avoid = None;

@@ -24,6 +24,13 @@ type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
 /// Draws `points` to `path`, with a line where the outage struck.
 pub fn draw(path: &Path, caption: &str, points: &[Point], killed_at: f64) -> anyhow::Result<()> {
     let end = points.last().map_or(1.0, |p| p.t.max(1.0));
+    // Room above 1 for a survivor loaded past its capacity (a naive run), and for the legend.
+    let top = points
+        .iter()
+        .map(|p| p.peak_load)
+        .fold(1.0_f64, f64::max)
+        .min(10.0)
+        + 0.2;
     let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut chart = ChartBuilder::on(&root)
@@ -31,7 +38,7 @@ pub fn draw(path: &Path, caption: &str, points: &[Point], killed_at: f64) -> any
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(48)
-        .build_cartesian_2d(0.0..end, 0.0..1.2)
+        .build_cartesian_2d(0.0..end, 0.0..top)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     chart
         .configure_mesh()
@@ -70,7 +77,7 @@ pub fn draw(path: &Path, caption: &str, points: &[Point], killed_at: f64) -> any
     }
     chart
         .draw_series(LineSeries::new(
-            vec![(killed_at, 0.0), (killed_at, 1.2)],
+            vec![(killed_at, 0.0), (killed_at, top)],
             BLACK.mix(0.4),
         ))
         .map_err(|e| anyhow::anyhow!("{e}"))?;

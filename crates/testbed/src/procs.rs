@@ -29,6 +29,7 @@ pub fn exec(args: Vec<OsString>) -> ExitCode {
         "auth-server" => parsed::<switchboard_auth_server::Cli>(args, switchboard_auth_server::run),
         "supernode" => parsed::<switchboard_supernode::Cli>(args, switchboard_supernode::run),
         "client" => switchboard_client_app::run(args),
+        "raw-quinn" => crate::rawquinn::serve(),
         other => {
             eprintln!("testbed exec: unknown program {other:?}");
             ExitCode::from(2)
