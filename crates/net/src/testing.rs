@@ -16,10 +16,6 @@ use crate::config::{transport_config, Role as TransportRole};
 /// certificate the client trusts), or standard mutual TLS under a throwaway CA; ECDSA P-256
 /// keys, webpki verification, no resumption. Panics on failure: benchmark set-up only.
 pub fn raw_quinn_configs(mutual: bool) -> (quinn::ServerConfig, quinn::ClientConfig) {
-    if !mutual {
-        let (server, cert) = raw_quinn_server();
-        return (server, raw_quinn_client(&cert));
-    }
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let key_der =
@@ -100,51 +96,4 @@ pub fn raw_quinn_configs(mutual: bool) -> (quinn::ServerConfig, quinn::ClientCon
     ));
     client.transport_config(Arc::new(transport_config(TransportRole::Dialer)));
     (server, client)
-}
-
-/// The server half of the server-only variant of [`raw_quinn_configs`], with its self-signed
-/// certificate (DER) for a client in another process ([`raw_quinn_client`]).
-pub fn raw_quinn_server() -> (quinn::ServerConfig, Vec<u8>) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let key = rcgen::KeyPair::generate().expect("benchmark baseline configuration");
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .expect("benchmark baseline configuration")
-        .self_signed(&key)
-        .expect("benchmark baseline configuration");
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .expect("benchmark baseline configuration")
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .expect("benchmark baseline configuration");
-    tls.alpn_protocols = vec![ALPN_DIRECTORY.to_vec()];
-    let mut server = quinn::ServerConfig::with_crypto(Arc::new(
-        QuicServerConfig::try_from(Arc::new(tls)).expect("benchmark baseline configuration"),
-    ));
-    server.transport_config(Arc::new(transport_config(TransportRole::ClientFacing)));
-    (server, cert.der().to_vec())
-}
-
-/// A plain quinn client that trusts the certificate `cert` (DER) of a [`raw_quinn_server`].
-pub fn raw_quinn_client(cert: &[u8]) -> quinn::ClientConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from(cert.to_vec()))
-        .expect("benchmark baseline configuration");
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .expect("benchmark baseline configuration")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![ALPN_DIRECTORY.to_vec()];
-    tls.resumption = rustls::client::Resumption::disabled();
-    let mut client = quinn::ClientConfig::new(Arc::new(
-        QuicClientConfig::try_from(Arc::new(tls)).expect("benchmark baseline configuration"),
-    ));
-    client.transport_config(Arc::new(transport_config(TransportRole::Dialer)));
-    client
 }

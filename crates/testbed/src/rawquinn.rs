@@ -7,8 +7,12 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{anyhow, Context as _};
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use switchboard_net::config::Role as TransportRole;
+use switchboard_proto::version::ALPN_DIRECTORY;
 
 /// The canned answers' sizes: a `Welcome` and a `Registered` frame are about this long.
 const ANSWERS: [usize; 2] = [96, 48];
@@ -39,7 +43,7 @@ pub fn serve() -> ExitCode {
 }
 
 async fn accept_loop() -> anyhow::Result<()> {
-    let (config, cert) = switchboard_net::testing::raw_quinn_server();
+    let (config, cert) = server_config()?;
     let endpoint = quinn::Endpoint::server(config, SocketAddr::from(([127, 0, 0, 1], 0)))?;
     println!("cert {}", to_hex(&cert));
     println!("listening on {}", endpoint.local_addr()?);
@@ -93,6 +97,48 @@ pub async fn attempt(
     }
     connection.close(0u32.into(), b"again");
     Ok(())
+}
+
+/// A plain quinn server: TLS 1.3, a self-signed ECDSA P-256 certificate for `localhost`, no
+/// client certificate, our ALPN and transport parameters; with the certificate (DER) for the
+/// client ([`client_config`]).
+fn server_config() -> anyhow::Result<(quinn::ServerConfig, Vec<u8>)> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let key = rcgen::KeyPair::generate()?;
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])?.self_signed(&key)?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )?;
+    tls.alpn_protocols = vec![ALPN_DIRECTORY.to_vec()];
+    let mut server =
+        quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(Arc::new(tls))?));
+    server.transport_config(Arc::new(switchboard_net::transport_config(
+        TransportRole::ClientFacing,
+    )));
+    Ok((server, cert.der().to_vec()))
+}
+
+/// A plain quinn client that trusts the certificate `cert` (DER) of [`server_config`]'s
+/// server; no resumption, so that every connection is a full handshake.
+pub fn client_config(cert: &[u8]) -> anyhow::Result<quinn::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from(cert.to_vec()))?;
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN_DIRECTORY.to_vec()];
+    tls.resumption = rustls::client::Resumption::disabled();
+    let mut client = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(Arc::new(tls))?));
+    client.transport_config(Arc::new(switchboard_net::transport_config(
+        TransportRole::Dialer,
+    )));
+    Ok(client)
 }
 
 fn to_hex(bytes: &[u8]) -> String {

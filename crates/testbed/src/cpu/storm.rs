@@ -99,7 +99,7 @@ pub(super) async fn raw_storm(
         .ok_or_else(|| anyhow!("raw-quinn printed no certificate"))??;
     let pid = proc.pid().ok_or_else(|| anyhow!("no pid for raw-quinn"))?;
     procs.push(proc);
-    let config = switchboard_net::testing::raw_quinn_client(&cert);
+    let config = crate::rawquinn::client_config(&cert)?;
     let base = idle_rate(pid, Duration::from_secs(2)).await?;
     let cpu_before = cpu_of(pid)?;
     let endpoints = endpoints.to_vec();
