@@ -238,13 +238,13 @@ fn renew(context: &Context, listener: &Listener) -> Result<Context, SessionError
     Ok(renewed)
 }
 
-/// A freshly signed record for this device at `local` (the published endpoint).
-fn record(context: &Context, local: SocketAddr, seq: u64) -> Result<Record, SessionError> {
+/// A freshly signed record for this device at `endpoints` (the published ones).
+fn record(context: &Context, endpoints: &[SocketAddr], seq: u64) -> Result<Record, SessionError> {
     Record::sign(
         &context.key,
         RecordBody {
             ticket: context.ticket.clone(),
-            endpoints: BoundedVec::truncating([local]),
+            endpoints: BoundedVec::truncating(endpoints.iter().copied()),
             seq,
             issued_at: switchboard_net::now_unix(),
             ttl_secs: RECORD_TTL_SECS,
@@ -253,19 +253,15 @@ fn record(context: &Context, local: SocketAddr, seq: u64) -> Result<Record, Sess
     .map_err(|e| SessionError::Protocol(e.to_string()))
 }
 
-/// The endpoint peers should dial: the listening address, with the address the supernode
-/// path uses when listening on all interfaces.
-fn published(session: &Session, local: SocketAddr) -> SocketAddr {
-    if local.ip().is_unspecified() {
-        let ip = session
-            .connection
-            .connection
-            .local_ip()
-            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-        SocketAddr::new(ip, local.port())
-    } else {
-        local
-    }
+/// The endpoints peers should dial: the listening address; when listening on all interfaces,
+/// the host's addresses, the one the supernode path uses first
+/// ([`switchboard_net::interfaces::published`]).
+fn published(session: &Session, local: SocketAddr) -> Vec<SocketAddr> {
+    switchboard_net::interfaces::published(
+        local,
+        session.connection.connection.local_ip(),
+        switchboard_proto::limits::MAX_ENDPOINTS,
+    )
 }
 
 /// How long `client online` waits at shutdown for a hosted supernode role to drain (the
@@ -300,9 +296,11 @@ async fn stay(
     seq: &mut u64,
     promoting: &mut Promoting<'_>,
 ) -> Ended {
-    let endpoint = published(session, local);
+    let endpoints = published(session, local);
+    // Where a promotion's dial-back should reach this host: the first published address.
+    let reachable = endpoints.first().map_or(local.ip(), SocketAddr::ip);
     *seq += 1;
-    let lease = match register(context, session, endpoint, *seq).await {
+    let lease = match register(context, session, &endpoints, *seq).await {
         Ok(lease) => lease,
         Err(e) => return Ended::Lost(e.to_string()),
     };
@@ -329,18 +327,18 @@ async fn stay(
     tokio::pin!(ticket_check);
     if let Some(promotion) = promoting.promotion.as_deref_mut() {
         promotion
-            .offer(session, endpoint.ip(), promoting.started.elapsed())
+            .offer(session, reachable, promoting.started.elapsed())
             .await;
     }
     let ended = loop {
         tokio::select! {
             _ = period.tick() => {
                 *seq += 1;
-                if let Err(e) = register(context, session, endpoint, *seq).await {
+                if let Err(e) = register(context, session, &endpoints, *seq).await {
                     break Ended::Lost(e.to_string());
                 }
                 if let Some(promotion) = promoting.promotion.as_deref_mut() {
-                    promotion.offer(session, endpoint.ip(), promoting.started.elapsed()).await;
+                    promotion.offer(session, reachable, promoting.started.elapsed()).await;
                 }
             }
             outcome = role_end(&mut promoting.events) => {
@@ -362,7 +360,7 @@ async fn stay(
                 Some(SupernodeMessage::Promote { seeds, nomination }) => {
                     if let Some(promotion) = promoting.promotion.as_deref_mut() {
                         let seeds = seeds.iter().copied().collect();
-                        promotion.promote(context, seeds, *nomination, endpoint.ip()).await;
+                        promotion.promote(context, seeds, *nomination, reachable).await;
                     }
                 }
                 Some(SupernodeMessage::Presence(event)) => {
@@ -383,10 +381,10 @@ async fn stay(
 async fn register(
     context: &Context,
     session: &mut Session,
-    endpoint: SocketAddr,
+    endpoints: &[SocketAddr],
     seq: u64,
 ) -> Result<u32, SessionError> {
-    let record = record(context, endpoint, seq)?;
+    let record = record(context, endpoints, seq)?;
     match session
         .ask(&ClientMessage::Register {
             record: Box::new(record),

@@ -21,6 +21,7 @@ pub mod endpoint;
 pub mod framed;
 pub mod gate;
 pub mod identity;
+pub mod interfaces;
 pub mod keyfile;
 pub mod metrics;
 pub mod shutdown;
