@@ -17,20 +17,20 @@ use crate::{Cli, Command, UserCommand, EXIT_FAILED, EXIT_USAGE, KEY_FILE};
 
 /// A command's failure: what to print, and which exit code.
 #[derive(Debug)]
-struct Failure {
+pub(crate) struct Failure {
     message: String,
     code: u8,
 }
 
 impl Failure {
-    fn usage(message: impl std::fmt::Display) -> Self {
+    pub(crate) fn usage(message: impl std::fmt::Display) -> Self {
         Self {
             message: message.to_string(),
             code: EXIT_USAGE,
         }
     }
 
-    fn failed(message: impl std::fmt::Display) -> Self {
+    pub(crate) fn failed(message: impl std::fmt::Display) -> Self {
         Self {
             message: message.to_string(),
             code: EXIT_FAILED,
@@ -123,11 +123,22 @@ fn print_key(key: &str, json: bool) {
 }
 
 fn init(data_dir: &Path, json: bool) -> Result<(), Failure> {
+    let key = initialise(data_dir)?;
+    print_key(&key.to_string(), json);
+    Ok(())
+}
+
+/// Creates the data directory, the signing key, the database and the public key file;
+/// returns the public key.
+pub(crate) fn initialise(data_dir: &Path) -> Result<switchboard_proto::AuthKey, Failure> {
     create_private_dir(data_dir)?;
     let key = keyfile::create(&data_dir.join(KEY_FILE)).map_err(Failure::failed)?;
     Store::open(data_dir).map_err(Failure::failed)?;
-    print_key(&key.auth_key().to_string(), json);
-    Ok(())
+    let public = key.auth_key();
+    let path = data_dir.join(crate::PUBKEY_FILE);
+    std::fs::write(&path, format!("{public}\n"))
+        .map_err(|e| Failure::failed(format!("{}: {e}", path.display())))?;
+    Ok(public)
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), Failure> {
@@ -156,7 +167,7 @@ fn serve(config: crate::config::Config) -> Result<(), Failure> {
 }
 
 /// Reads a password: the first line of `file`, or of stdin. Never from argv.
-fn read_password(file: Option<&PathBuf>) -> Result<String, Failure> {
+pub(crate) fn read_password(file: Option<&PathBuf>) -> Result<String, Failure> {
     let mut line = String::new();
     match file {
         Some(path) => {
@@ -186,7 +197,7 @@ fn read_password(file: Option<&PathBuf>) -> Result<String, Failure> {
     Ok(password)
 }
 
-fn username(name: &str) -> Result<Username, Failure> {
+pub(crate) fn username(name: &str) -> Result<Username, Failure> {
     Username::new(name).map_err(|e| Failure::usage(format!("{name:?}: {e}")))
 }
 
@@ -244,6 +255,18 @@ fn user(action: UserCommand, json: bool) -> Result<(), Failure> {
                 );
             } else {
                 println!("added {added} accounts {prefix}00000.. ({role}); existing ones kept");
+            }
+        }
+        UserCommand::Import { file, data_dir } => {
+            let (added, kept) = crate::import::import(&file, &data_dir, now)?;
+            if json {
+                println!("{}", serde_json::json!({ "added": added, "kept": kept }));
+            } else {
+                println!(
+                    "{} accounts added, {} kept as they were",
+                    added.len(),
+                    kept.len()
+                );
             }
         }
         UserCommand::Disable { name, data_dir } => {

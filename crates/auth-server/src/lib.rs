@@ -10,6 +10,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod import;
 pub mod issuance;
 pub mod password;
 pub mod registry;
@@ -25,6 +26,11 @@ use switchboard_proto::Role;
 
 /// File name of the signing key inside the data directory.
 pub const KEY_FILE: &str = "auth.key";
+
+/// File name of the public key (64 hex digits and a newline) that `init` writes beside the
+/// signing key: what every node needs as `--trust` (`--trust @PATH` reads it from a file, as a
+/// container does from the auth-server's volume mounted read-only).
+pub const PUBKEY_FILE: &str = "auth.pub";
 
 /// Exit code of bad usage or a bad configuration file.
 pub const EXIT_USAGE: u8 = 2;
@@ -146,6 +152,17 @@ pub enum UserCommand {
     /// List accounts with role, state and last login.
     List {
         /// Where the database lives.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
+    /// Create the accounts listed in FILE (TOML: `[[account]]` tables with `name`, `role` and
+    /// `password_file`, a path relative to FILE) that do not exist yet, initialising the data
+    /// directory first if it has no key: the one-command set-up step of a deployment, which
+    /// may run again on every start (existing accounts are kept as they are).
+    Import {
+        /// The accounts file.
+        file: PathBuf,
+        /// Where the database lives (created when missing).
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
     },

@@ -57,12 +57,15 @@ pub enum Command {
         /// The auth-server's address.
         #[arg(long, value_name = "ADDR")]
         auth: Option<String>,
-        /// The auth-server's public key (64 hex digits).
+        /// The auth-server's public key (64 hex digits), or `@FILE` to read it from a file.
         #[arg(long, value_name = "PUBKEY")]
         trust: Option<String>,
         /// The account.
         #[arg(long, value_name = "NAME")]
         user: Option<String>,
+        /// Read the password from the first line of this file instead of stdin.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
     },
     /// Create an account on a server with open sign-up (password on stdin), then log in.
     Signup {
@@ -183,11 +186,13 @@ fn run_with(
             auth,
             trust,
             user,
+            password_file,
         } => login_command(
             &profile_of(profile)?,
             &pick(auth, &file.auth, "auth")?,
             &pick(trust, &file.trust, "trust")?,
             &pick(user, &file.user, "user")?,
+            password_file.as_deref(),
             false,
             json,
         ),
@@ -201,6 +206,7 @@ fn run_with(
             &pick(auth, &file.auth, "auth")?,
             &pick(trust, &file.trust, "trust")?,
             &pick(user, &file.user, "user")?,
+            None,
             true,
             json,
         ),
@@ -418,14 +424,25 @@ fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Reads the password: the first line of stdin.
-fn read_password() -> Result<switchboard_proto::messages::Password, String> {
+/// Reads the password: the first line of `file`, or of stdin. Never from argv.
+fn read_password(
+    file: Option<&std::path::Path>,
+) -> Result<switchboard_proto::messages::Password, String> {
     use std::io::BufRead;
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| format!("reading the password from stdin: {e}"))?;
+    match file {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            line = text.lines().next().unwrap_or_default().to_owned();
+        }
+        None => {
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| format!("reading the password from stdin: {e}"))?;
+        }
+    }
     let password = line.trim_end_matches(['\r', '\n']);
     if password.is_empty() {
         return Err("no password given: write it on stdin".to_owned());
@@ -443,6 +460,7 @@ fn login_command(
     auth: &str,
     trust: &str,
     user: &str,
+    password_file: Option<&std::path::Path>,
     signup: bool,
     json: bool,
 ) -> ExitCode {
@@ -450,11 +468,11 @@ fn login_command(
         Ok(user) => user,
         Err(e) => return fail(EXIT_USAGE, format!("--user {user:?}: {e}")),
     };
-    let trust: switchboard_proto::AuthKey = match trust.parse() {
+    let trust = match switchboard_net::config_file::trust_key(trust) {
         Ok(key) => key,
         Err(e) => return fail(EXIT_USAGE, format!("--trust: {e}")),
     };
-    let password = match read_password() {
+    let password = match read_password(password_file) {
         Ok(password) => password,
         Err(e) => return fail(EXIT_USAGE, e),
     };

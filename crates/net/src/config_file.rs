@@ -86,3 +86,38 @@ impl std::fmt::Display for BelowMinimum {
         )
     }
 }
+
+/// The auth-server's public key from a `trust` value: 64 hex digits, or `@PATH` for a file
+/// whose first line holds them (the `auth.pub` that `auth-server init` writes; a container
+/// reads it from the auth-server's volume mounted read-only).
+pub fn trust_key(value: &str) -> Result<switchboard_proto::AuthKey, String> {
+    let text = match value.strip_prefix('@') {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+            text.lines().next().unwrap_or_default().trim().to_owned()
+        }
+        None => value.trim().to_owned(),
+    };
+    text.parse().map_err(|e| format!("{e}"))
+}
+
+#[cfg(test)]
+mod trust_tests {
+    use super::*;
+
+    #[test]
+    fn a_trust_key_is_read_inline_or_from_a_file_named_with_an_at_sign() {
+        let key = switchboard_proto::SecretKey::from_seed([3; 32]).auth_key();
+        assert_eq!(trust_key(&key.to_string()), Ok(key));
+        let dir = std::env::temp_dir().join(format!("sb-trust-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("auth.pub");
+        std::fs::write(&file, format!("{key}\n")).unwrap();
+        assert_eq!(trust_key(&format!("@{}", file.display())), Ok(key));
+        assert!(trust_key("@/nonexistent/auth.pub")
+            .unwrap_err()
+            .contains("/nonexistent/auth.pub"));
+        assert!(trust_key("not hex").is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

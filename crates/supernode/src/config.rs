@@ -262,11 +262,9 @@ impl FileConfig {
         let required = |key: &'static str| invalid(key, "is required".to_owned());
         let data_dir = self.data_dir.ok_or_else(|| required("data_dir"))?;
         let auth = self.auth.ok_or_else(|| required("auth"))?;
-        let trust = self
-            .trust
-            .ok_or_else(|| required("trust"))?
-            .parse()
-            .map_err(|e| invalid("trust", format!("{e}")))?;
+        let trust =
+            switchboard_net::config_file::trust_key(&self.trust.ok_or_else(|| required("trust"))?)
+                .map_err(|e| invalid("trust", e))?;
         let user = self.user.ok_or_else(|| required("user"))?;
         let user = Username::new(&user).map_err(|e| invalid("user", e.to_string()))?;
         let password_file = self

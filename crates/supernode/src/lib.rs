@@ -67,7 +67,8 @@ pub struct ServeArgs {
     /// The auth-server's address.
     #[arg(long, value_name = "ADDR")]
     pub auth: Option<String>,
-    /// The auth-server's public key (64 hex digits, from `auth-server pubkey`).
+    /// The auth-server's public key (64 hex digits, from `auth-server pubkey`), or `@FILE`
+    /// to read it from a file (the `auth.pub` that `auth-server init` writes).
     #[arg(long, value_name = "PUBKEY")]
     pub trust: Option<String>,
     /// The service account (role supernode, or mega with --mega).
