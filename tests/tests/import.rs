@@ -25,6 +25,7 @@ fn an_import_initialises_creates_accounts_once_and_nodes_log_in_from_files() {
          [[account]]\nname = \"sn1\"\nrole = \"supernode\"\npassword_file = \"secrets/sn1.password\"\n",
     )
     .unwrap();
+    let public = dir.path().join("public-auth.pub");
     let import = || {
         let out = Binary::AuthServer
             .run(&[
@@ -33,6 +34,8 @@ fn an_import_initialises_creates_accounts_once_and_nodes_log_in_from_files() {
                 accounts.to_str().unwrap(),
                 "--data-dir",
                 data.to_str().unwrap(),
+                "--write-pubkey",
+                public.to_str().unwrap(),
                 "--json",
             ])
             .unwrap();
@@ -56,6 +59,7 @@ fn an_import_initialises_creates_accounts_once_and_nodes_log_in_from_files() {
     let pubkey = String::from_utf8(pubkey.stdout).unwrap();
     let file = std::fs::read_to_string(data.join("auth.pub")).unwrap();
     assert_eq!(file.trim(), pubkey.trim());
+    assert_eq!(std::fs::read_to_string(&public).unwrap(), file);
 
     // A supernode and a client start from files alone.
     let auth = Binary::AuthServer
@@ -88,10 +92,20 @@ fn an_import_initialises_creates_accounts_once_and_nodes_log_in_from_files() {
                 "sn1",
                 "--password-file",
                 secrets.join("sn1.password").to_str().unwrap(),
+                "--metrics",
+                "127.0.0.1:0",
             ],
             Duration::from_secs(30),
         )
         .unwrap();
+    // Its health check, as a container runs it, passes; against nothing it fails.
+    let metrics = sn.metrics_addr().unwrap().to_string();
+    let healthy = Binary::Supernode.run(&["healthcheck", &metrics]).unwrap();
+    assert!(healthy.status.success());
+    drop(sn);
+    let unhealthy = Binary::Supernode.run(&["healthcheck", &metrics]).unwrap();
+    assert_eq!(unhealthy.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unhealthy.stderr).contains("unhealthy"));
     let profile = dir.path().join("alice");
     let out = Binary::Client
         .command(&[
@@ -116,6 +130,5 @@ fn an_import_initialises_creates_accounts_once_and_nodes_log_in_from_files() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    drop(sn);
     drop(auth);
 }

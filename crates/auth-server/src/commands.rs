@@ -59,6 +59,8 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
     let json = cli.json;
     match cli.command {
         Command::Init { data_dir } => init(&data_dir, json),
+        Command::Healthcheck { metrics } => switchboard_net::metrics::probe(metrics)
+            .map_err(|e| Failure::failed(format!("unhealthy: {e}"))),
         Command::Pubkey { data_dir } => {
             let key = keyfile::load(&data_dir.join(KEY_FILE)).map_err(Failure::failed)?;
             print_key(&key.auth_key().to_string(), json);
@@ -257,8 +259,17 @@ fn user(action: UserCommand, json: bool) -> Result<(), Failure> {
                 println!("added {added} accounts {prefix}00000.. ({role}); existing ones kept");
             }
         }
-        UserCommand::Import { file, data_dir } => {
+        UserCommand::Import {
+            file,
+            data_dir,
+            write_pubkey,
+        } => {
             let (added, kept) = crate::import::import(&file, &data_dir, now)?;
+            if let Some(path) = write_pubkey {
+                let key = keyfile::load(&data_dir.join(KEY_FILE)).map_err(Failure::failed)?;
+                std::fs::write(&path, format!("{}\n", key.auth_key()))
+                    .map_err(|e| Failure::failed(format!("{}: {e}", path.display())))?;
+            }
             if json {
                 println!("{}", serde_json::json!({ "added": added, "kept": kept }));
             } else {

@@ -58,6 +58,13 @@ pub struct Cli {
 /// The auth-server's commands (DESIGN.md section 8).
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Exit 0 when the auth-server whose metrics address is ADDR answers `GET /healthz`, 1
+    /// otherwise: a container's health check (its image holds no HTTP client).
+    Healthcheck {
+        /// The `--metrics` address.
+        #[arg(value_name = "ADDR")]
+        metrics: std::net::SocketAddr,
+    },
     /// Create the signing key and the account database in DIR; print the public key that
     /// every node is given with --trust.
     Init {
@@ -165,6 +172,10 @@ pub enum UserCommand {
         /// Where the database lives (created when missing).
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
+        /// Also write the public key to this file (a volume the other nodes mount, which
+        /// must not hold the signing key).
+        #[arg(long, value_name = "FILE")]
+        write_pubkey: Option<PathBuf>,
     },
     /// Change an account's password; the new password is read from stdin.
     Passwd {

@@ -144,3 +144,36 @@ async fn answer(
     stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await
 }
+
+/// How long [`probe`] waits for the answer: a health check that hangs is a failed one.
+pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `GET /healthz` at `addr` (a daemon's metrics address): a container's health check, since
+/// an image built `FROM scratch` holds no HTTP client. Ok when the answer is `200 OK` within
+/// [`PROBE_TIMEOUT`].
+pub fn probe(addr: SocketAddr) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, PROBE_TIMEOUT)
+        .map_err(|e| format!("{addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(PROBE_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(PROBE_TIMEOUT)))
+        .map_err(|e| format!("{addr}: {e}"))?;
+    stream
+        .write_all(b"GET /healthz HTTP/1.0\r\nHost: probe\r\n\r\n")
+        .map_err(|e| format!("{addr}: {e}"))?;
+    // The status line is all that matters; the answer is a few bytes.
+    let mut answer = [0u8; 64];
+    let read = stream
+        .read(&mut answer)
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let head = String::from_utf8_lossy(answer.get(..read).unwrap_or_default());
+    if head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200") {
+        Ok(())
+    } else {
+        Err(format!(
+            "{addr}: {}",
+            head.lines().next().unwrap_or("no answer")
+        ))
+    }
+}

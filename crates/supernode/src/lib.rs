@@ -50,6 +50,13 @@ pub enum Command {
     /// Log in with a service account, join the overlay and serve clients; prints
     /// `listening on ADDR` when ready; on SIGTERM hands clients off and exits 0.
     Serve(ServeArgs),
+    /// Exit 0 when the supernode whose metrics address is ADDR answers `GET /healthz`, 1
+    /// otherwise: a container's health check (its image holds no HTTP client).
+    Healthcheck {
+        /// The `--metrics` address.
+        #[arg(value_name = "ADDR")]
+        metrics: std::net::SocketAddr,
+    },
 }
 
 /// Options of `supernode serve`.
@@ -96,7 +103,15 @@ pub struct ServeArgs {
 
 /// Runs a parsed command line and returns the process's exit code.
 pub fn run(cli: Cli) -> ExitCode {
-    let Command::Serve(args) = cli.command;
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::Healthcheck { metrics } => {
+            return match switchboard_net::metrics::probe(metrics) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(EXIT_FAILED, format!("unhealthy: {e}")),
+            }
+        }
+    };
     let (mut file, source) = match &cli.config {
         Some(path) => match config::FileConfig::load(path) {
             Ok(file) => (file, path.display().to_string()),
