@@ -49,7 +49,7 @@ pub struct Cli {
 pub enum Command {
     /// Log in with a service account, join the overlay and serve clients; prints
     /// `listening on ADDR` when ready; on SIGTERM hands clients off and exits 0.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Exit 0 when the supernode whose metrics address is ADDR answers `GET /healthz`, 1
     /// otherwise: a container's health check (its image holds no HTTP client).
     Healthcheck {
@@ -104,7 +104,7 @@ pub struct ServeArgs {
 /// Runs a parsed command line and returns the process's exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let args = match cli.command {
-        Command::Serve(args) => args,
+        Command::Serve(args) => *args,
         Command::Healthcheck { metrics } => {
             return match switchboard_net::metrics::probe(metrics) {
                 Ok(()) => ExitCode::SUCCESS,
