@@ -114,8 +114,28 @@ impl Binary {
     /// Starts the binary as a daemon and waits (at most `timeout`) for its readiness line
     /// `listening on ADDR`.
     pub fn spawn_daemon(self, args: &[&str], timeout: Duration) -> std::io::Result<Daemon> {
-        let mut child = self
-            .command(args)?
+        let command = self.command(args)?;
+        self.spawn_ready(command, timeout)
+    }
+
+    /// As [`Self::spawn_daemon`], in the network namespace `netns` (`ip netns exec`, which
+    /// execs the binary: the daemon keeps the child's pid, so signals reach it).
+    pub fn spawn_daemon_in(
+        self,
+        netns: &str,
+        args: &[&str],
+        timeout: Duration,
+    ) -> std::io::Result<Daemon> {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", netns])
+            .arg(self.path()?)
+            .args(args);
+        self.spawn_ready(command, timeout)
+    }
+
+    fn spawn_ready(self, mut command: Command, timeout: Duration) -> std::io::Result<Daemon> {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,29 +1,32 @@
-//! Clients on hosts of their own on one LAN segment, started as the README shows them
-//! (`client online --listen 0.0.0.0:4433`): each publishes an address the other host can dial
-//! (its LAN address, never `127.0.0.1`), and `client send` between the two hosts delivers
-//! (issue #13, point 5; issue #14, point 0).
+//! The README's LAN guide, command for command, on hosts of their own (issue #13, point 5):
+//! an auth-server, two supernodes and a standby mega on four hosts, and two clients on two
+//! more, all on one Ethernet segment. Clients started as the guide shows them (`client online
+//! --listen 0.0.0.0:4433`) publish their LAN address, never `127.0.0.1` (issue #14, point 0),
+//! find and message each other across hosts, and re-home when their supernode dies.
 //!
-//! Network namespaces made by this test (deleted on drop), one Ethernet segment:
+//! Network namespaces made by this test (deleted on drop): a bridge namespace and one
+//! namespace per host, each on the bridge with one address of 10.251.6.0/24:
 //!
 //! ```text
-//!   bridge namespace: br0
-//!     |-- this host (root namespace) 10.251.6.1: auth-server, sn1
-//!     |-- host A namespace 10.251.6.2: alice's `client online --listen 0.0.0.0:4433`
-//!     `-- host B namespace 10.251.6.3: bob's `client online`, `lookup`, `send`
+//!   auth 10.251.6.10   sn1 10.251.6.11   sn2 10.251.6.12   mega 10.251.6.13
+//!   alice 10.251.6.21  bob 10.251.6.22
 //! ```
 //!
-//! Needs root and `ip` (as CI on this machine kind has). Without them it fails, unless
-//! `SWITCHBOARD_SKIP_ROOT_TESTS=1` says to skip it on purpose.
+//! Needs root, `ip` and `curl` (as CI on this machine kind has). Without root and `ip` it
+//! fails, unless `SWITCHBOARD_SKIP_ROOT_TESTS=1` says to skip it on purpose.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
 
-use std::process::Command;
-use std::time::Duration;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use common::{wait_for_overlay, Network, Running};
-use switchboard_tests::Binary;
+use common::Running;
+use switchboard_tests::{Binary, Daemon};
+
+const READY: Duration = Duration::from_secs(30);
 
 /// Runs `ip ARGS`, panicking with its output on failure.
 fn ip(args: &[&str]) {
@@ -36,11 +39,20 @@ fn ip(args: &[&str]) {
     );
 }
 
-/// A bridge in a namespace of its own, this host on it, and two hosts (namespaces) on it.
+/// The hosts: (name suffix, address).
+const HOSTS: [(&str, &str); 6] = [
+    ("auth", "10.251.6.10"),
+    ("sn1", "10.251.6.11"),
+    ("sn2", "10.251.6.12"),
+    ("mega", "10.251.6.13"),
+    ("alice", "10.251.6.21"),
+    ("bob", "10.251.6.22"),
+];
+
+/// A bridge in a namespace of its own and one namespace per host on it.
 struct Lan {
     bridge: String,
-    hosts: [String; 2],
-    root_link: String,
+    id: u32,
 }
 
 impl Lan {
@@ -56,65 +68,74 @@ impl Lan {
     }
 
     fn new() -> Self {
-        let routes = Command::new("ip").args(["-4", "route"]).output().unwrap();
-        let routes = String::from_utf8_lossy(&routes.stdout);
-        assert!(
-            !routes.contains("10.251.6."),
-            "10.251.6.0/24 is in use on this machine; this test needs it: {routes}"
-        );
         let id = std::process::id();
         let lan = Self {
             bridge: format!("sbl{id}"),
-            hosts: [format!("sba{id}"), format!("sbb{id}")],
-            root_link: format!("sbl{id}r"),
+            id,
         };
         let br = lan.bridge.as_str();
         ip(&["netns", "add", br]);
         ip(&["-n", br, "link", "add", "br0", "type", "bridge"]);
         ip(&["-n", br, "link", "set", "br0", "up"]);
-        // This host's port on the segment.
-        let (r0, r1) = (lan.root_link.clone(), format!("{br}s"));
-        ip(&["link", "add", &r0, "type", "veth", "peer", "name", &r1]);
-        ip(&["link", "set", &r1, "netns", br]);
-        ip(&["-n", br, "link", "set", &r1, "master", "br0", "up"]);
-        ip(&["addr", "add", "10.251.6.1/24", "dev", &r0]);
-        ip(&["link", "set", &r0, "up"]);
-        for (i, host) in lan.hosts.iter().enumerate() {
-            let (h0, h1) = (format!("{host}a"), format!("{host}b"));
-            ip(&["netns", "add", host]);
-            ip(&["-n", host, "link", "set", "lo", "up"]);
+        for (i, (name, addr)) in HOSTS.iter().enumerate() {
+            let host = lan.host(name);
+            let (h0, h1) = (format!("sbh{i}a"), format!("sbh{id}{i}"));
+            ip(&["netns", "add", &host]);
+            ip(&["-n", &host, "link", "set", "lo", "up"]);
             ip(&[
-                "-n", host, "link", "add", &h0, "type", "veth", "peer", "name", &h1,
+                "-n", &host, "link", "add", &h0, "type", "veth", "peer", "name", &h1,
             ]);
-            ip(&["-n", host, "link", "set", &h1, "netns", br]);
+            ip(&["-n", &host, "link", "set", &h1, "netns", br]);
             ip(&["-n", br, "link", "set", &h1, "master", "br0", "up"]);
-            let addr = format!("10.251.6.{}/24", i + 2);
-            ip(&["-n", host, "addr", "add", &addr, "dev", &h0]);
-            ip(&["-n", host, "link", "set", &h0, "up"]);
+            ip(&[
+                "-n",
+                &host,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                &h0,
+            ]);
+            ip(&["-n", &host, "link", "set", &h0, "up"]);
         }
         lan
+    }
+
+    /// The namespace of host `name`.
+    fn host(&self, name: &str) -> String {
+        format!("sb{}{name}", self.id)
     }
 }
 
 impl Drop for Lan {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.root_link])
-            .output();
-        for ns in self.hosts.iter().chain([&self.bridge]) {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        for (name, _) in HOSTS {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.host(name)])
+                .output();
         }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.bridge])
+            .output();
     }
 }
 
-/// A one-shot `client ARGS` run on host `netns`: (success, stdout, stderr).
-fn client_in(netns: &str, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new("ip")
+/// A one-shot `BINARY ARGS` on host `netns`, `stdin` written to it: (success, stdout, stderr).
+fn run_in(netns: &str, binary: Binary, args: &[&str], stdin: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new("ip")
         .args(["netns", "exec", netns])
-        .arg(Binary::Client.path().unwrap())
+        .arg(binary.path().unwrap())
         .args(args)
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    if let Some(mut pipe) = child.stdin.take() {
+        let _ = pipe.write_all(stdin.as_bytes());
+    }
+    let output = child.wait_with_output().unwrap();
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -122,8 +143,36 @@ fn client_in(netns: &str, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// A gauge from `/metrics` on 127.0.0.1:`port` of host `netns`, read as the guide shows
+/// (`curl` on the supernode's own host).
+fn metric_on(netns: &str, port: u16, name: &str) -> Option<u64> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", netns, "curl", "-s", "--max-time", "2"])
+        .arg(format!("http://127.0.0.1:{port}/metrics"))
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+fn wait_until(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    check()
+}
+
+fn text(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
 #[test]
-fn clients_listening_on_all_interfaces_publish_their_lan_address_and_talk_across_hosts() {
+fn the_lan_guide_runs_a_network_on_six_hosts_and_survives_a_supernode_loss() {
     if !Lan::available() {
         let skip = std::env::var("SWITCHBOARD_SKIP_ROOT_TESTS").is_ok_and(|v| v == "1");
         assert!(
@@ -135,56 +184,190 @@ fn clients_listening_on_all_interfaces_publish_their_lan_address_and_talk_across
         return;
     }
     let lan = Lan::new();
-    let network = Network::with_on(
-        &[("sn1", "supernode"), ("alice", "user"), ("bob", "user")],
+    let dir = tempfile::tempdir().unwrap();
+    let auth_data = dir.path().join("auth");
+    let secret = dir.path().join("sn.password");
+    std::fs::write(&secret, "a-service-password\n").unwrap();
+
+    // The auth-server's host: a key, accounts, then serve.
+    let (ok, pubkey, stderr) = run_in(
+        &lan.host("auth"),
+        Binary::AuthServer,
+        &["init", "--data-dir", text(&auth_data)],
         "",
-        "10.251.6.1:0",
     );
-    let sn1 = network.supernode("sn1", &["--listen", "10.251.6.1:0"]);
-    wait_for_overlay(&[&sn1], 1);
-    let [alice, bob] = ["alice", "bob"].map(|u| network.login(u));
-    let online = |host: &str, profile: &std::path::Path| {
-        Running::start_in(
-            host,
+    assert!(ok, "{stderr}");
+    let pubkey = pubkey.trim().to_owned();
+    for (name, role) in [("sn1", "supernode"), ("sn2", "supernode"), ("mega", "mega")] {
+        let args = [
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--data-dir",
+            text(&auth_data),
+            "--password-file",
+            text(&secret),
+        ];
+        let (ok, _, stderr) = run_in(&lan.host("auth"), Binary::AuthServer, &args, "");
+        assert!(ok, "{stderr}");
+    }
+    for name in ["alice", "bob"] {
+        let args = ["user", "add", name, "--data-dir", text(&auth_data)];
+        let (ok, _, stderr) = run_in(
+            &lan.host("auth"),
+            Binary::AuthServer,
+            &args,
+            &format!("{name}-password\n"),
+        );
+        assert!(ok, "{stderr}");
+    }
+    let _auth: Daemon = Binary::AuthServer
+        .spawn_daemon_in(
+            &lan.host("auth"),
+            &[
+                "serve",
+                "--data-dir",
+                text(&auth_data),
+                "--listen",
+                "0.0.0.0:7700",
+                "--metrics",
+                "127.0.0.1:9700",
+            ],
+            READY,
+        )
+        .unwrap();
+
+    // The supernodes' hosts: the first, then the others joining through it; a mega on standby.
+    let supernode = |name: &str, addr: &str, extra: &[&str]| {
+        let data = dir.path().join(name);
+        let public = format!("{addr}:7710");
+        let mut args = vec![
+            "serve",
+            "--data-dir",
+            text(&data),
+            "--listen",
+            "0.0.0.0:7710",
+            "--public-addr",
+            &public,
+            "--auth",
+            "10.251.6.10:7700",
+            "--trust",
+            &pubkey,
+            "--user",
+            name,
+            "--password-file",
+            text(&secret),
+            "--metrics",
+            "127.0.0.1:9710",
+        ];
+        args.extend_from_slice(extra);
+        Binary::Supernode
+            .spawn_daemon_in(&lan.host(name), &args, READY)
+            .unwrap()
+    };
+    let sn1 = supernode("sn1", "10.251.6.11", &[]);
+    let sn2 = supernode("sn2", "10.251.6.12", &["--seed", "10.251.6.11:7710"]);
+    let _mega = supernode(
+        "mega",
+        "10.251.6.13",
+        &["--seed", "10.251.6.11:7710", "--mega", "--standby"],
+    );
+    // `switchboard_overlay_members_live` rises to the number of supernodes, the mega included.
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            metric_on(&lan.host("sn1"), 9710, "switchboard_overlay_members_live") == Some(3)
+        }),
+        "sn1 sees {:?} live members, not 3",
+        metric_on(&lan.host("sn1"), 9710, "switchboard_overlay_members_live")
+    );
+
+    // The clients' hosts: log in, go online on all interfaces.
+    let client_host = |name: &str| {
+        let profile = dir.path().join(format!("profile-{name}"));
+        let (ok, _, stderr) = run_in(
+            &lan.host(name),
+            Binary::Client,
+            &[
+                "login",
+                "--profile",
+                text(&profile),
+                "--auth",
+                "10.251.6.10:7700",
+                "--trust",
+                &pubkey,
+                "--user",
+                name,
+            ],
+            &format!("{name}-password\n"),
+        );
+        assert!(ok, "{stderr}");
+        let mut online = Running::start_in(
+            &lan.host(name),
             &[
                 "online",
                 "--profile",
-                profile.to_str().unwrap(),
+                text(&profile),
                 "--listen",
                 "0.0.0.0:4433",
             ],
+        );
+        online.expect("online via", Duration::from_secs(30));
+        (profile, online)
+    };
+    let (_alice_profile, mut alice) = client_host("alice");
+    let (bob_profile, _bob) = client_host("bob");
+
+    // Bob's host sees alice at her LAN address, never loopback, and messages her directly.
+    let lookup = || {
+        run_in(
+            &lan.host("bob"),
+            Binary::Client,
+            &["lookup", "alice", "--profile", text(&bob_profile)],
+            "",
         )
     };
-    let mut alice_online = online(&lan.hosts[0], &alice);
-    alice_online.expect("online via", Duration::from_secs(30));
-    let mut bob_online = online(&lan.hosts[1], &bob);
-    bob_online.expect("online via", Duration::from_secs(30));
-
-    // Bob's host sees alice at her LAN address, and only addresses another host can dial.
-    let (ok, stdout, stderr) = client_in(
-        &lan.hosts[1],
-        &["lookup", "alice", "--profile", bob.to_str().unwrap()],
-    );
+    let (ok, stdout, stderr) = lookup();
     assert!(ok, "{stderr}");
     println!("lookup: {stdout}");
-    assert!(stdout.contains("10.251.6.2:4433"), "{stdout}");
+    assert!(stdout.contains("10.251.6.21:4433"), "{stdout}");
     assert!(
         !stdout.contains("127.0.0.1"),
         "a loopback endpoint: {stdout}"
     );
-
-    // And reaches her directly, across the segment.
-    let (ok, stdout, stderr) = client_in(
-        &lan.hosts[1],
+    let (ok, stdout, stderr) = run_in(
+        &lan.host("bob"),
+        Binary::Client,
         &[
             "send",
             "alice",
             "hello across the LAN",
             "--profile",
-            bob.to_str().unwrap(),
+            text(&bob_profile),
         ],
+        "",
     );
     assert!(ok, "send failed: {stderr}");
     assert!(stdout.contains("delivered to alice"), "{stdout}");
-    alice_online.expect("from bob: hello across the LAN", Duration::from_secs(10));
+    alice.expect("from bob: hello across the LAN", Duration::from_secs(10));
+
+    // Alice's supernode dies: she notices, fails over, and bob finds her again.
+    let line = alice.expect("online via", Duration::from_secs(1));
+    let victim = if line.contains("10.251.6.11") {
+        sn1
+    } else {
+        sn2
+    };
+    let killed = Instant::now();
+    victim.kill9();
+    alice.expect_new("online via", Duration::from_secs(20));
+    assert!(
+        wait_until(Duration::from_secs(15), || lookup().0),
+        "bob did not find alice after her supernode died"
+    );
+    println!(
+        "alice re-homed and found again {:?} after the kill",
+        killed.elapsed()
+    );
 }
