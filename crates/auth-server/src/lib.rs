@@ -16,6 +16,7 @@ pub mod password;
 pub mod registry;
 pub mod serve;
 pub mod service;
+pub mod status;
 pub mod store;
 
 use std::path::PathBuf;

@@ -130,6 +130,31 @@ impl Registry {
         )
     }
 
+    /// Every entry not yet expired at `now`, for the status page: node, account, address,
+    /// mode, load (per mille) and when it expires unless renewed; by node id.
+    pub fn entries(
+        &self,
+        now: UnixTime,
+    ) -> Vec<(NodeId, String, SocketAddr, ServiceMode, u16, UnixTime)> {
+        let mut entries: Vec<_> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.expires_at > now)
+            .map(|(node, e)| {
+                (
+                    *node,
+                    e.ticket.user.to_string(),
+                    e.addr,
+                    e.mode,
+                    e.load_permille,
+                    e.expires_at,
+                )
+            })
+            .collect();
+        entries.sort_by_key(|e| e.0);
+        entries
+    }
+
     /// Live entries.
     pub fn len(&self) -> usize {
         self.entries.len()

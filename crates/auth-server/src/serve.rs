@@ -136,13 +136,17 @@ impl Server {
         if let Some(metrics) = metrics {
             let service = Arc::clone(&service);
             let gate = listener.stats();
+            let status = Arc::clone(&service);
             tasks.spawn(switchboard_net::metrics::serve(
                 metrics,
-                Arc::new(move || {
-                    let mut out = service.render_metrics();
-                    gate_metrics(&mut out, &gate);
-                    out
-                }),
+                switchboard_net::metrics::Pages {
+                    metrics: Arc::new(move || {
+                        let mut out = service.render_metrics();
+                        gate_metrics(&mut out, &gate);
+                        out
+                    }),
+                    status: Some(Arc::new(move || status.render_status())),
+                },
             ));
         }
         tokio::pin!(shutdown);

@@ -131,14 +131,14 @@ pub struct Service {
     signing: SecretKey,
     anchor: TrustAnchor,
     hasher: Hasher,
-    store: Mutex<Store>,
+    pub(crate) store: Mutex<Store>,
     /// Lockouts per (account, source): what a wrong password from one place costs there.
     pairs: Mutex<Throttle<(Username, IpAddr)>>,
     /// Attempt rate and lockouts per source, whatever the account (a sprayer).
     addresses: Mutex<Throttle<IpAddr>>,
     /// Failures per account from anywhere: only a delay (see [`ACCOUNT_DELAY_MAX`]).
     accounts: Mutex<Throttle<Username>>,
-    registry: Mutex<Registry>,
+    pub(crate) registry: Mutex<Registry>,
     /// New tickets per account.
     issuance: Mutex<Issuance>,
     checks: Semaphore,
@@ -150,7 +150,7 @@ pub struct Service {
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it: the state guarded
 /// here (throttles, registry, a SQLite handle) stays consistent across a panic.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -25,6 +25,7 @@ pub mod interfaces;
 pub mod keyfile;
 pub mod metrics;
 pub mod shutdown;
+pub mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod verify;

@@ -32,8 +32,26 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// nothing noticeable.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// Produces the current metrics as Prometheus text.
+/// Produces a page: the current metrics as Prometheus text, or the status page's HTML.
 pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// What the side door serves: `/metrics` always, `/status` when the daemon has a status page
+/// (an operator's HTML summary, `crate::status`).
+#[derive(Clone)]
+pub struct Pages {
+    /// `GET /metrics`.
+    pub metrics: Render,
+    /// `GET /status`.
+    pub status: Option<Render>,
+}
+
+impl std::fmt::Debug for Pages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pages")
+            .field("status", &self.status.is_some())
+            .finish_non_exhaustive()
+    }
+}
 
 /// Prometheus text for one metric: `# HELP`, `# TYPE` and the sample.
 pub fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
@@ -56,8 +74,9 @@ struct Slot {
     waiting: Arc<AtomicBool>,
 }
 
-/// Serves `/metrics` and `/healthz` until the task is dropped (which aborts its connections).
-pub async fn serve(listener: TcpListener, render: Render) {
+/// Serves `/metrics`, `/healthz` and `/status` until the task is dropped (which aborts its
+/// connections).
+pub async fn serve(listener: TcpListener, pages: Pages) {
     let mut tasks = JoinSet::new();
     // In accept order, so the first waiting one is the oldest idler.
     let mut slots: VecDeque<Slot> = VecDeque::with_capacity(MAX_METRICS_CONNECTIONS);
@@ -87,11 +106,11 @@ pub async fn serve(listener: TcpListener, render: Render) {
                 }
             }
         }
-        let render = Arc::clone(&render);
+        let pages = pages.clone();
         let waiting = Arc::new(AtomicBool::new(true));
         let flag = Arc::clone(&waiting);
         let task = tasks.spawn(async move {
-            if let Err(e) = answer(stream, &render, &flag).await {
+            if let Err(e) = answer(stream, &pages, &flag).await {
                 tracing::debug!(%peer, "metrics request failed: {e}");
             }
         });
@@ -99,11 +118,7 @@ pub async fn serve(listener: TcpListener, render: Render) {
     }
 }
 
-async fn answer(
-    mut stream: TcpStream,
-    render: &Render,
-    waiting: &AtomicBool,
-) -> std::io::Result<()> {
+async fn answer(mut stream: TcpStream, pages: &Pages, waiting: &AtomicBool) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     let read_head = async {
@@ -127,14 +142,18 @@ async fn answer(
         (Some("GET"), Some("/metrics")) => (
             "200 OK",
             "text/plain; version=0.0.4; charset=utf-8",
-            render(),
+            (pages.metrics)(),
         ),
         (Some("GET"), Some("/healthz")) => ("200 OK", "text/plain", "ok\n".to_owned()),
+        (Some("GET"), Some("/status")) => match &pages.status {
+            Some(status) => ("200 OK", "text/html; charset=utf-8", status()),
+            None => ("404 Not Found", "text/plain", "no status page\n".to_owned()),
+        },
         (Some("GET"), Some(_)) => ("404 Not Found", "text/plain", "not found\n".to_owned()),
         _ => (
             "405 Method Not Allowed",
             "text/plain",
-            "only GET /metrics and GET /healthz\n".to_owned(),
+            "only GET /metrics, /healthz and /status\n".to_owned(),
         ),
     };
     let response = format!(

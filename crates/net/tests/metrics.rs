@@ -28,7 +28,10 @@ fn four_times_its_connection_cap_of_idle_connections_do_not_keep_a_scraper_out()
     let addr = listener.local_addr().unwrap();
     let server = runtime.spawn(metrics::serve(
         listener,
-        Arc::new(|| "switchboard_test_metric 1\n".to_owned()),
+        metrics::Pages {
+            metrics: Arc::new(|| "switchboard_test_metric 1\n".to_owned()),
+            status: None,
+        },
     ));
     // Idlers: connected, never a byte sent, held open for the whole test.
     let idlers: Vec<TcpStream> = (0..4 * MAX_METRICS_CONNECTIONS)

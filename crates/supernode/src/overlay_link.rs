@@ -189,9 +189,11 @@ fn flush(shared: &Arc<Shared>) {
             OverlayOutput::Member(event) => match event {
                 switchboard_engine::membership::MemberEvent::Up(member) => {
                     tracing::info!(peer = %member.node.short(), addr = %member.addr, "supernode joined the overlay");
+                    lock(&shared.status).member_up(&member);
                 }
                 switchboard_engine::membership::MemberEvent::Down(member) => {
                     tracing::info!(peer = %member.node.short(), addr = %member.addr, "supernode left the overlay");
+                    lock(&shared.status).member_down(&member);
                     if let Some(connection) = lock(&shared.overlay.peers).remove(&member.node) {
                         connection.close(0u32.into(), b"declared down");
                     }

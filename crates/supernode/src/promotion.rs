@@ -370,6 +370,10 @@ fn send_nomination(shared: &Shared, node: NodeId, offer: Offer, capacity: u32, l
     };
     if session.push.try_send(promote).is_ok() {
         bump(&shared.promotion_metrics.nominations_total);
+        lock(&shared.status).event(format!(
+            "nominated client {} for promotion (capacity {capacity})",
+            node.short()
+        ));
         tracing::info!(
             device = %node.short(),
             capacity,

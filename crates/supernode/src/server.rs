@@ -37,6 +37,7 @@ use tokio::task::JoinSet;
 use crate::config::Config;
 
 mod metrics;
+pub mod status;
 
 /// How often leases are expired and presence notices delivered. Presence within a quarter
 /// second is plenty for humans; lease expiry only needs to be within a lease's precision.
@@ -165,6 +166,8 @@ pub struct Shared {
     pub shed_metrics: crate::shedding::ShedMetrics,
     /// The listener's handshake gate counters (Retries, refusals by cap and by source).
     pub gate: Arc<GateStats>,
+    /// What the status page shows of the recent past: membership events, members down.
+    pub status: Mutex<status::StatusLog>,
 }
 
 /// Locks a mutex, recovering from poisoning (the state stays consistent across a panic in
@@ -397,6 +400,7 @@ impl Server {
             shedding: Mutex::new(crate::shedding::Shedding::new(config.shedding)),
             shed_metrics: crate::shedding::ShedMetrics::default(),
             gate: listener.stats(),
+            status: Mutex::new(status::StatusLog::default()),
             config,
         });
         Ok(Self {
@@ -432,10 +436,13 @@ impl Server {
         } = self;
         let mut tasks = JoinSet::new();
         if let Some(metrics) = metrics {
-            let shared = Arc::clone(&shared);
+            let (shared, status) = (Arc::clone(&shared), Arc::clone(&shared));
             tasks.spawn(switchboard_net::metrics::serve(
                 metrics,
-                Arc::new(move || shared.render_metrics()),
+                switchboard_net::metrics::Pages {
+                    metrics: Arc::new(move || shared.render_metrics()),
+                    status: Some(Arc::new(move || status.render_status())),
+                },
             ));
         }
         tasks.spawn(timer(Arc::clone(&shared)));

@@ -28,6 +28,9 @@ pub fn tick(shared: &Arc<Shared>, now: Time) {
             );
             shared.mega_active.store(true, Ordering::Release);
             bump(&shared.metrics.mega_activations_total);
+            lock(&shared.status).event(format!(
+                "stepped in from standby ({why:?}; the overlay serves {clients} of {capacity})"
+            ));
             if let Err(e) = shared
                 .overlay
                 .with(|o| o.change_role(now, MemberRole::Mega))
@@ -43,6 +46,9 @@ pub fn tick(shared: &Arc<Shared>, now: Time) {
             );
             shared.mega_active.store(false, Ordering::Release);
             bump(&shared.metrics.mega_returns_total);
+            lock(&shared.status).event(format!(
+                "back to standby: the overlay is healthy ({clients} clients, capacity {capacity})"
+            ));
             if let Err(e) = shared
                 .overlay
                 .with(|o| o.change_role(now, MemberRole::Standby))
