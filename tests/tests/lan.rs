@@ -56,17 +56,6 @@ struct Lan {
 }
 
 impl Lan {
-    fn available() -> bool {
-        Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-            && Command::new("id")
-                .arg("-u")
-                .output()
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-    }
-
     fn new() -> Self {
         let id = std::process::id();
         let lan = Self {
@@ -173,14 +162,7 @@ fn text(path: &Path) -> &str {
 
 #[test]
 fn the_lan_guide_runs_a_network_on_six_hosts_and_survives_a_supernode_loss() {
-    if !Lan::available() {
-        let skip = std::env::var("SWITCHBOARD_SKIP_ROOT_TESTS").is_ok_and(|v| v == "1");
-        assert!(
-            skip,
-            "this test needs root and `ip` to make network namespaces; \
-             set SWITCHBOARD_SKIP_ROOT_TESTS=1 to skip it knowingly"
-        );
-        println!("skipped (SWITCHBOARD_SKIP_ROOT_TESTS=1): needs root and ip netns");
+    if !common::netns_or_skip() {
         return;
     }
     let lan = Lan::new();

@@ -44,14 +44,6 @@ struct Topology {
 }
 
 impl Topology {
-    fn available() -> bool {
-        Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-            && is_root()
-    }
-
     fn new() -> Self {
         // The machine's own networks must not overlap ours (this test once used 192.0.2.0/24,
         // which a machine of this kind has on its eth0).
@@ -157,13 +149,6 @@ impl Drop for Topology {
     }
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 fn promotable_in(netns: &str, profile: &std::path::Path, ip: &str) -> Running {
     let listen = format!("{ip}:0");
     Running::start_in(
@@ -185,14 +170,7 @@ fn promotable_in(netns: &str, profile: &std::path::Path, ip: &str) -> Running {
 
 #[test]
 fn a_promotable_client_behind_a_nat_is_never_promoted_and_a_reachable_one_is() {
-    if !Topology::available() {
-        let skip = std::env::var("SWITCHBOARD_SKIP_ROOT_TESTS").is_ok_and(|v| v == "1");
-        assert!(
-            skip,
-            "this test needs root and `ip` to make network namespaces; \
-             set SWITCHBOARD_SKIP_ROOT_TESTS=1 to skip it knowingly"
-        );
-        println!("skipped (SWITCHBOARD_SKIP_ROOT_TESTS=1): needs root and ip netns");
+    if !common::netns_or_skip() {
         return;
     }
     let topology = Topology::new();

@@ -458,3 +458,28 @@ pub fn online(profile: &Path) -> Running {
         "127.0.0.1:0",
     ])
 }
+
+/// Whether this test may make network namespaces (root and `ip`, as on CI's machine kind).
+/// Without them a test that needs them fails, unless `SWITCHBOARD_SKIP_ROOT_TESTS=1` says to
+/// skip it knowingly: then this prints so and returns false.
+pub fn netns_or_skip() -> bool {
+    let ip = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if ip && root {
+        return true;
+    }
+    let skip = std::env::var("SWITCHBOARD_SKIP_ROOT_TESTS").is_ok_and(|v| v == "1");
+    assert!(
+        skip,
+        "this test needs root and `ip` to make network namespaces; \
+         set SWITCHBOARD_SKIP_ROOT_TESTS=1 to skip it knowingly"
+    );
+    println!("skipped (SWITCHBOARD_SKIP_ROOT_TESTS=1): needs root and ip netns");
+    false
+}
