@@ -1,7 +1,8 @@
 //! The README's LAN guide, command for command, on hosts of their own (issue #13, point 5):
 //! an auth-server, two supernodes and a standby mega on four hosts, and two clients on two
 //! more, all on one Ethernet segment. Clients started as the guide shows them (`client online
-//! --listen 0.0.0.0:4433`) publish their LAN address, never `127.0.0.1` (issue #14, point 0),
+//! --listen 0.0.0.0:4433`) publish their LAN address first (ahead of an interface other hosts
+//! cannot reach) and never `127.0.0.1` (issue #14, point 0),
 //! find and message each other across hosts, and re-home when their supernode dies.
 //!
 //! Network namespaces made by this test (deleted on drop): a bridge namespace and one
@@ -71,6 +72,25 @@ impl Lan {
             let (h0, h1) = (format!("sbh{i}a"), format!("sbh{id}{i}"));
             ip(&["netns", "add", &host]);
             ip(&["-n", &host, "link", "set", "lo", "up"]);
+            if *name == "alice" {
+                // An interface other hosts cannot reach (as a container bridge or a VPN is),
+                // listed before the LAN's: the LAN address must still come first.
+                ip(&[
+                    "-n", &host, "link", "add", "bridge9", "type", "veth", "peer", "name",
+                    "bridge9p",
+                ]);
+                ip(&["-n", &host, "link", "set", "bridge9p", "up"]);
+                ip(&[
+                    "-n",
+                    &host,
+                    "addr",
+                    "add",
+                    "10.251.99.1/24",
+                    "dev",
+                    "bridge9",
+                ]);
+                ip(&["-n", &host, "link", "set", "bridge9", "up"]);
+            }
             ip(&[
                 "-n", &host, "link", "add", &h0, "type", "veth", "peer", "name", &h1,
             ]);
@@ -313,7 +333,11 @@ fn the_lan_guide_runs_a_network_on_six_hosts_and_survives_a_supernode_loss() {
     let (ok, stdout, stderr) = lookup();
     assert!(ok, "{stderr}");
     println!("lookup: {stdout}");
-    assert!(stdout.contains("10.251.6.21:4433"), "{stdout}");
+    // Her LAN address first (the one her host reaches its supernode from), then her other one.
+    assert!(
+        stdout.starts_with("alice 10.251.6.21:4433 10.251.99.1:4433 "),
+        "{stdout}"
+    );
     assert!(
         !stdout.contains("127.0.0.1"),
         "a loopback endpoint: {stdout}"

@@ -254,12 +254,20 @@ fn record(context: &Context, endpoints: &[SocketAddr], seq: u64) -> Result<Recor
 }
 
 /// The endpoints peers should dial: the listening address; when listening on all interfaces,
-/// the host's addresses, the one the supernode path uses first
-/// ([`switchboard_net::interfaces::published`]).
+/// the host's addresses, first the one this host sends from towards its supernode (the LAN's,
+/// not a container bridge's; [`switchboard_net::interfaces::published`]).
 fn published(session: &Session, local: SocketAddr) -> Vec<SocketAddr> {
+    let connection = &session.connection.connection;
+    let towards_supernode = connection.local_ip().or_else(|| {
+        local
+            .ip()
+            .is_unspecified()
+            .then(|| switchboard_net::interfaces::route_source(connection.remote_address()))
+            .flatten()
+    });
     switchboard_net::interfaces::published(
         local,
-        session.connection.connection.local_ip(),
+        towards_supernode,
         switchboard_proto::limits::MAX_ENDPOINTS,
     )
 }

@@ -25,6 +25,22 @@ pub fn published(local: SocketAddr, preferred: Option<IpAddr>, max: usize) -> Ve
     choose(local, preferred, &host, max)
 }
 
+/// The local address this host would send from towards `peer`: a UDP socket connected to it
+/// (`connect` on UDP sends nothing; the kernel only picks the route and source address). This
+/// puts the interface that reaches the supernode first among the published addresses, ahead of
+/// a container bridge or a VPN interface that other hosts cannot reach.
+pub fn route_source(peer: SocketAddr) -> Option<IpAddr> {
+    let any: SocketAddr = if peer.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+    };
+    let socket = std::net::UdpSocket::bind(any).ok()?;
+    socket.connect(peer).ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
+}
+
 /// [`published`] over the host addresses `host`; see there.
 pub fn choose(
     local: SocketAddr,
@@ -121,6 +137,14 @@ mod tests {
         assert_eq!(v4, vec!["192.168.1.20:1".parse::<SocketAddr>().unwrap()]);
         let both = choose("[::]:1".parse().unwrap(), None, &host, 8);
         assert_eq!(both.len(), 2);
+    }
+
+    #[test]
+    fn the_route_towards_a_peer_names_the_interface_it_leaves_by() {
+        assert_eq!(
+            route_source("127.0.0.1:9".parse().unwrap()),
+            Some(IpAddr::from([127, 0, 0, 1]))
+        );
     }
 
     #[test]
