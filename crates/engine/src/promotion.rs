@@ -88,6 +88,27 @@ pub struct OverlayLoad {
 }
 
 impl OverlayLoad {
+    /// The overlay as `membership`'s gossip shows it: the live members that serve (standby
+    /// megas excluded) with their capacity and gossiped clients, and this supernode itself as
+    /// `own` (its capacity and clients) when it admits clients. What the daemon and the
+    /// simulator both feed the [`Nominator`] and [`Demotion`].
+    pub fn of(membership: &crate::membership::Membership, own: Option<(u64, u64)>) -> Self {
+        let mut load = membership
+            .live()
+            .filter(|m| m.role != crate::membership::MemberRole::Standby)
+            .fold(Self::default(), |load, m| Self {
+                supernodes: load.supernodes + 1,
+                capacity: load.capacity + u64::from(m.capacity),
+                clients: load.clients + u64::from(membership.load_of(&m.node).unwrap_or(0)),
+            });
+        if let Some((capacity, clients)) = own {
+            load.supernodes += 1;
+            load.capacity += capacity;
+            load.clients += clients;
+        }
+        load
+    }
+
     /// Clients per capacity, in per mille (1000 when there is no capacity at all).
     pub fn utilization_permille(&self) -> u64 {
         permille(self.clients, self.capacity)

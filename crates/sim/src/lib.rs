@@ -28,6 +28,30 @@ pub use config::{Fault, PromotionSim, RoleChangeLimit, ScaleTiming, SimConfig, M
 pub use report::{Figures, Sample};
 pub use world::World;
 
+/// The seeds a test sweeps: `SIM_SEED=N` replays one; otherwise `SIM_SEEDS=N` seeds, 1..=N (3
+/// when unset). A typo is an error rather than quietly the default, and so is `SIM_SEEDS=0`,
+/// which would run nothing.
+pub fn seeds_from_env() -> Result<Vec<u64>, String> {
+    if let Ok(one) = std::env::var("SIM_SEED") {
+        let seed = one
+            .trim()
+            .parse()
+            .map_err(|e| format!("SIM_SEED={one:?} is not a seed: {e}"))?;
+        return Ok(vec![seed]);
+    }
+    let count: u64 = match std::env::var("SIM_SEEDS") {
+        Ok(n) => n
+            .trim()
+            .parse()
+            .map_err(|e| format!("SIM_SEEDS={n:?} is not a number of seeds: {e}"))?,
+        Err(_) => 3,
+    };
+    if count == 0 {
+        return Err("SIM_SEEDS=0 would run no seed; give at least 1".to_owned());
+    }
+    Ok((1..=count).collect())
+}
+
 /// Runs one seed of `config`; on a violation the error names the seed to replay.
 pub fn run(config: SimConfig) -> Result<World, String> {
     let seed = config.seed;

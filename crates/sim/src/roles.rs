@@ -199,21 +199,10 @@ impl World {
     /// as the gossip shows them, and this supernode itself if it admits clients.
     pub(crate) fn overlay_load(&self, sn: usize) -> OverlayLoad {
         let s = &self.sns[sn];
-        let membership = s.overlay.membership();
-        let mut load = membership
-            .live()
-            .filter(|m| m.role != MemberRole::Standby)
-            .fold(OverlayLoad::default(), |load, m| OverlayLoad {
-                supernodes: load.supernodes + 1,
-                capacity: load.capacity + u64::from(m.capacity),
-                clients: load.clients + u64::from(membership.load_of(&m.node).unwrap_or(0)),
-            });
-        if s.serving {
-            load.supernodes += 1;
-            load.capacity += s.admission.capacity() as u64;
-            load.clients += s.admission.clients() as u64;
-        }
-        load
+        let own = s
+            .serving
+            .then(|| (s.admission.capacity() as u64, s.admission.clients() as u64));
+        OverlayLoad::of(s.overlay.membership(), own)
     }
 
     /// Whether this supernode's own statement says it owns records (not on standby).

@@ -61,12 +61,7 @@ fn given_a_hot_overlay_when_promotable_clients_offer_then_homes_promote_until_ev
 
 /// `SIM_SEED=N` replays one seed; otherwise `SIM_SEEDS=N` seeds (3 by default) run.
 fn seeds() -> Vec<u64> {
-    if let Ok(one) = std::env::var("SIM_SEED") {
-        return vec![one.trim().parse().expect("SIM_SEED is a number")];
-    }
-    let count: u64 =
-        std::env::var("SIM_SEEDS").map_or(3, |n| n.trim().parse().expect("SIM_SEEDS is a number"));
-    (1..=count).collect()
+    switchboard_sim::seeds_from_env().unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn promotes_then_demotes(seed: u64) {

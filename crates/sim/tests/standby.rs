@@ -46,12 +46,7 @@ fn given_a_standby_mega_tier_when_a_third_of_the_supernodes_crash_then_the_megas
 
 /// `SIM_SEED=N` replays one seed; otherwise `SIM_SEEDS=N` seeds (3 by default) run.
 fn seeds() -> Vec<u64> {
-    if let Ok(one) = std::env::var("SIM_SEED") {
-        return vec![one.trim().parse().expect("SIM_SEED is a number")];
-    }
-    let count: u64 =
-        std::env::var("SIM_SEEDS").map_or(3, |n| n.trim().parse().expect("SIM_SEEDS is a number"));
-    (1..=count).collect()
+    switchboard_sim::seeds_from_env().unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn megas_absorb_and_return(seed: u64) {

@@ -11,24 +11,7 @@ use switchboard_sim::{run, SimConfig};
 
 #[test]
 fn every_seed_of_the_fault_scenario_keeps_the_invariants() {
-    let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
-        Ok(one) => vec![one
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("SIM_SEED={one:?} is not a seed: {e}"))],
-        Err(_) => {
-            let count: u64 = match std::env::var("SIM_SEEDS") {
-                // A typo must not quietly become the default, nor 0 a sweep that runs nothing.
-                Ok(n) => n
-                    .trim()
-                    .parse()
-                    .unwrap_or_else(|e| panic!("SIM_SEEDS={n:?} is not a number of seeds: {e}")),
-                Err(_) => 3,
-            };
-            assert!(count >= 1, "SIM_SEEDS=0 would run no seed; give at least 1");
-            (1..=count).collect()
-        }
-    };
+    let seeds = switchboard_sim::seeds_from_env().unwrap_or_else(|e| panic!("{e}"));
     for seed in seeds {
         match run(SimConfig::sweep(seed)) {
             Ok(world) => {

@@ -26,7 +26,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use switchboard_engine::membership::MemberRole;
 use switchboard_engine::promotion::{OfferRefused, Poll};
 use switchboard_engine::{Demotion, Nominator, OverlayLoad, PromotionConfig, Time};
 use switchboard_net::config::Role as TransportRole;
@@ -260,24 +259,13 @@ pub fn session_ended(shared: &Shared, node: &NodeId) {
 
 /// The overlay as the gossip shows it, this supernode included.
 fn overlay_load(shared: &Shared) -> OverlayLoad {
-    let mut load = shared.overlay.read(|o| {
-        let membership = o.membership();
-        membership
-            .live()
-            .filter(|m| m.role != MemberRole::Standby)
-            .fold(OverlayLoad::default(), |load, m| OverlayLoad {
-                supernodes: load.supernodes + 1,
-                capacity: load.capacity + u64::from(m.capacity),
-                clients: load.clients + u64::from(membership.load_of(&m.node).unwrap_or(0)),
-            })
-    });
-    if shared.admits_clients() {
+    let own = shared.admits_clients().then(|| {
         let admission = lock(&shared.admission);
-        load.supernodes += 1;
-        load.capacity += admission.capacity() as u64;
-        load.clients += admission.clients() as u64;
-    }
-    load
+        (admission.capacity() as u64, admission.clients() as u64)
+    });
+    shared
+        .overlay
+        .read(|o| OverlayLoad::of(o.membership(), own))
 }
 
 /// One round: dial-backs to start, a nomination to send, a demotion to decide.
