@@ -21,24 +21,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::Running;
+use common::{ip, metric_on, run_in, wait_until, Running};
 use switchboard_tests::{Binary, Daemon};
 
 const READY: Duration = Duration::from_secs(30);
-
-/// Runs `ip ARGS`, panicking with its output on failure.
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The hosts: (name suffix, address).
 const HOSTS: [(&str, &str); 6] = [
@@ -127,53 +116,6 @@ impl Drop for Lan {
             .args(["netns", "del", &self.bridge])
             .output();
     }
-}
-
-/// A one-shot `BINARY ARGS` on host `netns`, `stdin` written to it: (success, stdout, stderr).
-fn run_in(netns: &str, binary: Binary, args: &[&str], stdin: &str) -> (bool, String, String) {
-    use std::io::Write;
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", netns])
-        .arg(binary.path().unwrap())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(mut pipe) = child.stdin.take() {
-        let _ = pipe.write_all(stdin.as_bytes());
-    }
-    let output = child.wait_with_output().unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// A gauge from `/metrics` on 127.0.0.1:`port` of host `netns`, read as the guide shows
-/// (`curl` on the supernode's own host).
-fn metric_on(netns: &str, port: u16, name: &str) -> Option<u64> {
-    let out = Command::new("ip")
-        .args(["netns", "exec", netns, "curl", "-s", "--max-time", "2"])
-        .arg(format!("http://127.0.0.1:{port}/metrics"))
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
-fn wait_until(within: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    check()
 }
 
 fn text(path: &Path) -> &str {

@@ -268,6 +268,18 @@ impl Profile {
 }
 
 impl Host {
+    /// An entry for a supernode known only by name and address (one a `Busy` or `Redirect`
+    /// named, or a peer's home): average load, never served this client.
+    pub fn named(peer: PeerAddr) -> Self {
+        Self {
+            node: peer.node.to_string(),
+            addr: peer.addr,
+            mode: "normal".to_owned(),
+            load_permille: 500,
+            last_success: None,
+        }
+    }
+
     /// The entry as an authenticated dial target, if its node id parses.
     pub fn peer(&self) -> Option<PeerAddr> {
         let node: NodeId = self.node.parse().ok()?;

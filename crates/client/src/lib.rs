@@ -14,6 +14,7 @@ pub mod online;
 pub mod promotable;
 pub mod query;
 pub mod session;
+pub mod traverse;
 
 pub use switchboard_account::{login, profile};
 
@@ -232,7 +233,7 @@ fn run_with(
             name,
             text,
             profile,
-        } => send_command(&profile_of(profile)?, &name, &text),
+        } => send_command(&profile_of(profile)?, &name, &text, json),
         Command::Watch { names, profile } => watch_command(&profile_of(profile)?, &names),
     })
 }
@@ -336,8 +337,12 @@ fn lookup_command(profile: &std::path::Path, name: &str, json: bool) -> ExitCode
                 );
             } else {
                 for device in &devices {
-                    let endpoints: Vec<String> =
-                        device.endpoints.iter().map(ToString::to_string).collect();
+                    let endpoints: Vec<String> = device
+                        .endpoints
+                        .iter()
+                        .map(ToString::to_string)
+                        .chain(device.reflexive.map(|r| format!("{r} (reflexive)")))
+                        .collect();
                     println!(
                         "{} {} (device {})",
                         device.user,
@@ -356,7 +361,7 @@ fn lookup_command(profile: &std::path::Path, name: &str, json: bool) -> ExitCode
     }
 }
 
-fn send_command(profile: &std::path::Path, name: &str, text: &str) -> ExitCode {
+fn send_command(profile: &std::path::Path, name: &str, text: &str, json: bool) -> ExitCode {
     let user = match parse_user(name) {
         Ok(user) => user,
         Err(code) => return code,
@@ -379,8 +384,29 @@ fn send_command(profile: &std::path::Path, name: &str, text: &str) -> ExitCode {
         query::send(&context, &user, text).await
     });
     match result {
-        Ok(node) => {
-            println!("delivered to {user} (device {})", node.short());
+        Ok((node, path)) => {
+            if json {
+                let via = match path {
+                    query::Path::Relayed { via } => Some(via.to_string()),
+                    _ => None,
+                };
+                let kind = match path {
+                    query::Path::Direct => "direct",
+                    query::Path::Punched => "punched",
+                    query::Path::Relayed { .. } => "relayed",
+                };
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "user": user.to_string(),
+                        "device": node.to_string(),
+                        "path": kind,
+                        "via": via,
+                    })
+                );
+            } else {
+                println!("delivered to {user} (device {}, {path})", node.short());
+            }
             ExitCode::SUCCESS
         }
         Err(query::SendError::Session(e)) => session_failure(&e),

@@ -22,7 +22,7 @@ use switchboard_proto::limits::MAX_FRAME_LEN;
 use switchboard_proto::messages::{ClientMessage, DirectMessage, SupernodeMessage, Text};
 use switchboard_proto::version::{Welcome, ALPN_DIRECT};
 use switchboard_proto::wire_error::WireError;
-use switchboard_proto::{BoundedVec, NodeId, Record, RecordBody};
+use switchboard_proto::{BoundedVec, NodeId, PeerAddr, Record, RecordBody};
 use tokio::sync::mpsc;
 
 use crate::profile::Profile;
@@ -81,6 +81,7 @@ pub async fn run(
             source,
         })?;
     let mut context = Context::load(profile, Some(listener.endpoint().clone()))?;
+    context.dialer = context.dialer.with_raw(listener.raw());
     eprintln!("listening for peers on {local}");
     let started = tokio::time::Instant::now();
     let (mut promotion, mut role_events) = match promotable {
@@ -226,7 +227,8 @@ pub async fn run(
 
 /// A context and direct-connection identity for the refreshed ticket now in the profile.
 fn renew(context: &Context, listener: &Listener) -> Result<Context, SessionError> {
-    let renewed = Context::load(context.profile.clone(), Some(listener.endpoint().clone()))?;
+    let mut renewed = Context::load(context.profile.clone(), Some(listener.endpoint().clone()))?;
+    renewed.dialer = renewed.dialer.with_raw(listener.raw());
     let direct = server_config(
         &Identity::new(renewed.key.clone(), Some(renewed.ticket.clone())),
         PeerPolicy::any_ticket(renewed.anchor.clone()),
@@ -238,13 +240,43 @@ fn renew(context: &Context, listener: &Listener) -> Result<Context, SessionError
     Ok(renewed)
 }
 
-/// A freshly signed record for this device at `endpoints` (the published ones).
-fn record(context: &Context, endpoints: &[SocketAddr], seq: u64) -> Result<Record, SessionError> {
+/// Where this device is published: its own addresses, its reflexive one (when its home sees
+/// it come from none of them) and its home.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Published {
+    endpoints: Vec<SocketAddr>,
+    reflexive: Option<SocketAddr>,
+    home: PeerAddr,
+}
+
+impl Published {
+    /// Takes the address the home saw this session come from; says whether it changed what is
+    /// published (the first report behind a NAT, or a NAT rebinding).
+    fn observed(&mut self, seen: SocketAddr) -> bool {
+        let reflexive = (!self.endpoints.contains(&seen)).then_some(seen);
+        if reflexive == self.reflexive {
+            return false;
+        }
+        self.reflexive = reflexive;
+        true
+    }
+}
+
+/// A freshly signed record for this device as `published`.
+fn record(context: &Context, published: &Published, seq: u64) -> Result<Record, SessionError> {
+    let Published {
+        endpoints,
+        reflexive,
+        home,
+    } = published.clone();
+    let home = Some(home);
     Record::sign(
         &context.key,
         RecordBody {
             ticket: context.ticket.clone(),
-            endpoints: BoundedVec::truncating(endpoints.iter().copied()),
+            endpoints: BoundedVec::truncating(endpoints),
+            reflexive,
+            home,
             seq,
             issued_at: switchboard_net::now_unix(),
             ttl_secs: RECORD_TTL_SECS,
@@ -304,11 +336,20 @@ async fn stay(
     seq: &mut u64,
     promoting: &mut Promoting<'_>,
 ) -> Ended {
-    let endpoints = published(session, local);
+    let mut published = Published {
+        endpoints: published(session, local),
+        reflexive: None,
+        home: PeerAddr {
+            node: session.node(),
+            addr: session.host.addr,
+        },
+    };
     // Where a promotion's dial-back should reach this host: the first published address.
-    let reachable = endpoints.first().map_or(local.ip(), SocketAddr::ip);
-    *seq += 1;
-    let lease = match register(context, session, &endpoints, *seq).await {
+    let reachable = published
+        .endpoints
+        .first()
+        .map_or(local.ip(), SocketAddr::ip);
+    let lease = match register_seen(context, session, &mut published, seq).await {
         Ok(lease) => lease,
         Err(e) => return Ended::Lost(e.to_string()),
     };
@@ -341,8 +382,7 @@ async fn stay(
     let ended = loop {
         tokio::select! {
             _ = period.tick() => {
-                *seq += 1;
-                if let Err(e) = register(context, session, &endpoints, *seq).await {
+                if let Err(e) = register_seen(context, session, &mut published, seq).await {
                     break Ended::Lost(e.to_string());
                 }
                 if let Some(promotion) = promoting.promotion.as_deref_mut() {
@@ -371,6 +411,22 @@ async fn stay(
                         promotion.promote(context, seeds, *nomination, reachable).await;
                     }
                 }
+                Some(SupernodeMessage::PunchTowards { peer, node }) => {
+                    if let Some(raw) = context.dialer.raw() {
+                        tracing::debug!(%peer, caller = %node.short(), "punching");
+                        crate::traverse::punch(raw, peer);
+                    }
+                }
+                Some(SupernodeMessage::RelayOffer { port, token, node }) => {
+                    if let Some(raw) = context.dialer.raw() {
+                        let relay = SocketAddr::new(session.host.addr.ip(), port);
+                        tracing::debug!(%relay, caller = %node.short(), "joining a relay");
+                        let raw = raw.clone();
+                        tokio::spawn(async move {
+                            crate::traverse::bind_relay(&raw, relay, &token).await;
+                        });
+                    }
+                }
                 Some(SupernodeMessage::Presence(event)) => {
                     eprintln!("{} is {}", event.user, if event.online { "online" } else { "offline" });
                 }
@@ -386,20 +442,56 @@ async fn stay(
     ended
 }
 
+/// Registers `published` and, when the home saw this session come from elsewhere than what
+/// was published (the first registration behind a NAT, or the NAT rebinding since), registers
+/// again at once with the new reflexive address. Returns the lease.
+async fn register_seen(
+    context: &Context,
+    session: &mut Session,
+    published: &mut Published,
+    seq: &mut u64,
+) -> Result<u32, SessionError> {
+    *seq += 1;
+    let (lease, seen) = register(context, session, published, *seq).await?;
+    let before = published.reflexive;
+    if !published.observed(seen) {
+        return Ok(lease);
+    }
+    match (before, published.reflexive) {
+        (None, Some(now)) => eprintln!("reflexive address {now} (behind a NAT)"),
+        (Some(was), Some(now)) => {
+            eprintln!(
+                "reflexive address changed from {was} to {now} (NAT rebinding); re-registering"
+            );
+        }
+        (Some(was), None) => eprintln!("reflexive address {was} gone (no NAT now)"),
+        (None, None) => {}
+    }
+    *seq += 1;
+    register(context, session, published, *seq)
+        .await
+        .map(|(lease, _)| lease)
+}
+
+/// Registers a record of `published`; returns the lease and where the home saw us come from.
 async fn register(
     context: &Context,
     session: &mut Session,
-    endpoints: &[SocketAddr],
+    published: &Published,
     seq: u64,
-) -> Result<u32, SessionError> {
-    let record = record(context, endpoints, seq)?;
+) -> Result<(u32, SocketAddr), SessionError> {
+    let record = record(context, published, seq)?;
     match session
         .ask(&ClientMessage::Register {
             record: Box::new(record),
         })
         .await?
     {
-        SupernodeMessage::Registered { lease_secs, .. } => Ok(lease_secs),
+        SupernodeMessage::Registered {
+            lease_secs,
+            observed,
+            ..
+        } => Ok((lease_secs, observed)),
         SupernodeMessage::Error(e) => Err(SessionError::Refused(e)),
         other => Err(SessionError::Protocol(format!("{other:?}"))),
     }

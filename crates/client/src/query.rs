@@ -5,20 +5,20 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use switchboard_net::config::Role as TransportRole;
 use switchboard_net::framed::{read_frame, write_frame};
-use switchboard_net::{client_config, transport_config, Dialer, Identity, PeerPolicy, Resumption};
+use switchboard_net::PeerConnection;
 use switchboard_proto::limits::MAX_FRAME_LEN;
 use switchboard_proto::messages::{
     ClientMessage, DirectMessage, SupernodeMessage, Text, WatchList,
 };
-use switchboard_proto::version::{Hello, VersionRange, ALPN_DIRECT};
-use switchboard_proto::{NodeId, Record, Role, Username};
+use switchboard_proto::version::{Hello, VersionRange};
+use switchboard_proto::{NodeId, Record, Username};
 use tokio::sync::mpsc;
 
 use crate::login::software_version;
 use crate::profile::Profile;
 use crate::session::{self, Context, SessionError};
+pub use crate::traverse::Path;
 
 /// A verified record, as printed.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -27,8 +27,13 @@ pub struct Device {
     pub user: String,
     /// The device's node id.
     pub node: String,
-    /// Where it accepts direct connections.
+    /// Where it accepts direct connections: its own interface addresses.
     pub endpoints: Vec<SocketAddr>,
+    /// Its reflexive address (where its home sees it come from, behind a NAT), reachable only
+    /// through a punched hole.
+    pub reflexive: Option<SocketAddr>,
+    /// Its home supernode, which coordinates punches and relays towards it.
+    pub home: Option<String>,
     /// When it signed its record (Unix seconds).
     pub issued_at: u64,
 }
@@ -69,6 +74,8 @@ pub async fn lookup_on(
                         user: user.to_string(),
                         node: body.ticket.body_unverified().node.to_string(),
                         endpoints: body.endpoints.to_vec(),
+                        reflexive: body.reflexive,
+                        home: body.home.map(|h| h.node.to_string()),
                         issued_at: body.issued_at.0,
                     },
                     record.clone(),
@@ -100,36 +107,50 @@ pub enum SendError {
     },
 }
 
-/// How long a direct delivery may take per endpoint.
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a delivery may take once connected, and a direct dial when nothing else can be
+/// tried.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Looks `user` up and delivers `text` directly to one of their devices.
-pub async fn send(context: &Context, user: &Username, text: Text) -> Result<NodeId, SendError> {
+/// Looks `user` up and delivers `text` to one of their devices, end to end.
+pub async fn send(
+    context: &Context,
+    user: &Username,
+    text: Text,
+) -> Result<(NodeId, Path), SendError> {
     let devices = lookup(context, user).await?;
     deliver_to(context, user, &devices, text).await
 }
 
-/// Delivers `text` directly to the first of `user`'s verified `devices` that takes it, trying
-/// each device's endpoints in turn.
+/// Delivers `text` to the first of `user`'s verified `devices` that takes it, each reached
+/// directly, through a punched hole or through a relay ([`crate::traverse::reach`]); says which
+/// device and which path.
 pub async fn deliver_to(
     context: &Context,
     user: &Username,
     devices: &[(Device, Record)],
     text: Text,
-) -> Result<NodeId, SendError> {
+) -> Result<(NodeId, Path), SendError> {
     if devices.is_empty() {
         return Err(SendError::Offline(user.clone()));
     }
     let mut reasons = Vec::new();
-    for (device, _) in devices {
+    for (device, record) in devices {
         let Ok(node) = device.node.parse::<NodeId>() else {
             continue;
         };
-        for endpoint in &device.endpoints {
-            match deliver(context, node, *endpoint, &text).await {
-                Ok(()) => return Ok(node),
-                Err(reason) => reasons.push(format!("{endpoint}: {reason}")),
+        let reached = match crate::traverse::reach(context, node, record.body_unverified()).await {
+            Ok(reached) => reached,
+            Err(reason) => {
+                reasons.push(format!("device {}: {reason}", node.short()));
+                continue;
             }
+        };
+        let path = reached.path;
+        let delivered = deliver(&reached.connection, &text).await;
+        reached.release().await;
+        match delivered {
+            Ok(()) => return Ok((node, path)),
+            Err(reason) => reasons.push(format!("device {} ({path}): {reason}", node.short())),
         }
     }
     Err(SendError::Undelivered {
@@ -138,32 +159,9 @@ pub async fn deliver_to(
     })
 }
 
-async fn deliver(
-    context: &Context,
-    node: NodeId,
-    endpoint: SocketAddr,
-    text: &Text,
-) -> Result<(), String> {
-    // The peer must be exactly the device whose record we verified.
-    let policy = PeerPolicy::Ticketed {
-        auth: context.anchor.clone(),
-        roles: Role::ALL.to_vec(),
-        node: Some(node),
-    };
-    let config = client_config(
-        &Identity::new(context.key.clone(), Some(context.ticket.clone())),
-        policy.clone(),
-        &[ALPN_DIRECT],
-        transport_config(TransportRole::Dialer),
-        Resumption::Enabled,
-    )
-    .map_err(|e| e.to_string())?;
-    let dialer = Dialer::on_endpoint(context.dialer.endpoint().clone(), config, policy);
+/// Says `Hello` and the text on an end-to-end connection, and closes it once delivered.
+async fn deliver(connection: &PeerConnection, text: &Text) -> Result<(), String> {
     let exchange = async {
-        let connection = dialer
-            .connect_to(node, endpoint, DELIVERY_TIMEOUT)
-            .await
-            .map_err(|e| e.to_string())?;
         let (mut send, mut recv) = connection
             .connection
             .open_bi()
@@ -185,14 +183,16 @@ async fn deliver(
             }
         }
         let _ = send.finish();
-        connection
-            .connection
-            .close(switchboard_net::CloseCode::Done.code(), b"delivered");
         Ok(())
     };
-    tokio::time::timeout(DELIVERY_TIMEOUT, exchange)
+    let result = tokio::time::timeout(DELIVERY_TIMEOUT, exchange)
         .await
-        .map_err(|_| "timed out".to_owned())?
+        .map_err(|_| "timed out".to_owned())
+        .and_then(|r| r);
+    connection
+        .connection
+        .close(switchboard_net::CloseCode::Done.code(), b"delivered");
+    result
 }
 
 /// Watches `users` and prints `USER online` / `USER offline` lines until `shutdown`,

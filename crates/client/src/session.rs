@@ -21,7 +21,7 @@ use switchboard_proto::limits::MAX_FRAME_LEN;
 use switchboard_proto::messages::{ClientMessage, SupernodeMessage};
 use switchboard_proto::version::{Hello, VersionRange, ALPN_DIRECTORY};
 use switchboard_proto::wire_error::WireError;
-use switchboard_proto::{AuthKey, NodeId, SecretKey, Ticket, TrustAnchor};
+use switchboard_proto::{AuthKey, NodeId, PeerAddr, SecretKey, Ticket, TrustAnchor};
 
 use crate::login::software_version;
 use crate::profile::{Host, Profile, ProfileError};
@@ -246,51 +246,11 @@ pub async fn open(context: &Context, avoid: Option<NodeId>) -> Result<Session, S
             break;
         }
         tried += 1;
-        let connection = match context
-            .dialer
-            .connect_to(peer.node, peer.addr, context.dial_timeout)
-            .await
-        {
-            Ok(connection) => connection,
-            Err(e) => {
-                tracing::debug!(host = %peer.addr, "dial failed: {}", describe(&e));
-                continue;
-            }
-        };
-        let Ok((mut send, mut recv)) = connection.connection.open_bi().await else {
-            if let Some(refusal) = ticket_refusal(&connection.connection) {
-                return Err(refusal);
-            }
-            continue;
-        };
-        let hello = ClientMessage::Hello(Hello {
-            protocol: VersionRange::CURRENT,
-            software: software_version(),
-        });
-        if write_frame(&mut send, &hello).await.is_err() {
-            if let Some(refusal) = ticket_refusal(&connection.connection) {
-                return Err(refusal);
-            }
-            continue;
-        }
-        let answer =
-            tokio::time::timeout(context.hello_timeout, read_frame(&mut recv, MAX_FRAME_LEN)).await;
-        match answer {
-            Ok(Ok(Some(SupernodeMessage::Welcome(_)))) => {
-                return Ok(Session {
-                    connection,
-                    send,
-                    recv,
-                    host,
-                })
-            }
-            Ok(Ok(Some(SupernodeMessage::Error(WireError::Busy {
-                retry_after_ms,
-                alternatives,
-            })))) => {
-                let wait = Duration::from_millis(u64::from(retry_after_ms));
+        match attempt(context, host, peer).await {
+            Attempt::Open(session) => return Ok(*session),
+            Attempt::Fatal(e) => return Err(e),
+            Attempt::Busy { wait, alternatives } => {
                 retry_after = Some(retry_after.map_or(wait, |r| r.max(wait)));
-                tracing::debug!(host = %peer.addr, "busy, retry after {wait:?}");
                 merge_alternatives(&context.profile, &alternatives)?;
                 // The less-loaded supernodes it names are tried next, in this same pass (in a
                 // random order, so that the clients it turned away do not all take the first):
@@ -299,43 +259,129 @@ pub async fn open(context: &Context, avoid: Option<NodeId>) -> Result<Session, S
                 let mut fresh: Vec<Host> = alternatives
                     .iter()
                     .filter(|p| queued.insert(p.node.to_string()))
-                    .map(|p| Host {
-                        node: p.node.to_string(),
-                        addr: p.addr,
-                        mode: "normal".to_owned(),
-                        load_permille: 500,
-                        last_success: None,
-                    })
+                    .map(|p| Host::named(*p))
                     .collect();
                 fresh.shuffle(&mut rand::thread_rng());
                 for host in fresh.into_iter().rev() {
                     order.push_front(host);
                 }
             }
-            Ok(Ok(Some(SupernodeMessage::Error(e @ WireError::Unauthorized { .. })))) => {
-                return Err(SessionError::Unauthorized(e))
-            }
-            Ok(Ok(Some(SupernodeMessage::Error(e @ WireError::VersionRejected { .. })))) => {
-                return Err(SessionError::VersionRejected(e))
-            }
-            Ok(Ok(Some(SupernodeMessage::Error(e @ WireError::LimitExceeded { .. })))) => {
-                // This account holds its share of sessions there; another may still admit it.
-                tracing::debug!(host = %peer.addr, "refused: {e}");
-                limited = Some(e);
-            }
-            Ok(Ok(other)) => tracing::debug!(host = %peer.addr, "refused: {other:?}"),
-            Ok(Err(e)) => {
-                if let Some(refusal) = ticket_refusal(&connection.connection) {
-                    return Err(refusal);
-                }
-                tracing::debug!(host = %peer.addr, "hello failed: {e}");
-            }
-            Err(_) => tracing::debug!(host = %peer.addr, "hello timed out"),
+            Attempt::Limited(e) => limited = Some(e),
+            Attempt::Failed => {}
         }
     }
     match limited {
         Some(e) if retry_after.is_none() => Err(SessionError::Refused(e)),
         _ => Err(SessionError::NoSupernode { tried, retry_after }),
+    }
+}
+
+/// Opens a session with exactly `peer` (a peer's home, for a hole punch or a relay towards
+/// it), or says why not.
+pub async fn open_to(context: &Context, peer: PeerAddr) -> Result<Session, SessionError> {
+    match attempt(context, Host::named(peer), peer).await {
+        Attempt::Open(session) => Ok(*session),
+        Attempt::Fatal(e) => Err(e),
+        Attempt::Limited(e) => Err(SessionError::Refused(e)),
+        Attempt::Busy { wait, .. } => Err(SessionError::NoSupernode {
+            tried: 1,
+            retry_after: Some(wait),
+        }),
+        Attempt::Failed => Err(SessionError::NoSupernode {
+            tried: 1,
+            retry_after: None,
+        }),
+    }
+}
+
+/// How one supernode answered a session attempt.
+enum Attempt {
+    /// It admitted us.
+    Open(Box<Session>),
+    /// It refused this client for good (ticket, version): no other will do better.
+    Fatal(SessionError),
+    /// It is busy and names others.
+    Busy {
+        wait: Duration,
+        alternatives: switchboard_proto::BoundedVec<
+            PeerAddr,
+            { switchboard_proto::limits::MAX_ALTERNATIVES },
+        >,
+    },
+    /// This account holds its share of sessions there; another may still admit it.
+    Limited(WireError),
+    /// Unreachable, or no sensible answer.
+    Failed,
+}
+
+/// Dials `peer` (from the cache entry `host`) and says `Hello`.
+async fn attempt(context: &Context, host: Host, peer: PeerAddr) -> Attempt {
+    let connection = match context
+        .dialer
+        .connect_to(peer.node, peer.addr, context.dial_timeout)
+        .await
+    {
+        Ok(connection) => connection,
+        Err(e) => {
+            tracing::debug!(host = %peer.addr, "dial failed: {}", describe(&e));
+            return Attempt::Failed;
+        }
+    };
+    let refused_or_failed = |connection: &PeerConnection| {
+        ticket_refusal(&connection.connection).map_or(Attempt::Failed, Attempt::Fatal)
+    };
+    let Ok((mut send, mut recv)) = connection.connection.open_bi().await else {
+        return refused_or_failed(&connection);
+    };
+    let hello = ClientMessage::Hello(Hello {
+        protocol: VersionRange::CURRENT,
+        software: software_version(),
+    });
+    if write_frame(&mut send, &hello).await.is_err() {
+        return refused_or_failed(&connection);
+    }
+    let answer =
+        tokio::time::timeout(context.hello_timeout, read_frame(&mut recv, MAX_FRAME_LEN)).await;
+    match answer {
+        Ok(Ok(Some(SupernodeMessage::Welcome(_)))) => Attempt::Open(Box::new(Session {
+            connection,
+            send,
+            recv,
+            host,
+        })),
+        Ok(Ok(Some(SupernodeMessage::Error(WireError::Busy {
+            retry_after_ms,
+            alternatives,
+        })))) => {
+            let wait = Duration::from_millis(u64::from(retry_after_ms));
+            tracing::debug!(host = %peer.addr, "busy, retry after {wait:?}");
+            Attempt::Busy { wait, alternatives }
+        }
+        Ok(Ok(Some(SupernodeMessage::Error(e @ WireError::Unauthorized { .. })))) => {
+            Attempt::Fatal(SessionError::Unauthorized(e))
+        }
+        Ok(Ok(Some(SupernodeMessage::Error(e @ WireError::VersionRejected { .. })))) => {
+            Attempt::Fatal(SessionError::VersionRejected(e))
+        }
+        Ok(Ok(Some(SupernodeMessage::Error(e @ WireError::LimitExceeded { .. })))) => {
+            tracing::debug!(host = %peer.addr, "refused: {e}");
+            Attempt::Limited(e)
+        }
+        Ok(Ok(other)) => {
+            tracing::debug!(host = %peer.addr, "refused: {other:?}");
+            Attempt::Failed
+        }
+        Ok(Err(e)) => {
+            if let Some(refusal) = ticket_refusal(&connection.connection) {
+                return Attempt::Fatal(refusal);
+            }
+            tracing::debug!(host = %peer.addr, "hello failed: {e}");
+            Attempt::Failed
+        }
+        Err(_) => {
+            tracing::debug!(host = %peer.addr, "hello timed out");
+            Attempt::Failed
+        }
     }
 }
 

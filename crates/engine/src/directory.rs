@@ -423,6 +423,8 @@ mod tests {
             RecordBody {
                 ticket,
                 endpoints: BoundedVec::try_from(vec!["127.0.0.1:9".parse().unwrap()]).unwrap(),
+                reflexive: None,
+                home: None,
                 seq,
                 issued_at: UnixTime(1),
                 ttl_secs: ttl,

@@ -18,6 +18,7 @@
 //!   watches held by owners) over the membership;
 //! - [`placement`]: which supernodes own a user's records (rendezvous hashing);
 //! - [`rate`]: token buckets;
+//! - [`relay`]: a supernode's relay sessions and their caps;
 //! - [`throttle`]: growing lockouts and attempt rates per key (the auth-server's logins);
 //! - [`time`]: the engine's notion of time, a monotonic millisecond count the driver supplies.
 
@@ -29,6 +30,7 @@ pub mod overlay;
 pub mod placement;
 pub mod promotion;
 pub mod rate;
+pub mod relay;
 pub mod revocation;
 pub mod shedding;
 pub mod standby;
@@ -40,6 +42,7 @@ pub use backoff::{Backoff, BackoffConfig, BackoffError};
 pub use directory::{Directory, DirectoryConfig, PresenceNotice, RegisterError};
 pub use promotion::{Demotion, Nominator, OverlayLoad, PromotionConfig};
 pub use rate::TokenBucket;
+pub use relay::{RelayConfig, RelayId, RelayRefused, Relays};
 pub use revocation::{Applied, RevocationList};
 pub use shedding::{LoadShed, ShedConfig};
 pub use throttle::{Throttle, ThrottleConfig, Throttled};

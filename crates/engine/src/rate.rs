@@ -58,13 +58,23 @@ impl TokenBucket {
     /// Takes one token only if `reserve` tokens remain afterwards: lower-priority work leaves
     /// room for higher-priority work. Says how long until that holds.
     pub fn take_keeping(&mut self, now: Time, reserve: u32) -> Result<(), Duration> {
+        self.take_units(now, UNITS, u64::from(reserve) * UNITS)
+    }
+
+    /// Takes `n` tokens at once (a packet's bytes, for a byte rate), or says how long until
+    /// they are there. More than the burst never fits.
+    pub fn take_many(&mut self, now: Time, n: u32) -> Result<(), Duration> {
+        self.take_units(now, u64::from(n) * UNITS, 0)
+    }
+
+    fn take_units(&mut self, now: Time, take: u64, reserve: u64) -> Result<(), Duration> {
         self.refill(now);
-        let needed = (u64::from(reserve) + 1) * UNITS;
+        let needed = take.saturating_add(reserve);
         if self.units < needed {
             let missing = needed - self.units;
             return Err(Duration::from_millis(missing.div_ceil(self.rate_per_min)));
         }
-        self.units -= UNITS;
+        self.units -= take;
         Ok(())
     }
 
@@ -98,6 +108,18 @@ mod tests {
         assert!(bucket.take_keeping(Time(0), 2).is_ok()); // 2 left
         assert!(bucket.take_keeping(Time(0), 2).is_err()); // would leave 1
         assert!(bucket.take(Time(0)).is_ok()); // the higher priority still gets one
+    }
+
+    #[test]
+    fn a_byte_rate_takes_a_packet_at_a_time() {
+        let mut bucket = TokenBucket::new(Time(0), 1_000, 1_500);
+        assert!(bucket.take_many(Time(0), 1_200).is_ok());
+        assert_eq!(
+            bucket.take_many(Time(0), 1_200),
+            Err(Duration::from_millis(900))
+        );
+        assert!(bucket.take_many(Time(900), 1_200).is_ok());
+        assert!(bucket.take_many(Time(10_000), 1_501).is_err());
     }
 
     #[test]

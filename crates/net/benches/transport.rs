@@ -140,6 +140,8 @@ fn payloads() -> Payloads {
         RecordBody {
             ticket: bob.ticket().unwrap().clone(),
             endpoints: BoundedVec::try_from(vec!["192.0.2.7:4433".parse().unwrap()]).unwrap(),
+            reflexive: None,
+            home: None,
             seq: 1,
             issued_at: UnixTime(now()),
             ttl_secs: 120,

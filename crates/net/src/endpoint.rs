@@ -20,6 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::gate::{GateStats, HandshakeGate, SourceSlot, SourceSlots};
 use crate::identity::PeerCertificate;
+use crate::raw::RawSocket;
 use crate::verify::{PeerAuthError, PeerIdentity, PeerPolicy};
 
 /// Longest a handshake may take before it is abandoned and its permit freed.
@@ -157,6 +158,7 @@ pub struct Listener {
     sources: Arc<SourceSlots>,
     policy: Arc<PeerPolicy>,
     stats: Arc<GateStats>,
+    raw: RawSocket,
 }
 
 impl Listener {
@@ -168,7 +170,8 @@ impl Listener {
         policy: PeerPolicy,
         gate: HandshakeGate,
     ) -> io::Result<Self> {
-        let endpoint = quinn::Endpoint::server(config, addr)?;
+        let (socket, raw) = RawSocket::bind(addr)?;
+        let endpoint = crate::raw::endpoint_on(socket, Some(config))?;
         let gate = HandshakeGate {
             max_in_flight: gate.max_in_flight.max(1),
             retry_above: gate.retry_above.min(gate.max_in_flight),
@@ -181,7 +184,13 @@ impl Listener {
             sources: Arc::new(SourceSlots::default()),
             policy: Arc::new(policy),
             stats: Arc::new(GateStats::default()),
+            raw,
         })
+    }
+
+    /// A second handle on the listening socket, for punch and relay-bind datagrams.
+    pub fn raw(&self) -> RawSocket {
+        self.raw.clone()
     }
 
     /// The bound address (with the real port when bound to port 0).
@@ -324,6 +333,7 @@ pub struct Dialer {
     endpoint: quinn::Endpoint,
     config: quinn::ClientConfig,
     policy: Arc<PeerPolicy>,
+    raw: Option<RawSocket>,
 }
 
 /// The TLS server name we send. Our verifiers never look at names; rustls requires a valid one.
@@ -336,8 +346,20 @@ impl Dialer {
         config: quinn::ClientConfig,
         policy: PeerPolicy,
     ) -> io::Result<Self> {
-        let endpoint = quinn::Endpoint::client(bind)?;
-        Ok(Self::on_endpoint(endpoint, config, policy))
+        let (socket, raw) = RawSocket::bind(bind)?;
+        let endpoint = crate::raw::endpoint_on(socket, None)?;
+        Ok(Self::on_endpoint(endpoint, config, policy).with_raw(raw))
+    }
+
+    /// The same dialer, knowing a second handle on its endpoint's socket.
+    pub fn with_raw(mut self, raw: RawSocket) -> Self {
+        self.raw = Some(raw);
+        self
+    }
+
+    /// A second handle on the endpoint's socket, when this dialer was given one.
+    pub fn raw(&self) -> Option<&RawSocket> {
+        self.raw.as_ref()
     }
 
     /// A dialer sharing an existing endpoint (a supernode dials its peers from its listening
@@ -351,6 +373,7 @@ impl Dialer {
             endpoint,
             config,
             policy: Arc::new(policy),
+            raw: None,
         }
     }
 

@@ -24,6 +24,7 @@ pub mod identity;
 pub mod interfaces;
 pub mod keyfile;
 pub mod metrics;
+pub mod raw;
 pub mod shutdown;
 pub mod status;
 #[cfg(feature = "testing")]
@@ -38,4 +39,5 @@ pub use endpoint::{
 pub use framed::{StreamError, REQUEST_TIMEOUT};
 pub use gate::{GateStats, HandshakeGate, DEFAULT_MAX_CONCURRENT_HANDSHAKES};
 pub use identity::{Identity, IdentityError, PeerCertificate};
+pub use raw::RawSocket;
 pub use verify::{PeerAuthError, PeerIdentity, PeerPolicy};

@@ -11,6 +11,7 @@
 //! - [`ids`] holds [`NodeId`], [`AuthKey`], [`Username`], [`Role`], [`UnixTime`], [`PeerAddr`];
 //! - [`keys`] holds [`SecretKey`] and domain-separated signatures;
 //! - [`ticket`] and [`record`] are the two signed objects;
+//! - [`relay`] has the two datagrams a client sends outside QUIC (hole punch, relay bind);
 //! - [`messages`] has one enum per direction;
 //! - [`version`] has `Hello`, negotiation and the ALPNs;
 //! - [`wire_error`] has [`WireError`], what a peer is told;
@@ -27,6 +28,7 @@ pub mod member;
 pub mod messages;
 pub mod nomination;
 pub mod record;
+pub mod relay;
 pub mod ticket;
 pub mod version;
 pub mod wire_error;

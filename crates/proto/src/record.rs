@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::bounded::BoundedVec;
-use crate::ids::{NodeId, Signature, UnixTime, Username};
+use crate::ids::{NodeId, PeerAddr, Signature, UnixTime, Username};
 use crate::keys::{self, SecretKey, SignatureError, TrustAnchor};
 use crate::limits::{CLOCK_SKEW_SECS, MAX_ENDPOINTS, MAX_RECORD_TTL_SECS};
 use crate::ticket::{Ticket, TicketError};
@@ -20,8 +20,16 @@ const RECORD_DOMAIN: &[u8] = b"switchboard/record/v1\0";
 pub struct RecordBody {
     /// The device's ticket: who it is, signed by the auth-server.
     pub ticket: Ticket,
-    /// Where it accepts direct connections.
+    /// Where it accepts direct connections: the addresses of its own interfaces.
     pub endpoints: BoundedVec<SocketAddr, MAX_ENDPOINTS>,
+    /// Its reflexive address: where its home supernode saw its session come from (as STUN
+    /// reports it), when that is none of `endpoints` (the device sits behind a NAT). A peer
+    /// reaches it there only through a hole punched by both sides (DESIGN.md section 4), so it
+    /// is kept apart from the addresses a peer may dial straight away.
+    pub reflexive: Option<SocketAddr>,
+    /// The supernode the device is homed on when it signed the record: where a peer asks for a
+    /// coordinated hole punch or a relay towards it.
+    pub home: Option<PeerAddr>,
     /// Grows with every new record from this device, so that an older copy never replaces a
     /// newer one in the index.
     pub seq: u64,
@@ -153,6 +161,8 @@ mod tests {
         RecordBody {
             ticket,
             endpoints: BoundedVec::try_from(vec!["127.0.0.1:4000".parse().unwrap()]).unwrap(),
+            reflexive: None,
+            home: None,
             seq: 1,
             issued_at: UnixTime(1_100),
             ttl_secs: 60,

@@ -62,6 +62,8 @@ pub enum LimitKind {
     Sessions,
     /// Promotions: nominations by one supernode per hour, or promoted nodes network-wide.
     Promotions,
+    /// Relay sessions one device takes part in at one supernode.
+    Relays,
 }
 
 /// An error answer.

@@ -94,3 +94,22 @@ proptest! {
         decode_is_total::<AuthResponse>(&frame);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// A relay reads bind datagrams from any address: any bytes give a token or nothing, and
+    /// only a bind datagram gives a token, its own.
+    #[test]
+    fn relay_bind_parsing_is_total_and_exact(
+        bytes in proptest::collection::vec(any::<u8>(), 0..64),
+        token in any::<[u8; 16]>(),
+    ) {
+        use switchboard_proto::relay::{bind_datagram, parse_bind, RELAY_BIND_MAGIC};
+        if let Some(found) = parse_bind(&bytes) {
+            prop_assert!(bytes.starts_with(&RELAY_BIND_MAGIC));
+            prop_assert_eq!(bind_datagram(&found).to_vec(), bytes);
+        }
+        prop_assert_eq!(parse_bind(&bind_datagram(&token)), Some(token));
+    }
+}

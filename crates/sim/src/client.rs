@@ -174,6 +174,8 @@ fn sign(
         RecordBody {
             ticket: ticket.clone(),
             endpoints: BoundedVec::truncating(Vec::new()),
+            reflexive: None,
+            home: None,
             seq,
             issued_at,
             ttl_secs: ttl,

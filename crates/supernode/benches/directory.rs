@@ -57,6 +57,8 @@ fn record_for(key: &SecretKey, ticket: &Ticket, seq: u64) -> Record {
         RecordBody {
             ticket: ticket.clone(),
             endpoints: BoundedVec::try_from(vec!["127.0.0.1:40000".parse().unwrap()]).unwrap(),
+            reflexive: None,
+            home: None,
             seq,
             issued_at: switchboard_net::now_unix(),
             ttl_secs: 60,
@@ -413,6 +415,7 @@ fn main() {
     let registered_len = encode_frame(&SupernodeMessage::Registered {
         lease_secs: 60,
         home: SecretKey::from_seed([7; 32]).node_id(),
+        observed: "203.0.113.7:4433".parse().unwrap(),
     })
     .unwrap()
     .len();

@@ -163,6 +163,17 @@ pub struct FileConfig {
     pub overload_handoff_secs: Option<u64>,
     /// Share of clients (per mille) redirected per handoff round. Default 100; 1 to 1000.
     pub overload_handoff_share_permille: Option<u32>,
+    /// Relay sessions at once, for clients that cannot punch through their NATs. Default 256;
+    /// 0 turns relaying off.
+    pub relay_max_sessions: Option<usize>,
+    /// Relay sessions one device takes part in at once. Default 4; at least 1.
+    pub relay_max_per_client: Option<u32>,
+    /// Bytes per second one relay session forwards. Default 1048576 (1 MiB/s); at least 1.
+    pub relay_session_bytes_per_sec: Option<u32>,
+    /// Bytes per second all relay sessions forward together. Default 16777216 (16 MiB/s).
+    pub relay_total_bytes_per_sec: Option<u32>,
+    /// Seconds a relay session may stay without a packet. Default 30; at least 1.
+    pub relay_idle_secs: Option<u32>,
 }
 
 /// How the supernode serves.
@@ -221,6 +232,8 @@ pub struct Config {
     pub promotion: crate::promotion::PromotionSettings,
     /// Feature shedding and handoff under overload.
     pub shedding: switchboard_engine::ShedConfig,
+    /// The relay's caps.
+    pub relay: switchboard_engine::RelayConfig,
     /// Values accepted below their production minimum; logged once at start-up.
     pub warnings: Vec<BelowMinimum>,
 }
@@ -254,6 +267,7 @@ impl FileConfig {
         let standby = self.standby_policy(source_name)?;
         let promotion = crate::promotion::PromotionSettings::from_file(&self, source_name)?;
         let shedding = crate::shedding::settings(&self, source_name)?;
+        let relay = crate::relay::settings(&self, source_name)?;
         let invalid = |key, problem: String| ConfigError::Invalid {
             source_name: source_name.to_owned(),
             key,
@@ -465,6 +479,7 @@ impl FileConfig {
             standby,
             promotion,
             shedding,
+            relay,
             warnings,
         })
     }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod overlay_link;
 pub mod promoted;
 pub mod promotion;
+pub mod relay;
 pub mod server;
 pub mod session;
 pub mod shedding;

@@ -168,6 +168,10 @@ pub struct Shared {
     pub gate: Arc<GateStats>,
     /// What the status page shows of the recent past: membership events, members down.
     pub status: Mutex<status::StatusLog>,
+    /// Relay sessions and their caps.
+    pub relays: Mutex<switchboard_engine::Relays>,
+    /// Punch and relay counters.
+    pub relay_metrics: crate::relay::RelayMetrics,
 }
 
 /// Locks a mutex, recovering from poisoning (the state stays consistent across a panic in
@@ -399,6 +403,11 @@ impl Server {
             demoted: AtomicBool::new(false),
             shedding: Mutex::new(crate::shedding::Shedding::new(config.shedding)),
             shed_metrics: crate::shedding::ShedMetrics::default(),
+            relays: Mutex::new(switchboard_engine::Relays::new(
+                switchboard_engine::Time::ZERO,
+                config.relay,
+            )),
+            relay_metrics: crate::relay::RelayMetrics::default(),
             gate: listener.stats(),
             status: Mutex::new(status::StatusLog::default()),
             config,

@@ -6,6 +6,7 @@
 //! BENCHMARKS.md). The supernode opens one unidirectional stream for pushes (presence,
 //! redirects). A malformed frame closes the connection with `Malformed`; the supernode goes on.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -234,11 +235,19 @@ async fn serve(shared: Arc<Shared>, connection: PeerConnection) {
             ClientMessage::OfferPromotion { addr, capacity, .. } => {
                 crate::promotion::offer(&shared, node, &ticket, opened, addr, capacity)
             }
-            request => match handle(&shared, node, &ticket, request) {
-                Step::Answer(answer) => answer,
-                Step::Lookup(user) => remote_lookup(&shared, user).await,
-                Step::End => break,
-            },
+            request => {
+                // Read at every request: quinn follows a client whose NAT rebinds.
+                let seen = connection.connection.remote_address();
+                match handle(&shared, node, &ticket, seen, request) {
+                    Step::Answer(answer) => answer,
+                    Step::Lookup(user) => remote_lookup(&shared, user).await,
+                    Step::Relay(callee) => {
+                        crate::relay::open(&shared, node, connection.connection.clone(), callee)
+                            .await
+                    }
+                    Step::End => break,
+                }
+            }
         };
         if write_frame(&mut send, &answer).await.is_err() {
             break;
@@ -440,6 +449,8 @@ enum Step {
     Answer(SupernodeMessage),
     /// A lookup at the user's owners in the overlay.
     Lookup(Username),
+    /// A relay session towards this device, homed here.
+    Relay(NodeId),
     /// Nothing: the session ends (the client said goodbye).
     End,
 }
@@ -455,8 +466,14 @@ async fn remote_lookup(shared: &Shared, user: Username) -> SupernodeMessage {
     }
 }
 
-/// Answers one request.
-fn handle(shared: &Shared, node: NodeId, ticket: &TicketBody, request: ClientMessage) -> Step {
+/// Answers one request from `node`, whose session comes from `seen`.
+fn handle(
+    shared: &Shared,
+    node: NodeId,
+    ticket: &TicketBody,
+    seen: SocketAddr,
+    request: ClientMessage,
+) -> Step {
     let now = shared.now();
     let class = match &request {
         ClientMessage::Refresh | ClientMessage::Unregister | ClientMessage::Goodbye => {
@@ -489,6 +506,7 @@ fn handle(shared: &Shared, node: NodeId, ticket: &TicketBody, request: ClientMes
                     SupernodeMessage::Registered {
                         lease_secs: u32::try_from(lease.as_secs()).unwrap_or(u32::MAX),
                         home: shared.node,
+                        observed: seen,
                     }
                 }
                 Err(RegisterError::TooManyDevices) => {
@@ -593,6 +611,8 @@ fn handle(shared: &Shared, node: NodeId, ticket: &TicketBody, request: ClientMes
                 "unexpected promotion message on this session",
             ))
         }
+        ClientMessage::Punch { node: callee } => crate::relay::punch(shared, node, seen, callee),
+        ClientMessage::Relay { node: callee } => return Step::Relay(callee),
         // Leaving ends the session, not the lease: a one-shot command run from the profile of
         // an online device must not take that device offline. `Unregister` ends the lease.
         ClientMessage::Goodbye => return Step::End,

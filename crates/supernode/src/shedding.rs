@@ -177,6 +177,8 @@ pub fn tick(shared: &Arc<Shared>, now: Time) {
             Vec::new()
         };
         let clients = lock(&shared.admission).clients();
+        // The relay gives way next after presence (DESIGN.md section 6).
+        lock(&shared.relays).set_shedding(state.policy.shedding(now));
         (due, state.policy.poll_handoff(now, clients))
     };
     deliver(shared, &due);

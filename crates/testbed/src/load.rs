@@ -520,6 +520,8 @@ pub(crate) async fn register(
         RecordBody {
             ticket: context.ticket.clone(),
             endpoints: BoundedVec::truncating([local]),
+            reflexive: None,
+            home: None,
             seq,
             issued_at: switchboard_net::now_unix(),
             ttl_secs: 120,

@@ -11,7 +11,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -482,4 +482,51 @@ pub fn netns_or_skip() -> bool {
     );
     println!("skipped (SWITCHBOARD_SKIP_ROOT_TESTS=1): needs root and ip netns");
     false
+}
+
+/// Runs `ip ARGS`, panicking with its output on failure.
+pub fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A one-shot `BINARY ARGS` on host `netns`, `stdin` written to it: (success, stdout, stderr).
+pub fn run_in(netns: &str, binary: Binary, args: &[&str], stdin: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", netns])
+        .arg(binary.path().unwrap())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(mut pipe) = child.stdin.take() {
+        let _ = pipe.write_all(stdin.as_bytes());
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A gauge from `/metrics` on 127.0.0.1:`port` of host `netns`, read as the guide shows
+/// (`curl` on the supernode's own host).
+pub fn metric_on(netns: &str, port: u16, name: &str) -> Option<u64> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", netns, "curl", "-s", "--max-time", "2"])
+        .arg(format!("http://127.0.0.1:{port}/metrics"))
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }

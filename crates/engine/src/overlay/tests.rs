@@ -47,6 +47,8 @@ fn record(user: &str) -> Record {
         RecordBody {
             ticket,
             endpoints: BoundedVec::truncating(Vec::new()),
+            reflexive: None,
+            home: None,
             seq: 1,
             issued_at: UnixTime(1_000),
             ttl_secs: 120,

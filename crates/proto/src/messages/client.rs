@@ -4,6 +4,8 @@
 //! from the supernode (presence, redirect, promotion) ride a stream the supernode opens. Which of
 //! the two framings is cheaper is measured in `BENCHMARKS.md`.
 
+use std::net::SocketAddr;
+
 use serde::{Deserialize, Serialize};
 
 use crate::bounded::BoundedVec;
@@ -60,6 +62,20 @@ pub enum ClientMessage {
         /// The probe's nonce.
         nonce: [u8; 16],
     },
+    /// Asks this supernode to coordinate a hole punch towards `node`, a device homed here: that
+    /// device is told to send a few packets towards the address this session comes from (the
+    /// caller's reflexive address, as this supernode sees it, never one the caller names).
+    Punch {
+        /// The device to reach.
+        node: NodeId,
+    },
+    /// Asks this supernode to relay an end-to-end connection to `node`, a device homed here
+    /// that accepts it. The relay forwards the two clients' QUIC packets and can read none of
+    /// them.
+    Relay {
+        /// The device to reach.
+        node: NodeId,
+    },
     /// The client is leaving; no answer.
     Goodbye,
 }
@@ -97,6 +113,9 @@ pub enum SupernodeMessage {
         lease_secs: u32,
         /// The supernode now holding the lease (the client's home).
         home: NodeId,
+        /// Where the supernode sees this session come from: the client's reflexive address
+        /// (what STUN reports), which the client publishes when it is none of its own.
+        observed: SocketAddr,
     },
     /// The lease was extended.
     Refreshed {
@@ -145,6 +164,37 @@ pub enum SupernodeMessage {
     Demote,
     /// The `OfferPromotion` is recorded; a dial-back to the offered address follows.
     OfferTaken,
+    /// The `Punch` is under way: the device was told to open its side towards this session's
+    /// address; dial its reflexive address now.
+    PunchRequested,
+    /// The `Relay` is open and the device has joined it: send the bind datagram carrying
+    /// `token` ([`crate::relay::bind_datagram`]) to this supernode's address at `port`, then dial
+    /// the device there.
+    RelayOpened {
+        /// The relay's port for this client, on the address it reached this supernode at.
+        port: u16,
+        /// Binds this client's address to the port.
+        token: [u8; 16],
+    },
+    /// Pushed: `node` is about to dial this client's reflexive address from `peer`; send a few
+    /// packets towards `peer` so that this side's NAT lets its packets in.
+    PunchTowards {
+        /// The caller's reflexive address, as the supernode saw it.
+        peer: SocketAddr,
+        /// The caller.
+        node: NodeId,
+    },
+    /// Pushed: `node` asked for a relay to this client; join it by sending the bind datagram
+    /// carrying `token` to the supernode's address at `port`, from the socket it accepts
+    /// direct connections on.
+    RelayOffer {
+        /// The relay's port for this client.
+        port: u16,
+        /// Binds this client's address to the port.
+        token: [u8; 16],
+        /// The caller.
+        node: NodeId,
+    },
     /// A request failed.
     Error(WireError),
     /// The supernode is closing this connection; no answer.

@@ -114,37 +114,45 @@ pub fn record() -> impl Strategy<Value = Record> {
         any::<[u8; 32]>(),
         username(),
         bounded::<_, { limits::MAX_ENDPOINTS }>(socket_addr()),
+        (
+            prop::option::of(socket_addr()),
+            prop::option::of(peer_addr()),
+        ),
         any::<u64>(),
         any::<u64>(),
         1u32..=limits::MAX_RECORD_TTL_SECS,
     )
-        .prop_map(|(auth, node, user, endpoints, seq, issued, ttl)| {
-            let auth = SecretKey::from_seed(auth);
-            let node = SecretKey::from_seed(node);
-            let ticket = Ticket::issue(
-                &auth,
-                TicketBody {
-                    user,
-                    node: node.node_id(),
-                    role: Role::User,
-                    issued_at: UnixTime(1),
-                    expires_at: UnixTime(2),
-                    serial: 0,
-                },
-            )
-            .unwrap();
-            Record::sign(
-                &node,
-                RecordBody {
-                    ticket,
-                    endpoints,
-                    seq,
-                    issued_at: UnixTime(issued),
-                    ttl_secs: ttl,
-                },
-            )
-            .unwrap()
-        })
+        .prop_map(
+            |(auth, node, user, endpoints, (reflexive, home), seq, issued, ttl)| {
+                let auth = SecretKey::from_seed(auth);
+                let node = SecretKey::from_seed(node);
+                let ticket = Ticket::issue(
+                    &auth,
+                    TicketBody {
+                        user,
+                        node: node.node_id(),
+                        role: Role::User,
+                        issued_at: UnixTime(1),
+                        expires_at: UnixTime(2),
+                        serial: 0,
+                    },
+                )
+                .unwrap();
+                Record::sign(
+                    &node,
+                    RecordBody {
+                        ticket,
+                        endpoints,
+                        reflexive,
+                        home,
+                        seq,
+                        issued_at: UnixTime(issued),
+                        ttl_secs: ttl,
+                    },
+                )
+                .unwrap()
+            },
+        )
 }
 
 pub fn software() -> impl Strategy<Value = SoftwareVersion> {
@@ -185,6 +193,7 @@ pub fn wire_error() -> impl Strategy<Value = WireError> {
         LimitKind::InFlight,
         LimitKind::Sessions,
         LimitKind::Promotions,
+        LimitKind::Relays,
     ]);
     prop_oneof![
         (any::<u32>(), bounded(peer_addr())).prop_map(|(retry_after_ms, alternatives)| {
@@ -228,6 +237,8 @@ pub fn client_message() -> impl Strategy<Value = ClientMessage> {
             }
         }),
         any::<[u8; 16]>().prop_map(|nonce| ClientMessage::DialBackEcho { nonce }),
+        node_id().prop_map(|node| ClientMessage::Punch { node }),
+        node_id().prop_map(|node| ClientMessage::Relay { node }),
         Just(ClientMessage::Goodbye),
     ]
 }
@@ -245,8 +256,20 @@ pub fn supernode_message() -> impl Strategy<Value = SupernodeMessage> {
     ]);
     prop_oneof![
         welcome().prop_map(SupernodeMessage::Welcome),
-        (any::<u32>(), node_id())
-            .prop_map(|(lease_secs, home)| SupernodeMessage::Registered { lease_secs, home }),
+        (any::<u32>(), node_id(), socket_addr()).prop_map(|(lease_secs, home, observed)| {
+            SupernodeMessage::Registered {
+                lease_secs,
+                home,
+                observed,
+            }
+        }),
+        Just(SupernodeMessage::PunchRequested),
+        (any::<u16>(), any::<[u8; 16]>())
+            .prop_map(|(port, token)| SupernodeMessage::RelayOpened { port, token }),
+        (socket_addr(), node_id())
+            .prop_map(|(peer, node)| SupernodeMessage::PunchTowards { peer, node }),
+        (any::<u16>(), any::<[u8; 16]>(), node_id())
+            .prop_map(|(port, token, node)| SupernodeMessage::RelayOffer { port, token, node }),
         any::<u32>().prop_map(|lease_secs| SupernodeMessage::Refreshed { lease_secs }),
         Just(SupernodeMessage::Unregistered),
         (username(), bounded(record()))

@@ -160,6 +160,7 @@ impl Shared {
         self.render_overlay_metrics(&mut out);
         crate::promotion::render_metrics(self, &mut out);
         crate::shedding::render_metrics(self, &mut out);
+        crate::relay::render_metrics(self, &mut out);
         out
     }
 

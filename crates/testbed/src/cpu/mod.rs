@@ -185,6 +185,8 @@ async fn register(context: &Context, session: &mut Session, seq: u64) -> anyhow:
         RecordBody {
             ticket: context.ticket.clone(),
             endpoints: BoundedVec::truncating([local]),
+            reflexive: None,
+            home: None,
             seq,
             issued_at: switchboard_net::now_unix(),
             ttl_secs: TTL_SECS,

@@ -72,6 +72,8 @@ pub(super) async fn raw_storm(
                 [127, 1, 0, 1],
                 40_000,
             ))]),
+            reflexive: None,
+            home: None,
             seq: 1,
             issued_at: switchboard_net::now_unix(),
             ttl_secs: TTL_SECS,
