@@ -146,10 +146,12 @@ pub async fn open(
     let Some(session) = session_of(shared, &callee) else {
         return refused(WireError::NotFound);
     };
-    let id = match lock(&shared.relays).open(shared.now(), caller, callee) {
+    // The guard ends with this statement: the refusals below lock again.
+    let opened = lock(&shared.relays).open(shared.now(), caller, callee);
+    let id = match opened {
         Ok(id) => id,
         Err(RelayRefused::ClientLimit) => {
-            let max = lock(&shared.relays).config().max_per_client;
+            let max = shared.config.relay.max_per_client;
             return refused(WireError::LimitExceeded {
                 kind: LimitKind::Relays,
                 max: u32::try_from(max).unwrap_or(u32::MAX),

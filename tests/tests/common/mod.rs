@@ -252,7 +252,12 @@ pub fn minted_profile(
 
 /// A counter or gauge from a daemon's `/metrics`.
 pub fn metric(daemon: &Daemon, name: &str) -> Option<u64> {
-    let body = http_get(daemon.metrics_addr()?, "/metrics").ok()?;
+    metric_at(daemon.metrics_addr()?, name)
+}
+
+/// A counter or gauge from the `/metrics` page at `addr`.
+pub fn metric_at(addr: std::net::SocketAddr, name: &str) -> Option<u64> {
+    let body = http_get(addr, "/metrics").ok()?;
     body.lines().find_map(|line| {
         line.strip_prefix(name)?
             .strip_prefix(' ')?
