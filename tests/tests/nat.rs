@@ -13,6 +13,8 @@
 //!                                                          bob 10.251.42.2
 //! ```
 //!
+//! carol (10.251.30.20, on the public segment, no NAT) is online only in the timing bench.
+//!
 //! The core routes only the public subnets: nothing reaches a client's private address, so a
 //! message between alice and bob goes direct never, punched when both NATs keep one mapping per
 //! socket, relayed when bob's NAT gives each destination its own port (`--random-fully`).
@@ -54,8 +56,8 @@ struct Nat {
     prefix: String,
 }
 
-const HOSTS: [&str; 8] = [
-    "core", "auth", "sn1", "sn2", "routera", "routerb", "alice", "bob",
+const HOSTS: [&str; 9] = [
+    "core", "auth", "sn1", "sn2", "routera", "routerb", "alice", "bob", "carol",
 ];
 
 fn sh(netns: &str, command: &str) {
@@ -89,6 +91,7 @@ impl Nat {
             ("auth", "10.251.30.10"),
             ("sn1", "10.251.30.11"),
             ("sn2", "10.251.30.12"),
+            ("carol", "10.251.30.20"),
         ]
         .iter()
         .enumerate()
@@ -183,9 +186,10 @@ fn text(path: &Path) -> &str {
 struct World {
     nat: Nat,
     dir: tempfile::TempDir,
+    pubkey: String,
     supernodes: Vec<(Daemon, &'static str)>,
-    alice: Running,
-    bob: Running,
+    alice: Option<Running>,
+    bob: Option<Running>,
     _auth: Daemon,
 }
 
@@ -218,6 +222,7 @@ impl World {
         add("sn2", "supernode", "");
         add("alice", "user", "alice-password\n");
         add("bob", "user", "bob-password\n");
+        add("carol", "user", "carol-password\n");
         let auth = Binary::AuthServer
             .spawn_daemon_in(
                 &auth_host,
@@ -270,49 +275,64 @@ impl World {
             }),
             "the two supernodes did not find each other"
         );
-        let online = |name: &str| {
-            let profile = dir.path().join(name);
-            let (ok, _, stderr) = run_in(
-                &nat.ns(name),
-                Binary::Client,
-                &[
-                    "login",
-                    "--profile",
-                    text(&profile),
-                    "--auth",
-                    "10.251.30.10:7700",
-                    "--trust",
-                    &pubkey,
-                    "--user",
-                    name,
-                ],
-                &format!("{name}-password\n"),
-            );
-            assert!(ok, "{stderr}");
-            let mut running = Running::start_in(
-                &nat.ns(name),
-                &[
-                    "online",
-                    "--profile",
-                    text(&profile),
-                    "--listen",
-                    "0.0.0.0:4433",
-                ],
-            );
-            running.expect("reflexive address", Duration::from_secs(30));
-            running.expect("online via", Duration::from_secs(30));
-            running
-        };
-        let alice = online("alice");
-        let bob = online("bob");
-        Self {
+        let mut world = Self {
             nat,
             dir,
+            pubkey,
             supernodes,
-            alice,
-            bob,
+            alice: None,
+            bob: None,
             _auth: auth,
+        };
+        world.alice = Some(world.online("alice"));
+        world.bob = Some(world.online("bob"));
+        world
+    }
+
+    /// Logs `name` in on its host and starts `client online` there, listening on all
+    /// interfaces; waits until it is registered (behind a NAT, with its reflexive address).
+    fn online(&self, name: &str) -> Running {
+        let profile = self.profile(name);
+        let (ok, _, stderr) = run_in(
+            &self.nat.ns(name),
+            Binary::Client,
+            &[
+                "login",
+                "--profile",
+                text(&profile),
+                "--auth",
+                "10.251.30.10:7700",
+                "--trust",
+                &self.pubkey,
+                "--user",
+                name,
+            ],
+            &format!("{name}-password\n"),
+        );
+        assert!(ok, "{stderr}");
+        let mut running = Running::start_in(
+            &self.nat.ns(name),
+            &[
+                "online",
+                "--profile",
+                text(&profile),
+                "--listen",
+                "0.0.0.0:4433",
+            ],
+        );
+        if name != "carol" {
+            running.expect("reflexive address", Duration::from_secs(30));
         }
+        running.expect("online via", Duration::from_secs(30));
+        running
+    }
+
+    fn alice(&mut self) -> &mut Running {
+        self.alice.as_mut().unwrap()
+    }
+
+    fn bob(&mut self) -> &mut Running {
+        self.bob.as_mut().unwrap()
     }
 
     fn profile(&self, name: &str) -> PathBuf {
@@ -380,7 +400,7 @@ fn two_clients_behind_nats_that_keep_a_port_per_socket_talk_through_a_punched_ho
     println!("bob -> alice: {sent} in {took:?}");
     assert_eq!(sent["path"], "punched", "{sent}");
     world
-        .alice
+        .alice()
         .expect("from bob: hello through two NATs", Duration::from_secs(10));
 }
 
@@ -392,7 +412,7 @@ fn a_client_behind_a_nat_with_a_port_per_destination_is_reached_through_a_relay_
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut world = World::start("r", Mapping::PerDestination);
-    let home = World::home_of(&mut world.bob);
+    let home = World::home_of(world.bob());
 
     // Every packet to and from bob's home is captured while alice messages him.
     let pcap = world.dir.path().join("relay.pcap");
@@ -422,7 +442,7 @@ fn a_client_behind_a_nat_with_a_port_per_destination_is_reached_through_a_relay_
     let (sent, took) = world.send("alice", "bob", secret).unwrap();
     println!("alice -> bob: {sent} in {took:?}");
     world
-        .bob
+        .bob()
         .expect(&format!("from alice: {secret}"), Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(500));
     let _ = Command::new("kill")
@@ -475,7 +495,7 @@ fn a_nat_rebinding_is_noticed_and_re_registered_within_one_refresh() {
     );
     let rebound = Instant::now();
     world
-        .alice
+        .alice()
         .expect_new("reflexive address changed", Duration::from_secs(30));
     assert!(
         wait_until(Duration::from_secs(10), || lookup(&world)
@@ -491,7 +511,7 @@ fn a_nat_rebinding_is_noticed_and_re_registered_within_one_refresh() {
     let (sent, _) = world.send("bob", "alice", "after the rebinding").unwrap();
     assert_eq!(sent["path"], "punched", "{sent}");
     world
-        .alice
+        .alice()
         .expect("from bob: after the rebinding", Duration::from_secs(10));
 }
 
@@ -502,18 +522,20 @@ fn when_the_relay_is_killed_the_next_send_finds_another_path() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut world = World::start("k", Mapping::PerDestination);
-    let first_home = World::home_of(&mut world.bob);
+    let first_home = World::home_of(world.bob());
     let (first, _) = world.send("alice", "bob", "first, relayed").unwrap();
     assert_eq!(first["path"], "relayed", "{first}");
     world
-        .bob
+        .bob()
         .expect("from alice: first, relayed", Duration::from_secs(10));
 
     let index = usize::from(first_home == "sn2");
     let (relay, _) = world.supernodes.remove(index);
     let killed = Instant::now();
     relay.kill9();
-    world.bob.expect_new("online via", Duration::from_secs(20));
+    world
+        .bob()
+        .expect_new("online via", Duration::from_secs(20));
     let mut last = Err(String::new());
     assert!(
         wait_until(Duration::from_secs(30), || {
@@ -528,10 +550,43 @@ fn when_the_relay_is_killed_the_next_send_finds_another_path() {
         killed.elapsed()
     );
     assert_eq!(sent["path"], "relayed", "{sent}");
-    assert_ne!(World::home_of(&mut world.bob), first_home);
+    assert_ne!(World::home_of(world.bob()), first_home);
     assert_ne!(sent["via"], first["via"], "relayed by the dead supernode?");
-    world.bob.expect(
+    world.bob().expect(
         "from alice: second, after the relay died",
         Duration::from_secs(10),
     );
+}
+
+/// Sends `count` messages `from` -> `to` and prints each time and the median: the time from
+/// `client send` starting (a new process: its lookup, then the path) to the message delivered.
+fn time_sends(world: &World, from: &str, to: &str, path: &str, count: usize) -> Duration {
+    let mut times = Vec::new();
+    for i in 0..count {
+        let (sent, took) = world.send(from, to, &format!("timed {i}")).unwrap();
+        assert_eq!(sent["path"], path, "{sent}");
+        times.push(took);
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    println!("{from} -> {to} {path}: median {median:?} of {times:?}");
+    median
+}
+
+/// The time to a first delivered message on each path (BENCHMARKS.md, "Behind NAT"):
+/// `cargo test --release -p switchboard-tests --test nat -- --ignored --nocapture`.
+#[test]
+#[ignore = "a benchmark: run it with --ignored --release"]
+fn bench_time_to_first_message_on_each_path() {
+    if !common::netns_or_skip() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let world = World::start("t", Mapping::PerSocket);
+    let _carol = world.online("carol");
+    time_sends(&world, "bob", "carol", "direct", 7);
+    time_sends(&world, "bob", "alice", "punched", 7);
+    drop(world);
+    let world = World::start("u", Mapping::PerDestination);
+    time_sends(&world, "alice", "bob", "relayed", 7);
 }

@@ -1,4 +1,4 @@
-//! Reaching a peer behind a NAT (DESIGN.md section 4, "Behind NAT"): a direct dial, else a hole
+//! Reaching a peer behind a NAT (README, "Behind NAT"): a direct dial, else a hole
 //! punched with the help of the peer's home supernode, else a relay through that home.
 //!
 //! Whichever path is taken, the QUIC connection is end to end between the two clients, with the
@@ -7,7 +7,8 @@
 //!
 //! Why the steps are ordered as they are, with Linux NATs (netfilter `MASQUERADE`) in mind:
 //!
-//! 1. **Direct** dials the peer's own interface addresses, never its reflexive one. A packet
+//! 1. **Direct** dials the peer's own interface addresses, never its reflexive one (and the
+//!    punch of step 2 runs at the same time: neither waits for the other's deadline). A packet
 //!    that reaches a NAT before that NAT's own client has sent towards its source leaves an
 //!    entry behind (conntrack tracks the refused packet), and the client's later packets to
 //!    that source then clash with it and get another port: dialing a reflexive address too
@@ -45,8 +46,12 @@ use crate::session::{self, Context, Session};
 /// first probe timeout, about 1 s.
 pub const DIRECT_DEADLINE: Duration = Duration::from_secs(2);
 
-/// How long the dial of a punched or relayed path may take: two lost flights (1 + 2 s).
-pub const TRAVERSE_DEADLINE: Duration = Duration::from_secs(3);
+/// How long the dial through a punched hole may take: the first Initial (sent after the
+/// callee's punch) and quinn's retransmission about 1 s later, with a WAN round trip.
+pub const PUNCH_DEADLINE: Duration = Duration::from_secs(2);
+
+/// How long the dial through a relay may take: two lost flights (1 + 2 s).
+pub const RELAY_DEADLINE: Duration = Duration::from_secs(3);
 
 /// Punch datagrams a client sends when its home asks: one is enough, three survive a loss.
 pub const PUNCH_DATAGRAMS: usize = 3;
@@ -157,14 +162,15 @@ fn dialer_for(context: &Context, node: NodeId) -> Result<Dialer, String> {
     ))
 }
 
-/// Dials all of `addrs` at once; the first handshake that completes wins.
+/// Dials all of `addrs` at once; the first handshake that completes wins. Otherwise says what
+/// each dial met.
 async fn race(
     dialer: &Dialer,
     node: NodeId,
     addrs: &[SocketAddr],
     deadline: Duration,
-    reasons: &mut Vec<String>,
-) -> Option<PeerConnection> {
+) -> Result<PeerConnection, Vec<String>> {
+    let mut reasons = Vec::new();
     let mut dials = tokio::task::JoinSet::new();
     for addr in addrs {
         let (dialer, addr) = (dialer.clone(), *addr);
@@ -172,56 +178,74 @@ async fn race(
     }
     while let Some(joined) = dials.join_next().await {
         match joined {
-            Ok((_, Ok(connection))) => return Some(connection),
+            Ok((_, Ok(connection))) => return Ok(connection),
             Ok((addr, Err(e))) => reasons.push(format!("{addr}: {e}")),
             Err(e) => reasons.push(e.to_string()),
         }
     }
-    None
+    Err(reasons)
 }
 
 /// Connects to the device `node` whose verified record is `body`: directly, else through a
 /// punched hole, else through its home's relay. On failure, says what each attempt met.
 pub async fn reach(context: &Context, node: NodeId, body: &RecordBody) -> Result<Reached, String> {
-    let mut reasons = Vec::new();
     let dialer = dialer_for(context, node)?;
-    let direct: Vec<SocketAddr> = body.endpoints.to_vec();
-    let deadline = if body.home.is_some() {
-        DIRECT_DEADLINE
-    } else {
-        // Nothing else to try: give the direct dial the whole time.
-        crate::query::DELIVERY_TIMEOUT
-    };
-    if let Some(connection) = race(&dialer, node, &direct, deadline, &mut reasons).await {
-        return Ok(Reached {
-            connection,
-            path: Path::Direct,
-            relay: None,
-        });
-    }
+    let endpoints = body.endpoints.to_vec();
     let Some(home) = body.home else {
-        return Err(reasons.join("; "));
+        // Nothing else to try: the direct dial gets the whole time.
+        return match race(&dialer, node, &endpoints, crate::query::DELIVERY_TIMEOUT).await {
+            Ok(connection) => Ok(Reached {
+                connection,
+                path: Path::Direct,
+                relay: None,
+            }),
+            Err(reasons) => Err(reasons.join("; ")),
+        };
     };
-    let mut session = match session::open_to(context, home).await {
-        Ok(session) => session,
-        Err(e) => {
-            reasons.push(format!("home {}: {e}", home.node.short()));
+    // The direct dials (to private addresses, which cannot spoil a punch) and the punch run
+    // at once: behind a NAT the first rarely works, on a LAN the second is never needed, and
+    // neither should wait for the other's deadline.
+    let direct = race(&dialer, node, &endpoints, DIRECT_DEADLINE);
+    let punch = punch_path(context, &dialer, node, home, body.reflexive);
+    tokio::pin!(direct, punch);
+    let (mut direct_done, mut punch_done) = (false, false);
+    let (mut reasons, mut punch_outcome) = (Vec::new(), None);
+    while !(direct_done && punch_done) {
+        tokio::select! {
+            dialed = &mut direct, if !direct_done => {
+                direct_done = true;
+                match dialed {
+                    Ok(connection) => {
+                        return Ok(Reached { connection, path: Path::Direct, relay: None });
+                    }
+                    Err(failed) => reasons = failed,
+                }
+            }
+            outcome = &mut punch, if !punch_done => {
+                punch_done = true;
+                punch_outcome = Some(outcome);
+            }
+        }
+    }
+    let mut session = match punch_outcome {
+        Some(Punch::Through(session, connection)) => {
+            session.goodbye().await;
+            return Ok(Reached {
+                connection,
+                path: Path::Punched,
+                relay: None,
+            });
+        }
+        Some(Punch::Failed(session, reason)) => {
+            reasons.extend(reason);
+            session
+        }
+        Some(Punch::NoHome(reason)) => {
+            reasons.push(reason);
             return Err(reasons.join("; "));
         }
+        None => return Err(reasons.join("; ")),
     };
-    if let Some(reflexive) = body.reflexive {
-        match punched(&dialer, &mut session, node, reflexive).await {
-            Ok(connection) => {
-                session.goodbye().await;
-                return Ok(Reached {
-                    connection,
-                    path: Path::Punched,
-                    relay: None,
-                });
-            }
-            Err(reason) => reasons.push(format!("punch {reflexive}: {reason}")),
-        }
-    }
     match relayed(context, &dialer, &mut session, node, home.addr).await {
         Ok(connection) => Ok(Reached {
             connection,
@@ -233,6 +257,38 @@ pub async fn reach(context: &Context, node: NodeId, body: &RecordBody) -> Result
             session.goodbye().await;
             Err(reasons.join("; "))
         }
+    }
+}
+
+/// How the punch step ended.
+enum Punch {
+    /// Through: the session with the callee's home and the connection.
+    Through(Session, PeerConnection),
+    /// Not through (or nothing to punch towards); the session with the home, for the relay.
+    Failed(Session, Option<String>),
+    /// The callee's home could not be reached.
+    NoHome(String),
+}
+
+/// Opens a session with the callee's `home` and, when the callee has a `reflexive` address,
+/// punches through to it.
+async fn punch_path(
+    context: &Context,
+    dialer: &Dialer,
+    node: NodeId,
+    home: switchboard_proto::PeerAddr,
+    reflexive: Option<SocketAddr>,
+) -> Punch {
+    let mut session = match session::open_to(context, home).await {
+        Ok(session) => session,
+        Err(e) => return Punch::NoHome(format!("home {}: {e}", home.node.short())),
+    };
+    let Some(reflexive) = reflexive else {
+        return Punch::Failed(session, None);
+    };
+    match punched(dialer, &mut session, node, reflexive).await {
+        Ok(connection) => Punch::Through(session, connection),
+        Err(reason) => Punch::Failed(session, Some(format!("punch {reflexive}: {reason}"))),
     }
 }
 
@@ -255,7 +311,7 @@ async fn punched(
     }
     tokio::time::sleep(PUNCH_HEAD_START + session.connection.connection.rtt()).await;
     dialer
-        .connect_to(node, reflexive, TRAVERSE_DEADLINE)
+        .connect_to(node, reflexive, PUNCH_DEADLINE)
         .await
         .map_err(|e| e.to_string())
 }
@@ -285,7 +341,7 @@ async fn relayed(
     let relay = SocketAddr::new(home.ip(), port);
     bind_relay(raw, relay, &token).await;
     dialer
-        .connect_to(node, relay, TRAVERSE_DEADLINE)
+        .connect_to(node, relay, RELAY_DEADLINE)
         .await
         .map_err(|e| e.to_string())
 }

@@ -1,4 +1,4 @@
-//! A supernode's relay bookkeeping (DESIGN.md section 4, "Behind NAT"): which relay sessions
+//! A supernode's relay bookkeeping (README, "Behind NAT"): which relay sessions
 //! exist, whether another may open, and whether a relayed packet fits the caps. The supernode
 //! owns the sockets and forwards the bytes; this decides.
 //!

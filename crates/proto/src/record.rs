@@ -24,7 +24,7 @@ pub struct RecordBody {
     pub endpoints: BoundedVec<SocketAddr, MAX_ENDPOINTS>,
     /// Its reflexive address: where its home supernode saw its session come from (as STUN
     /// reports it), when that is none of `endpoints` (the device sits behind a NAT). A peer
-    /// reaches it there only through a hole punched by both sides (DESIGN.md section 4), so it
+    /// reaches it there only through a hole punched by both sides (README, "Behind NAT"), so it
     /// is kept apart from the addresses a peer may dial straight away.
     pub reflexive: Option<SocketAddr>,
     /// The supernode the device is homed on when it signed the record: where a peer asks for a

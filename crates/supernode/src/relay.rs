@@ -1,5 +1,5 @@
-//! Hole-punch coordination and the ciphertext-only relay, for clients behind NATs (DESIGN.md
-//! section 4, "Behind NAT"). `engine`'s [`switchboard_engine::Relays`] decides (caps, who may open); this module
+//! Hole-punch coordination and the ciphertext-only relay, for clients behind NATs (README,
+//! "Behind NAT"). `engine`'s [`switchboard_engine::Relays`] decides (caps, who may open); this module
 //! owns the sockets.
 //!
 //! - `Punch { node }`: the device `node`, homed here, is told to send a few datagrams towards

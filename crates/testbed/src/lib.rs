@@ -49,6 +49,9 @@ pub enum Command {
     /// The load generator's per-operation mode: one supernode's CPU per lookup and per
     /// registration with 1k/10k/100k records stored, per idle client, and in a reconnect storm.
     Cpu(cpu::CpuArgs),
+    /// The relay for clients behind NATs: what one supernode forwards and what it costs per
+    /// megabyte, and whether its per-session and total caps hold against a flood.
+    Relay(cpu::relay::RelayArgs),
     /// The December 2010 scenario: SIGKILL 30% of the supernodes and restart 20% of the
     /// clients at once; per-second figures, report.json, plot.svg and the headline.
     Outage(outage::OutageArgs),
@@ -83,5 +86,6 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         Command::Load(args) => runtime.block_on(load::run(args)),
         Command::Outage(args) => runtime.block_on(outage::run(args)),
         Command::Cpu(args) => runtime.block_on(cpu::run(args)),
+        Command::Relay(args) => runtime.block_on(cpu::relay::run(args)),
     }
 }

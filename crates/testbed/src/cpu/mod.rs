@@ -44,6 +44,7 @@ use procfs::{cpu_of, idle_rate, machine, rss_of};
 use storm::{raw_storm, storm};
 
 mod procfs;
+pub mod relay;
 mod storm;
 
 /// Options of `testbed cpu`.
