@@ -223,19 +223,15 @@ pub async fn reach(context: &Context, node: NodeId, body: &RecordBody) -> Result
             }
             outcome = &mut punch, if !punch_done => {
                 punch_done = true;
+                if let Punch::Through(session, connection) = outcome {
+                    session.goodbye().await;
+                    return Ok(Reached { connection, path: Path::Punched, relay: None });
+                }
                 punch_outcome = Some(outcome);
             }
         }
     }
     let mut session = match punch_outcome {
-        Some(Punch::Through(session, connection)) => {
-            session.goodbye().await;
-            return Ok(Reached {
-                connection,
-                path: Path::Punched,
-                relay: None,
-            });
-        }
         Some(Punch::Failed(session, reason)) => {
             reasons.extend(reason);
             session
@@ -244,7 +240,8 @@ pub async fn reach(context: &Context, node: NodeId, body: &RecordBody) -> Result
             reasons.push(reason);
             return Err(reasons.join("; "));
         }
-        None => return Err(reasons.join("; ")),
+        // Through returned above; the loop ends only with the punch done.
+        Some(Punch::Through(..)) | None => return Err(reasons.join("; ")),
     };
     match relayed(context, &dialer, &mut session, node, home.addr).await {
         Ok(connection) => Ok(Reached {
