@@ -42,7 +42,7 @@ pub use backoff::{Backoff, BackoffConfig, BackoffError};
 pub use directory::{Directory, DirectoryConfig, PresenceNotice, RegisterError};
 pub use promotion::{Demotion, Nominator, OverlayLoad, PromotionConfig};
 pub use rate::TokenBucket;
-pub use relay::{RelayConfig, RelayId, RelayRefused, Relays};
+pub use relay::{RelayConfig, RelayId, RelayRefused, Relays, FLOOD_RATIO, FLOOD_SECONDS};
 pub use revocation::{Applied, RevocationList};
 pub use shedding::{LoadShed, ShedConfig};
 pub use throttle::{Throttle, ThrottleConfig, Throttled};

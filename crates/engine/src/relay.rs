@@ -77,7 +77,18 @@ struct Session {
     callee: NodeId,
     bucket: TokenBucket,
     last_packet: Time,
+    forwarded: u64,
+    dropped: u64,
 }
+
+/// A session is a flood, and is ended, once it has had this many seconds' worth of its cap
+/// dropped and [`FLOOD_RATIO`] times more dropped than forwarded: the cap bounds what a flood
+/// sends on, but reading and dropping it still costs the relay CPU. A congestion-controlled
+/// QUIC sender backs off after a few losses and never comes near either mark.
+pub const FLOOD_SECONDS: u64 = 8;
+
+/// See [`FLOOD_SECONDS`].
+pub const FLOOD_RATIO: u64 = 4;
 
 /// Burst of a byte bucket: a quarter of a second at its rate, and at least one full-size
 /// datagram (64 KiB) so that no packet is too big to ever fit.
@@ -156,6 +167,8 @@ impl Relays {
                 callee,
                 bucket: TokenBucket::new(now, rate, burst(rate)),
                 last_packet: now,
+                forwarded: 0,
+                dropped: 0,
             },
         );
         Ok(id)
@@ -185,15 +198,28 @@ impl Relays {
             return false;
         };
         session.last_packet = now;
-        if session.bucket.take_many(now, bytes).is_err() {
-            return false;
-        }
         let cost = if self.shedding {
             bytes.saturating_mul(4)
         } else {
             bytes
         };
-        self.total.take_many(now, cost).is_ok()
+        let fits =
+            session.bucket.take_many(now, bytes).is_ok() && self.total.take_many(now, cost).is_ok();
+        let counter = if fits {
+            &mut session.forwarded
+        } else {
+            &mut session.dropped
+        };
+        *counter = counter.saturating_add(u64::from(bytes));
+        fits
+    }
+
+    /// Whether session `id` floods its relay (see [`FLOOD_SECONDS`]) and should end.
+    pub fn flooding(&self, id: RelayId) -> bool {
+        let floor = FLOOD_SECONDS.saturating_mul(u64::from(self.config.session_bytes_per_sec));
+        self.sessions.get(&id).is_some_and(|s| {
+            s.dropped > floor && s.dropped > s.forwarded.saturating_mul(FLOOD_RATIO)
+        })
     }
 
     /// Whether session `id` has seen no packet for the idle time (or is gone).
@@ -320,6 +346,40 @@ mod tests {
         );
         let shedding = offered(&mut r, &ids, 10_000);
         assert!((450_000..=570_000).contains(&shedding), "{shedding}");
+    }
+
+    #[test]
+    fn a_flood_is_told_apart_from_a_sender_over_its_cap() {
+        let config = RelayConfig {
+            session_bytes_per_sec: 100_000,
+            ..RelayConfig::default()
+        };
+        let mut r = relays(config);
+        let (flood, paced) = (
+            r.open(Time(0), node(1), node(2)).unwrap(),
+            r.open(Time(0), node(3), node(4)).unwrap(),
+        );
+        // Twice its cap, for 20 s: half dropped, never a flood.
+        for ms in 0..20_000u64 {
+            if ms % 6 == 0 {
+                r.admit(Time(ms), paced, 1_200);
+            }
+        }
+        assert!(!r.flooding(paced));
+        // 120 times its cap: a flood once 8 s of its cap (800 kB) were dropped, within 70 ms.
+        let mut flagged_at = None;
+        for ms in 0..20_000u64 {
+            for _ in 0..10 {
+                r.admit(Time(ms), flood, 1_200);
+            }
+            if r.flooding(flood) {
+                flagged_at = Some(ms);
+                break;
+            }
+        }
+        let at = flagged_at.expect("the flood was never flagged");
+        assert!((60..=80).contains(&at), "{at} ms");
+        assert!(!r.flooding(99));
     }
 
     #[test]

@@ -95,6 +95,8 @@ pub struct RelayMetrics {
     pub dropped_over_cap_total: AtomicU64,
     /// Datagrams dropped because they came from an address not bound to the port.
     pub dropped_unbound_total: AtomicU64,
+    /// Sessions ended for flooding (`switchboard_engine::FLOOD_SECONDS`).
+    pub floods_ended_total: AtomicU64,
 }
 
 /// The newest session of `node` here, if it has one.
@@ -274,9 +276,23 @@ async fn forward(shared: Arc<Shared>, id: RelayId, sides: Sides, joined: oneshot
             bump(&shared.relay_metrics.dropped_unbound_total);
             continue;
         }
-        if !lock(&shared.relays).admit(shared.now(), id, len) {
-            bump(&shared.relay_metrics.dropped_over_cap_total);
-            continue;
+        let admitted = {
+            let mut relays = lock(&shared.relays);
+            let admitted = relays.admit(shared.now(), id, len);
+            (admitted, !admitted && relays.flooding(id))
+        };
+        match admitted {
+            (true, _) => {}
+            (false, false) => {
+                bump(&shared.relay_metrics.dropped_over_cap_total);
+                continue;
+            }
+            (false, true) => {
+                bump(&shared.relay_metrics.dropped_over_cap_total);
+                bump(&shared.relay_metrics.floods_ended_total);
+                tracing::warn!(side, "a relay session flooded far past its cap; ended");
+                break;
+            }
         }
         if out.send_to(datagram, *to).await.is_ok() {
             shared
@@ -326,6 +342,11 @@ pub fn render_metrics(shared: &Shared, out: &mut String) {
             "switchboard_supernode_relay_dropped_over_cap_total",
             "Relayed datagrams dropped for the per-session or total byte caps.",
             &m.dropped_over_cap_total,
+        ),
+        (
+            "switchboard_supernode_relay_floods_ended_total",
+            "Relay sessions ended for sending far past their cap (8 s of it dropped, 4x what was forwarded).",
+            &m.floods_ended_total,
         ),
         (
             "switchboard_supernode_relay_dropped_unbound_total",

@@ -3,10 +3,13 @@
 //!
 //! Two real supernodes: `relayfree`, whose caps are set out of reach (what the forwarding
 //! itself can do, and its CPU per megabyte), and `relaycapped`, with 1 MiB/s per session and
-//! 4 MiB/s in all (do the caps hold against a sender that offers far more?). At each, pairs of
+//! 4 MiB/s in all: do the caps hold against senders paced above them (one at 3x the session
+//! cap; eight at 1.5x it, 3x the total), and is a sender flooding as fast as it can ended
+//! (`switchboard_engine::FLOOD_SECONDS`) rather than read and dropped for ever? At each, pairs of
 //! made-up devices open sessions: the callee joins the relay its home offers it (the push a real
 //! client answers), the caller asks for it, binds its side and then offers datagrams as fast as
-//! it can for `--secs` seconds (at most [`MAX_DATAGRAMS`]); the callee counts what arrives. The
+//! it can (or at a pace) for `--secs` seconds (at most [`MAX_DATAGRAMS`]); the callee counts what
+//! arrives. The
 //! datagrams are not QUIC: the relay forwards bytes without reading them, so what it costs does
 //! not depend on what they hold.
 //!
@@ -87,13 +90,16 @@ pub async fn run(args: RelayArgs) -> std::process::ExitCode {
             for row in rows.into_iter().flatten() {
                 println!(
                     "{:<12} {:>2} session(s): offered {:>8.1} MiB/s, forwarded {:>7.2} MiB/s, \
-                     relay CPU {:>6.1} ms per MiB, dropped over cap {}",
+                     relay CPU {:>6.1} ms per MiB ({:.0}% of a core), dropped over cap {}, \
+                     floods ended {}",
                     text(row, "supernode"),
                     text(row, "sessions"),
                     number(row, "offered_mib_s"),
                     number(row, "forwarded_mib_s"),
                     number(row, "cpu_ms_per_mib"),
+                    number(row, "relay_cpu_share") * 100.0,
                     text(row, "dropped_over_cap"),
+                    text(row, "floods_ended"),
                 );
             }
         }
@@ -149,24 +155,37 @@ async fn measure(
             .and_then(Proc::pid)
             .ok_or_else(|| anyhow!("no pid for {}", sn.name))?;
         let profile = profile_at(scratch, &sn.name, &network, sn)?;
-        for sessions in [1, args.sessions.max(1)] {
+        // (sessions, pace per session): as fast as possible at both; at the capped one also
+        // a sender at 3x the session cap, and 8 senders at 1.5x it (12 MiB/s against the
+        // 4 MiB/s total), which a congestion-controlled sender would never exceed.
+        let plan: Vec<(u32, Option<u64>)> = if sn.name == "relayfree" {
+            vec![(1, None), (args.sessions.max(1), None)]
+        } else {
+            vec![
+                (1, Some(3 << 20)),
+                (args.sessions.max(1), Some(3 << 19)),
+                (1, None),
+            ]
+        };
+        for (sessions, pace) in plan {
             let mut pairs = Vec::new();
             for _ in 0..sessions {
                 pairs.push(Pair::open(&devices, pair, &profile, sn).await?);
                 pair += 1;
             }
             let base = idle_rate(pid, Duration::from_secs(2)).await?;
-            let dropped_before = metric(
-                sn.metrics,
-                "switchboard_supernode_relay_dropped_over_cap_total",
-            )
-            .await
-            .unwrap_or(0);
+            let counter = |name: &'static str| metric(sn.metrics, name);
+            let dropped_before = counter("switchboard_supernode_relay_dropped_over_cap_total")
+                .await
+                .unwrap_or(0);
+            let floods_before = counter("switchboard_supernode_relay_floods_ended_total")
+                .await
+                .unwrap_or(0);
             let cpu_before = cpu_of(pid)?;
             let started = Instant::now();
             let mut runs = tokio::task::JoinSet::new();
             for pair in pairs {
-                runs.spawn(pair.run(args.size, Duration::from_secs(args.secs)));
+                runs.spawn(pair.run(args.size, Duration::from_secs(args.secs), pace));
             }
             let (mut offered, mut forwarded) = (0u64, 0u64);
             while let Some(done) = runs.join_next().await {
@@ -176,18 +195,21 @@ async fn measure(
             }
             let elapsed = started.elapsed().as_secs_f64();
             let cpu = (cpu_of(pid)? - cpu_before).as_secs_f64() - base * elapsed;
-            let dropped = metric(
-                sn.metrics,
-                "switchboard_supernode_relay_dropped_over_cap_total",
-            )
-            .await
-            .unwrap_or(0)
-            .saturating_sub(dropped_before);
+            let dropped = counter("switchboard_supernode_relay_dropped_over_cap_total")
+                .await
+                .unwrap_or(0)
+                .saturating_sub(dropped_before);
+            let floods = counter("switchboard_supernode_relay_floods_ended_total")
+                .await
+                .unwrap_or(0)
+                .saturating_sub(floods_before);
             let mib = |bytes: u64| bytes as f64 / f64::from(1u32 << 20);
             let forwarded_mib = mib(forwarded);
             let row = serde_json::json!({
                 "supernode": sn.name,
                 "sessions": sessions,
+                "paced_mib_s": pace.map(|p| p as f64 / f64::from(1u32 << 20)),
+                "floods_ended": floods,
                 "secs": elapsed,
                 "offered_mib_s": mib(offered) / elapsed,
                 "forwarded_mib_s": forwarded_mib / elapsed,
@@ -279,8 +301,14 @@ impl Pair {
         })
     }
 
-    /// Offers `size`-byte datagrams for `secs`; returns (bytes offered, bytes received).
-    async fn run(self, size: usize, secs: Duration) -> anyhow::Result<(u64, u64)> {
+    /// Offers `size`-byte datagrams for `secs`, at `pace` bytes per second or as fast as it
+    /// can; returns (bytes offered, bytes received).
+    async fn run(
+        self,
+        size: usize,
+        secs: Duration,
+        pace: Option<u64>,
+    ) -> anyhow::Result<(u64, u64)> {
         let received = Arc::new(AtomicU64::new(0));
         let done = Arc::new(AtomicBool::new(false));
         let counter = {
@@ -304,7 +332,16 @@ impl Pair {
         let until = Instant::now() + secs;
         let mut offered = 0u64;
         let mut sent = 0u64;
+        let started = Instant::now();
         while Instant::now() < until && sent < MAX_DATAGRAMS {
+            if let Some(pace) = pace {
+                // Ahead of the pace: wait for it (1 ms ticks).
+                let due = started.elapsed().as_secs_f64() * pace as f64;
+                if offered as f64 >= due {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    continue;
+                }
+            }
             if self.caller.send_to(&datagram, self.relay).await.is_ok() {
                 offered += size as u64;
             }
