@@ -24,7 +24,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{ip, metric_on, run_in, wait_until, Running};
+use common::{ip, metric_on, run_in, wait_until, HostedNetwork};
 use switchboard_tests::{Binary, Daemon};
 
 const READY: Duration = Duration::from_secs(30);
@@ -184,32 +184,14 @@ fn the_lan_guide_runs_a_network_on_six_hosts_and_survives_a_supernode_loss() {
         .unwrap();
 
     // The supernodes' hosts: the first, then the others joining through it; a mega on standby.
+    let hosted = HostedNetwork {
+        auth: "10.251.6.10:7700",
+        pubkey: &pubkey,
+        secret: &secret,
+        dir: dir.path(),
+    };
     let supernode = |name: &str, addr: &str, extra: &[&str]| {
-        let data = dir.path().join(name);
-        let public = format!("{addr}:7710");
-        let mut args = vec![
-            "serve",
-            "--data-dir",
-            text(&data),
-            "--listen",
-            "0.0.0.0:7710",
-            "--public-addr",
-            &public,
-            "--auth",
-            "10.251.6.10:7700",
-            "--trust",
-            &pubkey,
-            "--user",
-            name,
-            "--password-file",
-            text(&secret),
-            "--metrics",
-            "127.0.0.1:9710",
-        ];
-        args.extend_from_slice(extra);
-        Binary::Supernode
-            .spawn_daemon_in(&lan.host(name), &args, READY)
-            .unwrap()
+        hosted.supernode(&lan.host(name), name, &format!("{addr}:7710"), extra)
     };
     let sn1 = supernode("sn1", "10.251.6.11", &[]);
     let sn2 = supernode("sn2", "10.251.6.12", &["--seed", "10.251.6.11:7710"]);
@@ -230,33 +212,7 @@ fn the_lan_guide_runs_a_network_on_six_hosts_and_survives_a_supernode_loss() {
     // The clients' hosts: log in, go online on all interfaces.
     let client_host = |name: &str| {
         let profile = dir.path().join(format!("profile-{name}"));
-        let (ok, _, stderr) = run_in(
-            &lan.host(name),
-            Binary::Client,
-            &[
-                "login",
-                "--profile",
-                text(&profile),
-                "--auth",
-                "10.251.6.10:7700",
-                "--trust",
-                &pubkey,
-                "--user",
-                name,
-            ],
-            &format!("{name}-password\n"),
-        );
-        assert!(ok, "{stderr}");
-        let mut online = Running::start_in(
-            &lan.host(name),
-            &[
-                "online",
-                "--profile",
-                text(&profile),
-                "--listen",
-                "0.0.0.0:4433",
-            ],
-        );
+        let mut online = hosted.online(&lan.host(name), name, &profile);
         online.expect("online via", Duration::from_secs(30));
         (profile, online)
     };

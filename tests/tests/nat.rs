@@ -32,7 +32,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{ip, metric_on, run_in, wait_until, Running};
+use common::{ip, metric_on, run_in, wait_until, HostedNetwork, Running};
 use switchboard_tests::{Binary, Daemon};
 
 const READY: Duration = Duration::from_secs(30);
@@ -237,37 +237,21 @@ impl World {
             )
             .unwrap();
         let mut supernodes = Vec::new();
-        for (name, addr, seed) in [
-            ("sn1", "10.251.30.11:7710", None),
-            ("sn2", "10.251.30.12:7710", Some("10.251.30.11:7710")),
+        let hosted = HostedNetwork {
+            auth: "10.251.30.10:7700",
+            pubkey: &pubkey,
+            secret: &secret,
+            dir: dir.path(),
+        };
+        for (name, addr, extra) in [
+            ("sn1", "10.251.30.11:7710", &[][..]),
+            (
+                "sn2",
+                "10.251.30.12:7710",
+                &["--seed", "10.251.30.11:7710"][..],
+            ),
         ] {
-            let data = dir.path().join(name);
-            let mut args = vec![
-                "serve",
-                "--data-dir",
-                text(&data),
-                "--listen",
-                "0.0.0.0:7710",
-                "--public-addr",
-                addr,
-                "--auth",
-                "10.251.30.10:7700",
-                "--trust",
-                &pubkey,
-                "--user",
-                name,
-                "--password-file",
-                text(&secret),
-                "--metrics",
-                "127.0.0.1:9710",
-            ];
-            if let Some(seed) = seed {
-                args.extend(["--seed", seed]);
-            }
-            let daemon = Binary::Supernode
-                .spawn_daemon_in(&nat.ns(name), &args, READY)
-                .unwrap();
-            supernodes.push((daemon, addr));
+            supernodes.push((hosted.supernode(&nat.ns(name), name, addr, extra), addr));
         }
         assert!(
             wait_until(Duration::from_secs(30), || {
@@ -292,34 +276,13 @@ impl World {
     /// Logs `name` in on its host and starts `client online` there, listening on all
     /// interfaces; waits until it is registered (behind a NAT, with its reflexive address).
     fn online(&self, name: &str) -> Running {
-        let profile = self.profile(name);
-        let (ok, _, stderr) = run_in(
-            &self.nat.ns(name),
-            Binary::Client,
-            &[
-                "login",
-                "--profile",
-                text(&profile),
-                "--auth",
-                "10.251.30.10:7700",
-                "--trust",
-                &self.pubkey,
-                "--user",
-                name,
-            ],
-            &format!("{name}-password\n"),
-        );
-        assert!(ok, "{stderr}");
-        let mut running = Running::start_in(
-            &self.nat.ns(name),
-            &[
-                "online",
-                "--profile",
-                text(&profile),
-                "--listen",
-                "0.0.0.0:4433",
-            ],
-        );
+        let hosted = HostedNetwork {
+            auth: "10.251.30.10:7700",
+            pubkey: &self.pubkey,
+            secret: &self.dir.path().join("sn.password"),
+            dir: self.dir.path(),
+        };
+        let mut running = hosted.online(&self.nat.ns(name), name, &self.profile(name));
         if name != "carol" {
             running.expect("reflexive address", Duration::from_secs(30));
         }

@@ -535,3 +535,75 @@ pub fn metric_on(netns: &str, port: u16, name: &str) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
+
+/// What a supernode on a host of its own (a network namespace) needs: where the auth-server
+/// is, its key, the service accounts' password file, and the directory for data directories.
+pub struct HostedNetwork<'a> {
+    pub auth: &'a str,
+    pub pubkey: &'a str,
+    pub secret: &'a Path,
+    pub dir: &'a Path,
+}
+
+impl HostedNetwork<'_> {
+    /// `supernode serve` for account `name` on host `netns`, listening on all interfaces at
+    /// port 7710 and announcing `public`, metrics on 127.0.0.1:9710 of its host.
+    pub fn supernode(&self, netns: &str, name: &str, public: &str, extra: &[&str]) -> Daemon {
+        let data = self.dir.join(name);
+        let mut args = vec![
+            "serve",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            "0.0.0.0:7710",
+            "--public-addr",
+            public,
+            "--auth",
+            self.auth,
+            "--trust",
+            self.pubkey,
+            "--user",
+            name,
+            "--password-file",
+            self.secret.to_str().unwrap(),
+            "--metrics",
+            "127.0.0.1:9710",
+        ];
+        args.extend_from_slice(extra);
+        Binary::Supernode
+            .spawn_daemon_in(netns, &args, READY)
+            .unwrap()
+    }
+
+    /// `client login` of `name` (password `NAME-password`) into `profile` on host `netns`, then
+    /// `client online` there on all interfaces at port 4433.
+    pub fn online(&self, netns: &str, name: &str, profile: &Path) -> Running {
+        let (ok, _, stderr) = run_in(
+            netns,
+            Binary::Client,
+            &[
+                "login",
+                "--profile",
+                profile.to_str().unwrap(),
+                "--auth",
+                self.auth,
+                "--trust",
+                self.pubkey,
+                "--user",
+                name,
+            ],
+            &format!("{name}-password\n"),
+        );
+        assert!(ok, "{stderr}");
+        Running::start_in(
+            netns,
+            &[
+                "online",
+                "--profile",
+                profile.to_str().unwrap(),
+                "--listen",
+                "0.0.0.0:4433",
+            ],
+        )
+    }
+}
