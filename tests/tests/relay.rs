@@ -2,7 +2,7 @@
 //! client library, asks a real supernode for relays and sprays its relay port, and gets only
 //! what the design allows: a relay to nobody but a device homed there that joins, nothing
 //! forwarded from an address that did not bind with the token, a few sessions per device,
-//! and every session gone with the caller's.
+//! and every session gone with the caller's or the callee's.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -148,4 +148,57 @@ fn a_hostile_client_gets_a_relay_only_to_a_device_that_joins_and_only_from_its_b
         "{} relay sessions outlived the caller's session",
         sessions()
     );
+}
+
+#[test]
+fn a_relay_session_ends_when_the_callee_goes() {
+    let net = Network::new(&["alice", "bob"], &["sn1"]);
+    let sn1 = net.supernode("sn1", &[]);
+    let alice = net.login("alice");
+    let bob = net.login("bob");
+    let mut bob_online = online(&bob);
+    bob_online.expect("online via", Duration::from_secs(15));
+    let page = sn1.metrics_addr().unwrap();
+    let sessions = move || metric_at(page, "switchboard_supernode_relay_sessions").unwrap_or(0);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let context = Context::load(Profile::new(&alice), None).unwrap();
+        let devices = query::lookup(&context, &Username::new("bob").unwrap())
+            .await
+            .unwrap();
+        let body = devices[0].1.body_unverified().clone();
+        let home = body.home.expect("bob's record names his home");
+        let mut session = session::open_to(&context, home).await.unwrap();
+        let answer = session
+            .ask(&ClientMessage::Relay {
+                node: body.ticket.body_unverified().node,
+            })
+            .await
+            .unwrap();
+        assert!(
+            matches!(answer, SupernodeMessage::RelayOpened { .. }),
+            "{answer:?}"
+        );
+        assert_eq!(
+            tokio::task::spawn_blocking(sessions).await.unwrap(),
+            1,
+            "the relay is not open"
+        );
+
+        // Bob's device dies (SIGKILL: no goodbye); his home notices the silent session and the
+        // relay goes with it, while alice's session stays open.
+        bob_online.kill9();
+        let gone = tokio::task::spawn_blocking(move || {
+            wait_until(Duration::from_secs(10), || sessions() == 0)
+        })
+        .await
+        .unwrap();
+        assert!(gone, "the relay outlived the callee's session");
+        assert!(
+            session.ask(&ClientMessage::Refresh).await.is_ok(),
+            "alice's own session should not have ended"
+        );
+        session.goodbye().await;
+    });
 }
