@@ -25,7 +25,7 @@ mod supernode;
 mod world;
 
 pub use config::{Fault, PromotionSim, RoleChangeLimit, ScaleTiming, SimConfig, MEGA_CAPACITY};
-pub use report::{Figures, Sample};
+pub use report::{Figures, Sample, Targets};
 pub use world::World;
 
 /// The seeds a test sweeps: `SIM_SEED=N` replays one; otherwise `SIM_SEEDS=N` seeds, 1..=N (3
