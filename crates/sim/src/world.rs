@@ -8,7 +8,7 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
-use switchboard_engine::membership::{MemberInfo, MemberRole, Signer};
+use switchboard_engine::membership::{MemberInfo, MemberRole, Signer, VerifiedCache};
 use switchboard_engine::overlay::{LookupId, Overlay, OverlayConfig, OverlayOutput};
 use switchboard_engine::{
     Admission, AdmissionConfig, Backoff, BackoffConfig, Directory, DirectoryConfig, Time,
@@ -142,6 +142,10 @@ impl std::fmt::Debug for World {
     }
 }
 
+/// Digests the members' shared verification cache holds before it is emptied: 10,000
+/// supernodes' statements and several rounds of their load reports (about 32 MB at most).
+pub(crate) const SHARED_VERIFICATIONS: usize = 1 << 20;
+
 /// The whole simulation; see the module doc.
 pub struct World {
     pub(crate) config: SimConfig,
@@ -182,7 +186,13 @@ pub struct World {
 
 impl World {
     /// Builds the network of `config`; nothing has happened yet.
-    pub fn new(config: SimConfig) -> anyhow::Result<Self> {
+    pub fn new(mut config: SimConfig) -> anyhow::Result<Self> {
+        // Every simulated member verifies what the others already verified (the same bytes
+        // under the same key): one cache for all of them.
+        config
+            .membership
+            .shared_verification
+            .get_or_insert_with(|| VerifiedCache::new(SHARED_VERIFICATIONS));
         let mut rng = SmallRng::seed_from_u64(config.seed);
         let auth = SecretKey::from_seed(rng.gen());
         let anchor = auth.trust_anchor();

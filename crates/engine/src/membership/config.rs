@@ -53,6 +53,11 @@ pub struct MembershipConfig {
     /// The shortest time between two load reports: a thousand members each reporting every
     /// few clients would fill every packet with load news during a mass arrival.
     pub load_report_min_interval: Duration,
+    /// Where this member remembers the statements and load reports it verified. `None` (the
+    /// default, and a daemon's): a cache of its own. The simulator gives all its members one
+    /// ([`super::VerifiedCache`]): verification is a pure function of the bytes and the trust
+    /// anchor, and its thousands of members would otherwise repeat each other's.
+    pub shared_verification: Option<super::VerifiedCache>,
 }
 
 impl Default for MembershipConfig {
@@ -77,6 +82,7 @@ impl Default for MembershipConfig {
             load_report_step_permille: 100,
             load_report_period: Duration::from_secs(30),
             load_report_min_interval: Duration::from_secs(5),
+            shared_verification: None,
         }
     }
 }

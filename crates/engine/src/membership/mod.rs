@@ -56,6 +56,7 @@ pub mod verify;
 
 pub use config::{MembershipConfig, MembershipConfigError};
 use load::{LoadTable, Loads};
+pub use verify::VerifiedCache;
 use verify::{SharedVerifier, Verifier, VerifyingCodec};
 
 pub use switchboard_proto::member::MemberRole;
@@ -279,7 +280,10 @@ impl Membership {
     ) -> Result<Self, MembershipConfigError> {
         let foca_config = config.foca()?;
         let sync_period = config.sync_period;
-        let verifier: SharedVerifier = Arc::new(std::sync::Mutex::new(Verifier::new(anchor)));
+        let verifier: SharedVerifier = Arc::new(std::sync::Mutex::new(Verifier::new(
+            anchor,
+            config.shared_verification.clone(),
+        )));
         {
             let mut check = verify::lock(&verifier);
             check.check(&me).map_err(MembershipConfigError::Identity)?;

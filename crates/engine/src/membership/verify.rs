@@ -27,11 +27,71 @@ use super::MemberInfo;
 /// is emptied and refilled as statements arrive (a burst of re-verification, never a refusal).
 pub const MAX_VERIFIED_STATEMENTS: usize = 65_536;
 
+/// What has been verified, remembered by the SHA-256 of the trust anchor and the verified bytes
+/// (so that a statement verified under one auth-server's key is never taken under another's).
+///
+/// A daemon's member has its own. The simulator's members share one
+/// ([`super::MembershipConfig::shared_verification`]): each of its thousands of supernodes would
+/// otherwise verify every other's statements and load reports again, the same pure function of
+/// the same bytes (issue #15's "verify each once").
+#[derive(Debug, Clone)]
+pub struct VerifiedCache {
+    digests: Arc<Mutex<HashSet<[u8; 32]>>>,
+    capacity: usize,
+}
+
+impl VerifiedCache {
+    /// An empty cache of at most `capacity` digests (emptied when full: a burst of
+    /// re-verification, never a refusal).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            digests: Arc::new(Mutex::new(HashSet::new())),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn digests(&self) -> MutexGuard<'_, HashSet<[u8; 32]>> {
+        self.digests.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `digest` was verified.
+    pub(crate) fn contains(&self, digest: &[u8; 32]) -> bool {
+        self.digests().contains(digest)
+    }
+
+    /// Remembers `digest` as verified.
+    pub(crate) fn insert(&self, digest: [u8; 32]) {
+        let mut digests = self.digests();
+        if digests.len() >= self.capacity {
+            digests.clear();
+        }
+        digests.insert(digest);
+    }
+}
+
+impl PartialEq for VerifiedCache {
+    /// The same cache (configurations compare equal when they share it).
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.digests, &other.digests)
+    }
+}
+
+impl Eq for VerifiedCache {}
+
+/// The key of `bytes` of kind `kind`, verified under `anchor`, in a [`VerifiedCache`].
+pub(crate) fn digest(anchor: &TrustAnchor, kind: &[u8], bytes: &[u8]) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(anchor.key().as_bytes());
+    hash.update(kind);
+    hash.update(bytes);
+    hash.finalize().into()
+}
+
 /// What the membership has verified, and what it refused.
 #[derive(Debug)]
 pub(crate) struct Verifier {
-    anchor: TrustAnchor,
-    verified: HashSet<[u8; 32]>,
+    pub(crate) anchor: TrustAnchor,
+    pub(crate) verified: VerifiedCache,
     /// Live members (this one included): load reports are taken only for them.
     pub(crate) live: HashSet<NodeId>,
     /// Statements refused (in packets, syncs).
@@ -50,10 +110,10 @@ pub(crate) fn lock(verifier: &SharedVerifier) -> MutexGuard<'_, Verifier> {
 }
 
 impl Verifier {
-    pub(crate) fn new(anchor: TrustAnchor) -> Self {
+    pub(crate) fn new(anchor: TrustAnchor, shared: Option<VerifiedCache>) -> Self {
         Self {
             anchor,
-            verified: HashSet::new(),
+            verified: shared.unwrap_or_else(|| VerifiedCache::new(MAX_VERIFIED_STATEMENTS)),
             live: HashSet::new(),
             statements_refused: 0,
             loads_refused: 0,
@@ -68,15 +128,12 @@ impl Verifier {
                 switchboard_proto::keys::SignatureError::Mismatch,
             ));
         };
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        let digest = digest(&self.anchor, b"statement", &bytes);
         if self.verified.contains(&digest) {
             return Ok(());
         }
         match info.proof.verify(&self.anchor, &info.body()) {
             Ok(()) => {
-                if self.verified.len() >= MAX_VERIFIED_STATEMENTS {
-                    self.verified.clear();
-                }
                 self.verified.insert(digest);
                 Ok(())
             }
@@ -155,5 +212,33 @@ impl Codec<MemberInfo> for VerifyingCodec {
         let member: Member<MemberInfo> = self.inner.decode_member(buf)?;
         lock(&self.verifier).check(member.id())?;
         Ok(member)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::membership::testkit;
+    use switchboard_proto::SecretKey;
+
+    #[test]
+    fn a_shared_cache_never_passes_a_statement_verified_under_another_auth_key() {
+        let shared = VerifiedCache::new(16);
+        let info = testkit::member(
+            3,
+            "127.0.0.1:4000".parse().unwrap(),
+            super::super::MemberRole::Supernode,
+            10,
+        );
+        let mut ours = Verifier::new(testkit::anchor(), Some(shared.clone()));
+        assert!(ours.check(&info).is_ok());
+        // The same bytes again: taken from the cache (a second member sharing it agrees).
+        let mut second = Verifier::new(testkit::anchor(), Some(shared.clone()));
+        assert!(second.check(&info).is_ok());
+        // A member trusting another auth-server shares the cache but not its verdicts.
+        let other = SecretKey::from_seed([99; 32]).trust_anchor();
+        let mut theirs = Verifier::new(other, Some(shared));
+        assert!(theirs.check(&info).is_err());
+        assert_eq!(theirs.statements_refused, 1);
     }
 }
