@@ -653,11 +653,11 @@ impl Membership {
         // needs to learn, and after a mass crash the dead are a third of the view, too many for
         // a slice of the whole to reach every straggler soon (issue #15's scale run: one of 700
         // survivors still counted a dead member alive 40 s after the crash).
-        let (troubled, alive): (Vec<foca::Member<MemberInfo>>, Vec<foca::Member<MemberInfo>>) = self
-            .foca
-            .iter_membership_state()
-            .cloned()
-            .partition(|m| m.state() != foca::State::Alive);
+        let (troubled, alive): (Vec<foca::Member<MemberInfo>>, Vec<foca::Member<MemberInfo>>) =
+            self.foca
+                .iter_membership_state()
+                .cloned()
+                .partition(|m| m.state() != foca::State::Alive);
         let room = MAX_SYNC_MEMBERS - 1;
         let troubled_room = troubled.len().min(room / 2);
         let alive_room = alive.len().min(room - troubled_room);
