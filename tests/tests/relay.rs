@@ -9,30 +9,65 @@
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{metric_at, online, wait_until, Network};
+use common::{metric_at, online, wait_until, Network, Running};
 use switchboard_client::profile::Profile;
 use switchboard_client::query;
-use switchboard_client::session::{self, Context};
+use switchboard_client::session::{self, Context, Session};
 use switchboard_proto::messages::{ClientMessage, SupernodeMessage};
 use switchboard_proto::relay::bind_datagram;
 use switchboard_proto::wire_error::{LimitKind, WireError};
-use switchboard_proto::{SecretKey, Username};
+use switchboard_proto::{NodeId, PeerAddr, SecretKey, Username};
+use switchboard_tests::Daemon;
 
 /// A datagram that is not QUIC (first byte without the fixed bit): bob's endpoint drops it
 /// without a word, so what the relay counts is only what the hostile client sent.
 const JUNK: [u8; 1_000] = [0; 1_000];
 
+/// A supernode, bob online there, and alice logged in (not online).
+struct World {
+    _net: Network,
+    sn1: Daemon,
+    alice: PathBuf,
+    bob_online: Running,
+}
+
+impl World {
+    fn start() -> Self {
+        let net = Network::new(&["alice", "bob"], &["sn1"]);
+        let sn1 = net.supernode("sn1", &[]);
+        let alice = net.login("alice");
+        let bob = net.login("bob");
+        let mut bob_online = online(&bob);
+        bob_online.expect("online via", Duration::from_secs(15));
+        Self {
+            _net: net,
+            sn1,
+            alice,
+            bob_online,
+        }
+    }
+
+    /// Alice looks bob up and opens a session at the home his record names: (that home, bob's
+    /// device, the session).
+    async fn alice_at_bobs_home(&self) -> (PeerAddr, NodeId, Session) {
+        let context = Context::load(Profile::new(&self.alice), None).unwrap();
+        let devices = query::lookup(&context, &Username::new("bob").unwrap())
+            .await
+            .unwrap();
+        let body = devices[0].1.body_unverified().clone();
+        let home = body.home.expect("bob's record names his home");
+        let session = session::open_to(&context, home).await.unwrap();
+        (home, body.ticket.body_unverified().node, session)
+    }
+}
+
 #[test]
 fn a_hostile_client_gets_a_relay_only_to_a_device_that_joins_and_only_from_its_bound_address() {
-    let net = Network::new(&["alice", "bob"], &["sn1"]);
-    let sn1 = net.supernode("sn1", &[]);
-    let alice = net.login("alice");
-    let bob = net.login("bob");
-    let mut bob_online = online(&bob);
-    bob_online.expect("online via", Duration::from_secs(15));
-    let page = sn1.metrics_addr().unwrap();
+    let world = World::start();
+    let page = world.sn1.metrics_addr().unwrap();
     let counter = |name: &'static str| move || metric_at(page, name).unwrap_or(0);
     // Waits (off the runtime's threads) until `name` satisfies `check`.
     let settles = |name: &'static str, check: fn(u64) -> bool| {
@@ -48,14 +83,7 @@ fn a_hostile_client_gets_a_relay_only_to_a_device_that_joins_and_only_from_its_b
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let context = Context::load(Profile::new(&alice), None).unwrap();
-        let devices = query::lookup(&context, &Username::new("bob").unwrap())
-            .await
-            .unwrap();
-        let body = devices[0].1.body_unverified().clone();
-        let home = body.home.expect("bob's record names his home");
-        let bob_node = body.ticket.body_unverified().node;
-        let mut session = session::open_to(&context, home).await.unwrap();
+        let (home, bob_node, mut session) = world.alice_at_bobs_home().await;
 
         // A device that is not homed here (or does not exist): no relay, no punch.
         let stranger = SecretKey::from_seed([9; 32]).node_id();
@@ -152,28 +180,15 @@ fn a_hostile_client_gets_a_relay_only_to_a_device_that_joins_and_only_from_its_b
 
 #[test]
 fn a_relay_session_ends_when_the_callee_goes() {
-    let net = Network::new(&["alice", "bob"], &["sn1"]);
-    let sn1 = net.supernode("sn1", &[]);
-    let alice = net.login("alice");
-    let bob = net.login("bob");
-    let mut bob_online = online(&bob);
-    bob_online.expect("online via", Duration::from_secs(15));
-    let page = sn1.metrics_addr().unwrap();
+    let mut world = World::start();
+    let page = world.sn1.metrics_addr().unwrap();
     let sessions = move || metric_at(page, "switchboard_supernode_relay_sessions").unwrap_or(0);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let context = Context::load(Profile::new(&alice), None).unwrap();
-        let devices = query::lookup(&context, &Username::new("bob").unwrap())
-            .await
-            .unwrap();
-        let body = devices[0].1.body_unverified().clone();
-        let home = body.home.expect("bob's record names his home");
-        let mut session = session::open_to(&context, home).await.unwrap();
+        let (_, bob_node, mut session) = world.alice_at_bobs_home().await;
         let answer = session
-            .ask(&ClientMessage::Relay {
-                node: body.ticket.body_unverified().node,
-            })
+            .ask(&ClientMessage::Relay { node: bob_node })
             .await
             .unwrap();
         assert!(
@@ -188,7 +203,7 @@ fn a_relay_session_ends_when_the_callee_goes() {
 
         // Bob's device dies (SIGKILL: no goodbye); his home notices the silent session and the
         // relay goes with it, while alice's session stays open.
-        bob_online.kill9();
+        world.bob_online.kill9();
         let gone = tokio::task::spawn_blocking(move || {
             wait_until(Duration::from_secs(10), || sessions() == 0)
         })
