@@ -166,7 +166,7 @@ fn the_load_generator_registers_its_logical_clients_sends_messages_and_reports_p
     let (first, stderr) = run();
     println!("{first}\n{stderr}");
     assert_eq!(first["connected"], 60);
-    assert_eq!(first["errors"], 0);
+    assert_eq!(first["errors"], 0, "{}", first["first_errors"]);
     assert_eq!(first["operations"]["register"]["count"], 60);
     assert!(first["operations"]["lookup"]["count"].as_u64().unwrap() > 50);
     assert!(first["operations"]["lookup"]["p99_ms"].as_f64().unwrap() > 0.0);

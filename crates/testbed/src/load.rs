@@ -95,8 +95,16 @@ struct Tally {
     latency: BTreeMap<&'static str, Histogram<u64>>,
     busy: u64,
     errors: u64,
+    /// Failures by kind of operation, so that a report says which operation failed.
+    errors_by_kind: BTreeMap<&'static str, u64>,
+    /// The first few failures' reasons, printed on stderr with the report.
+    first_errors: Vec<String>,
     skipped: u64,
 }
+
+/// How many failures' reasons a run keeps for its report: enough to see a pattern, bounded so
+/// a run where everything fails does not grow without end.
+const ERRORS_KEPT: usize = 5;
 
 impl Tally {
     fn new() -> anyhow::Result<Self> {
@@ -108,6 +116,8 @@ impl Tally {
             latency,
             busy: 0,
             errors: 0,
+            errors_by_kind: BTreeMap::new(),
+            first_errors: Vec::new(),
             skipped: 0,
         })
     }
@@ -115,6 +125,14 @@ impl Tally {
     fn record(&mut self, kind: &'static str, took: Duration) {
         if let Some(h) = self.latency.get_mut(kind) {
             let _ = h.record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1));
+        }
+    }
+
+    fn failed(&mut self, kind: &'static str, why: String) {
+        self.errors += 1;
+        *self.errors_by_kind.entry(kind).or_default() += 1;
+        if self.first_errors.len() < ERRORS_KEPT {
+            self.first_errors.push(format!("{kind}: {why}"));
         }
     }
 }
@@ -310,6 +328,8 @@ async fn load(
         "operations": kinds,
         "busy": t.busy,
         "errors": t.errors,
+        "errors_by_kind": t.errors_by_kind,
+        "first_errors": t.first_errors,
         "skipped": t.skipped,
         "messages_received": delivered.load(Ordering::Relaxed),
     }))
@@ -455,7 +475,7 @@ async fn open_client(
             match outcome {
                 Outcome::Done => t.record(kind, started.elapsed()),
                 Outcome::Busy => t.busy += 1,
-                Outcome::Failed => t.errors += 1,
+                Outcome::Failed(why) => t.failed(kind, why),
             }
         }
         session.goodbye().await;
@@ -478,32 +498,33 @@ async fn message(
     let devices = match lookup_on(context, session, to).await {
         Ok(devices) => devices,
         Err(session::SessionError::Refused(WireError::Busy { .. })) => return Outcome::Busy,
-        Err(_) => return Outcome::Failed,
+        Err(e) => return Outcome::Failed(format!("lookup of {to}: {e}")),
     };
     let Ok(text) = Text::try_from(format!("load test message from {from}").as_str()) else {
-        return Outcome::Failed;
+        return Outcome::Failed("the message text".to_owned());
     };
     match deliver_to(context, to, &devices, text).await {
         Ok(_) => Outcome::Done,
-        Err(_) => Outcome::Failed,
+        Err(e) => Outcome::Failed(format!("delivery to {to}: {e}")),
     }
 }
 
 /// How an operation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
     /// Answered.
     Done,
     /// `Busy`.
     Busy,
-    /// Refused otherwise, or the session broke.
-    Failed,
+    /// Refused otherwise, or the session broke; why.
+    Failed(String),
 }
 
 fn outcome_of(answer: Result<SupernodeMessage, session::SessionError>) -> Outcome {
     match answer {
         Ok(SupernodeMessage::Error(WireError::Busy { .. })) => Outcome::Busy,
-        Ok(SupernodeMessage::Error(_)) | Err(_) => Outcome::Failed,
+        Ok(SupernodeMessage::Error(e)) => Outcome::Failed(format!("refused: {e}")),
+        Err(e) => Outcome::Failed(e.to_string()),
         Ok(_) => Outcome::Done,
     }
 }
@@ -527,7 +548,7 @@ pub(crate) async fn register(
             ttl_secs: 120,
         },
     ) else {
-        return Outcome::Failed;
+        return Outcome::Failed("signing the record".to_owned());
     };
     let answer = session
         .ask(&ClientMessage::Register {
@@ -537,7 +558,7 @@ pub(crate) async fn register(
     match answer {
         Ok(SupernodeMessage::Registered { .. }) => Outcome::Done,
         other => match outcome_of(other) {
-            Outcome::Done => Outcome::Failed,
+            Outcome::Done => Outcome::Failed("an answer other than Registered".to_owned()),
             failed => failed,
         },
     }
@@ -574,4 +595,7 @@ fn print_report(report: &serde_json::Value) {
         "  busy {}  errors {}  skipped (a client's queue full) {}  messages received {}",
         report["busy"], report["errors"], report["skipped"], report["messages_received"]
     );
+    for why in report["first_errors"].as_array().into_iter().flatten() {
+        println!("  failed: {}", why.as_str().unwrap_or_default());
+    }
 }
