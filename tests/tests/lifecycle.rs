@@ -279,6 +279,7 @@ fn a_mega_supernode_serves_clients_and_a_standby_one_sends_them_elsewhere() {
             mode: "mega".to_owned(),
             load_permille: 0,
             last_success: None,
+            last_failure: None,
         }])
         .unwrap();
     let mut bob_online = online(&bob);

@@ -272,6 +272,7 @@ fn a_client_with_a_user_ticket_is_refused_as_a_supernode_at_the_tls_layer() {
             mode: "normal".to_owned(),
             load_permille: 0,
             last_success: None,
+            last_failure: None,
         }])
         .unwrap();
     let out = Binary::Client

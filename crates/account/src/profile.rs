@@ -6,6 +6,7 @@
 //! | `profile.toml` | username, auth-server address, trusted auth key | 0600 |
 //! | `ticket` | the current ticket (postcard) | 0600 |
 //! | `hosts.toml` | the host cache: supernodes with load hints, seeded from the bootstrap list | 0600 |
+//! | `home` | the node id of the supernode a running `client online` is homed on | 0600 |
 //!
 //! Every file is written atomically (temporary file, then rename), so a crash leaves the old
 //! version or the new one, never half of either.
@@ -27,6 +28,7 @@ const KEY_FILE: &str = "node.key";
 const PROFILE_FILE: &str = "profile.toml";
 const TICKET_FILE: &str = "ticket";
 const HOSTS_FILE: &str = "hosts.toml";
+const HOME_FILE: &str = "home";
 
 /// A profile file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +84,10 @@ pub struct Host {
     /// When this client last got service from it (Unix seconds), if ever.
     #[serde(default)]
     pub last_success: Option<u64>,
+    /// When a dial to it or a session with it last failed (Unix seconds), if ever: it is
+    /// tried after the others for a while (`switchboard_engine::session::HostCache::order`).
+    #[serde(default)]
+    pub last_failure: Option<u64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -224,6 +230,28 @@ impl Profile {
         Ok(file.host)
     }
 
+    /// The supernode a running `client online` of this profile is homed on, if one is (the
+    /// file may outlive a killed session: a dead home is then found failed in the host cache).
+    pub fn home(&self) -> Option<NodeId> {
+        let bytes = keyfile::read_private(&self.dir.join(HOME_FILE)).ok()?;
+        std::str::from_utf8(&bytes).ok()?.trim().parse().ok()
+    }
+
+    /// Records (or, with `None`, clears) the supernode this profile's `client online` is
+    /// homed on, so that one-shot commands from the same profile go there first.
+    pub fn save_home(&self, home: Option<NodeId>) -> Result<(), ProfileError> {
+        let path = self.dir.join(HOME_FILE);
+        match home {
+            Some(node) => Ok(keyfile::write_private(&path, node.to_string().as_bytes())?),
+            None => match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(ProfileError::Directory { path, source: e })
+                }
+                _ => Ok(()),
+            },
+        }
+    }
+
     /// Saves the host cache, keeping at most [`MAX_HOSTS`] entries.
     pub fn save_hosts(&self, mut hosts: Vec<Host>) -> Result<(), ProfileError> {
         hosts.truncate(MAX_HOSTS);
@@ -258,6 +286,7 @@ impl Profile {
                     mode: mode.to_owned(),
                     load_permille: entry.load_permille,
                     last_success: None,
+                    last_failure: None,
                 }),
             }
         }
@@ -277,6 +306,7 @@ impl Host {
             mode: "normal".to_owned(),
             load_permille: 500,
             last_success: None,
+            last_failure: None,
         }
     }
 

@@ -11,7 +11,8 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use switchboard_engine::{Backoff, BackoffConfig};
+use switchboard_engine::session::{refresh_period, Failover};
+use switchboard_engine::BackoffConfig;
 use switchboard_net::config::Role as TransportRole;
 use switchboard_net::framed::{read_frame, write_frame};
 use switchboard_net::{
@@ -107,11 +108,10 @@ pub async fn run(
         },
     ));
     tokio::pin!(shutdown);
-    let mut backoff = Backoff::new(BackoffConfig {
+    let mut failover: Failover<NodeId> = Failover::new(BackoffConfig {
         budget: None,
         ..BackoffConfig::default()
     });
-    let mut avoid: Option<NodeId> = None;
     let mut seq = switchboard_net::now_unix().0.saturating_mul(1000);
     let outcome = loop {
         if crate::login::needs_refresh(&context.ticket, switchboard_net::now_unix()) {
@@ -130,11 +130,11 @@ pub async fn run(
         let opened = tokio::select! {
             biased;
             () = &mut shutdown => break Ok(()),
-            opened = session::open(&context, avoid) => opened,
+            opened = session::open(&context, failover.avoid().copied()) => opened,
         };
         let delay = match opened {
             Ok(mut session) => {
-                backoff.succeeded();
+                failover.opened();
                 if let Some(promotion) = promotion.as_mut() {
                     promotion.new_session();
                 }
@@ -148,6 +148,7 @@ pub async fn run(
                     () = &mut shutdown => Ended::Shutdown,
                     ended = stay(&context, &mut session, local, &mut seq, &mut promoting) => ended,
                 };
+                let _ = context.profile.save_home(None);
                 match ended {
                     Ended::Shutdown => {
                         let _ = session.ask(&ClientMessage::Unregister).await;
@@ -161,17 +162,14 @@ pub async fn run(
                     }
                     Ended::Redirected => {
                         eprintln!("redirected by {}", session.node().short());
-                        avoid = Some(session.node());
-                        backoff
-                            .failed(&mut rand::thread_rng(), None)
-                            .unwrap_or_default()
+                        failover.lost(session.node(), &mut rand::thread_rng())
                     }
                     Ended::Lost(reason) => {
                         eprintln!("lost {} ({reason}); failing over", session.node().short());
-                        avoid = Some(session.node());
-                        backoff
-                            .failed(&mut rand::thread_rng(), None)
-                            .unwrap_or_default()
+                        if let Err(e) = session::mark_failure(&context.profile, session.node()) {
+                            eprintln!("host cache not saved: {e}");
+                        }
+                        failover.lost(session.node(), &mut rand::thread_rng())
                     }
                 }
             }
@@ -184,20 +182,15 @@ pub async fn run(
             }
             Err(e @ SessionError::NoHosts) => break Err(e.into()),
             Err(SessionError::NoSupernode { tried, retry_after }) => {
-                let delay = backoff
-                    .failed(&mut rand::thread_rng(), retry_after)
-                    .unwrap_or(Duration::from_secs(30));
+                let delay = failover.none_admitted(retry_after, &mut rand::thread_rng());
                 eprintln!(
                     "no supernode admitted this client ({tried} tried); retrying in {delay:?}"
                 );
-                avoid = None;
                 delay
             }
             Err(e) => {
                 eprintln!("session failed: {e}");
-                backoff
-                    .failed(&mut rand::thread_rng(), None)
-                    .unwrap_or_default()
+                failover.none_admitted(None, &mut rand::thread_rng())
             }
         };
         tokio::select! {
@@ -359,12 +352,14 @@ async fn stay(
         node.short(),
         session.host.addr
     );
-    if let Err(e) = session::mark_success(&context.profile, node) {
+    if let Err(e) = session::mark_success(&context.profile, node)
+        .and_then(|()| context.profile.save_home(Some(node)))
+    {
         eprintln!("host cache not saved: {e}");
     }
     let (push_tx, mut pushes) = mpsc::channel(64);
     let reader = tokio::spawn(read_pushes(session.connection.connection.clone(), push_tx));
-    let mut period = tokio::time::interval(Duration::from_secs(u64::from(lease.max(3)) / 3));
+    let mut period = tokio::time::interval(refresh_period(Duration::from_secs(u64::from(lease))));
     period.tick().await;
     // Checked at least every TICKET_CHECK, and right when the last quarter begins (a short
     // ticket would otherwise expire between two checks).

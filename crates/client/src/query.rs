@@ -203,18 +203,18 @@ pub async fn watch(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), SessionError> {
     tokio::pin!(shutdown);
-    let mut backoff = switchboard_engine::Backoff::new(switchboard_engine::BackoffConfig {
-        budget: None,
-        ..Default::default()
-    });
-    let mut avoid = None;
+    let mut failover: switchboard_engine::Failover<switchboard_proto::NodeId> =
+        switchboard_engine::Failover::new(switchboard_engine::BackoffConfig {
+            budget: None,
+            ..Default::default()
+        });
     loop {
         let opened = tokio::select! {
             biased;
             () = &mut shutdown => return Ok(()),
-            opened = session::open(context, avoid) => opened,
+            opened = session::open(context, failover.avoid().copied()) => opened,
         };
-        match opened {
+        let delay = match opened {
             Ok(mut session) => {
                 match session
                     .ask(&ClientMessage::Watch {
@@ -226,7 +226,7 @@ pub async fn watch(
                     SupernodeMessage::Error(e) => return Err(SessionError::Refused(e)),
                     other => return Err(SessionError::Protocol(format!("{other:?}"))),
                 }
-                backoff.succeeded();
+                failover.opened();
                 eprintln!(
                     "watching {} users via {}",
                     users.len(),
@@ -257,7 +257,8 @@ pub async fn watch(
                     }
                 }
                 eprintln!("lost {}; re-watching elsewhere", session.node().short());
-                avoid = Some(session.node());
+                let _ = session::mark_failure(&context.profile, session.node());
+                failover.lost(session.node(), &mut rand::thread_rng())
             }
             Err(
                 e @ (SessionError::Unauthorized(_)
@@ -265,11 +266,14 @@ pub async fn watch(
                 | SessionError::Profile(_)
                 | SessionError::NoHosts),
             ) => return Err(e),
-            Err(e) => eprintln!("{e}"),
-        }
-        let delay = backoff
-            .failed(&mut rand::thread_rng(), None)
-            .unwrap_or_default();
+            Err(SessionError::NoSupernode { retry_after, .. }) => {
+                failover.none_admitted(retry_after, &mut rand::thread_rng())
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                failover.none_admitted(None, &mut rand::thread_rng())
+            }
+        };
         tokio::time::sleep(delay).await;
     }
 }

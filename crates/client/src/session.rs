@@ -1,15 +1,14 @@
 //! A client's session with a supernode: choosing one from the host cache, `Hello`, and the
 //! request/answer exchange on the session stream.
 //!
-//! Host choice: supernodes that served this client before first (most recent first), then the
-//! least loaded; mega-supernodes last, as the fallback (DESIGN.md section 6). `Busy` answers
-//! add their alternatives to the cache and their `retry_after` to the next wait.
+//! Whom to dial, in what order and what a refusal changes is the engine's
+//! ([`switchboard_engine::session`], which the simulator drives too); this module does the
+//! dialling and keeps the host cache's history in the profile.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use rand::seq::SliceRandom;
-use rand::Rng;
+use switchboard_engine::session::{HostCache, HostEntry, Pass, PassEnd, MAX_HOSTS, STAGGER};
 
 use switchboard_net::config::Role as TransportRole;
 use switchboard_net::framed::{read_frame, write_frame, StreamError};
@@ -21,7 +20,7 @@ use switchboard_proto::limits::MAX_FRAME_LEN;
 use switchboard_proto::messages::{ClientMessage, SupernodeMessage};
 use switchboard_proto::version::{Hello, VersionRange, ALPN_DIRECTORY};
 use switchboard_proto::wire_error::WireError;
-use switchboard_proto::{AuthKey, NodeId, PeerAddr, SecretKey, Ticket, TrustAnchor};
+use switchboard_proto::{AuthKey, NodeId, PeerAddr, SecretKey, Ticket, TrustAnchor, UnixTime};
 
 use crate::login::software_version;
 use crate::profile::{Host, Profile, ProfileError};
@@ -93,6 +92,9 @@ pub struct Context {
     /// How long the answer to `Hello` may take before the next host is tried
     /// ([`ANSWER_TIMEOUT`]).
     pub hello_timeout: Duration,
+    /// How long a dial may go unanswered before the next candidate is dialled beside it
+    /// ([`STAGGER`]).
+    pub stagger: Duration,
 }
 
 impl Context {
@@ -139,6 +141,7 @@ impl Context {
             dialer,
             dial_timeout: DIAL_TIMEOUT,
             hello_timeout: ANSWER_TIMEOUT,
+            stagger: STAGGER,
         })
     }
 }
@@ -151,7 +154,7 @@ pub struct Session {
     send: quinn::SendStream,
     recv: quinn::RecvStream,
     /// The supernode.
-    pub host: Host,
+    pub host: PeerAddr,
 }
 
 impl Session {
@@ -181,105 +184,179 @@ impl Session {
     }
 }
 
-/// The host cache in the order to try it:
-///
-/// 1. the supernode that served this client last (a brief disconnect comes back home), unless
-///    it is `avoid` (the one just lost);
-/// 2. the other ordinary supernodes, each next one the less loaded of two drawn at random from
-///    those left ("the power of two choices", Mitzenmacher 2001): clients that share a host
-///    cache and its load hints spread over it instead of all taking its first entry, yet lean
-///    towards spare capacity. A deterministic order sent every client of a fresh network, and
-///    every orphan of a dead supernode, to the same one;
-/// 3. the mega-supernodes, least loaded first (the fallback, DESIGN.md section 6);
-/// 4. `avoid` last.
-pub fn candidates(hosts: &[Host], avoid: Option<NodeId>, rng: &mut impl Rng) -> Vec<Host> {
-    let is_avoided = |h: &Host| avoid.is_some_and(|a| h.peer().is_some_and(|p| p.node == a));
-    let (avoided, usable): (Vec<Host>, Vec<Host>) = hosts.iter().cloned().partition(is_avoided);
-    let (mut megas, mut normals): (Vec<Host>, Vec<Host>) =
-        usable.into_iter().partition(|h| h.mode == "mega");
-    let mut ordered = Vec::with_capacity(hosts.len());
-    let last_home = normals
+/// The profile's host cache as the engine's, keyed by authenticated address (entries whose
+/// node id does not parse are left out: nothing could be dialled there).
+fn host_cache(hosts: &[Host]) -> HostCache<PeerAddr> {
+    let entries = hosts
         .iter()
-        .enumerate()
-        .filter_map(|(i, h)| h.last_success.map(|at| (at, i)))
-        .max()
-        .map(|(_, i)| i);
-    if let Some(home) = last_home {
-        ordered.push(normals.swap_remove(home));
-    }
-    while !normals.is_empty() {
-        let first = rng.gen_range(0..normals.len());
-        let second = rng.gen_range(0..normals.len());
-        let pick = match (normals.get(first), normals.get(second)) {
-            (Some(a), Some(b)) if b.load_permille < a.load_permille => second,
-            _ => first,
-        };
-        ordered.push(normals.swap_remove(pick));
-    }
-    megas.sort_by_key(|h| h.load_permille);
-    ordered.extend(megas);
-    ordered.extend(avoided);
-    ordered
+        .filter_map(|h| {
+            let entry = HostEntry::new(h.peer()?, h.mode == "mega", h.load_permille)
+                .with_history(h.last_success.map(UnixTime), h.last_failure.map(UnixTime));
+            Some(entry)
+        })
+        .collect();
+    HostCache::new(entries, MAX_HOSTS)
 }
 
-/// Supernodes one `open` tries at most: the host cache's (at most 200) and the alternatives
-/// `Busy` answers name. A bound on how long one attempt takes before the caller backs off.
-pub const MAX_TRIES_PER_OPEN: usize = 32;
+/// Writes the engine's host cache back into the profile's entries: history and new
+/// supernodes; entries the engine never saw (unparsable) are kept as they were.
+fn store_cache(
+    profile: &Profile,
+    hosts: Vec<Host>,
+    cache: HostCache<PeerAddr>,
+) -> Result<(), ProfileError> {
+    let mut entries = cache.into_entries();
+    let mut merged: Vec<Host> = hosts
+        .into_iter()
+        .filter_map(|mut host| {
+            let Some(peer) = host.peer() else {
+                return Some(host);
+            };
+            let at = entries.iter().position(|e| e.host == peer)?;
+            let entry = entries.swap_remove(at);
+            host.last_success = entry.last_success().map(|t| t.0);
+            host.last_failure = entry.last_failure().map(|t| t.0);
+            Some(host)
+        })
+        .collect();
+    merged.extend(entries.into_iter().map(|e| Host::named(e.host)));
+    profile.save_hosts(merged)
+}
 
-/// Reaches a supernode from the host cache and opens a session; the alternatives a `Busy`
-/// supernode names are tried next in the same pass.
+/// Reaches a supernode from the host cache and opens a session, the engine's [`Pass`]
+/// deciding whom to dial: the running `online` session's home first, failed supernodes late,
+/// a second dial raced beside one unanswered after [`STAGGER`], and the alternatives a `Busy`
+/// supernode names next. Failures and successes are written to the host cache.
 pub async fn open(context: &Context, avoid: Option<NodeId>) -> Result<Session, SessionError> {
     let hosts = context.profile.hosts()?;
-    if !hosts.iter().any(|host| host.peer().is_some()) {
+    let mut cache = host_cache(&hosts);
+    if cache.is_empty() {
         return Err(SessionError::NoHosts);
     }
-    let mut retry_after: Option<Duration> = None;
-    let mut limited: Option<WireError> = None;
-    let mut tried = 0;
-    let mut order: std::collections::VecDeque<Host> =
-        candidates(&hosts, avoid, &mut rand::thread_rng()).into();
-    let mut queued: std::collections::HashSet<String> =
-        order.iter().map(|h| h.node.clone()).collect();
-    while let Some(host) = order.pop_front() {
-        let Some(peer) = host.peer() else { continue };
-        if tried >= MAX_TRIES_PER_OPEN {
-            break;
-        }
-        tried += 1;
-        match attempt(context, host, peer).await {
-            Attempt::Open(session) => return Ok(*session),
-            Attempt::Fatal(e) => return Err(e),
-            Attempt::Busy { wait, alternatives } => {
-                retry_after = Some(retry_after.map_or(wait, |r| r.max(wait)));
-                merge_alternatives(&context.profile, &alternatives)?;
-                // The less-loaded supernodes it names are tried next, in this same pass (in a
-                // random order, so that the clients it turned away do not all take the first):
-                // a host cache that does not list them yet (a new or promoted supernode) would
-                // otherwise send the client back to the full ones after a back-off.
-                let mut fresh: Vec<Host> = alternatives
-                    .iter()
-                    .filter(|p| queued.insert(p.node.to_string()))
-                    .map(|p| Host::named(*p))
-                    .collect();
-                fresh.shuffle(&mut rand::thread_rng());
-                for host in fresh.into_iter().rev() {
-                    order.push_front(host);
-                }
-            }
-            Attempt::Limited(e) => limited = Some(e),
-            Attempt::Failed => {}
-        }
+    let now = switchboard_net::now_unix();
+    let avoid = avoid.and_then(|node| hosts.iter().filter_map(Host::peer).find(|p| p.node == node));
+    let home = context
+        .profile
+        .home()
+        .and_then(|node| hosts.iter().filter_map(Host::peer).find(|p| p.node == node));
+    let order = cache.order(avoid.as_ref(), home.as_ref(), now, &mut rand::thread_rng());
+    let mut pass = Pass::new(order);
+    let outcome = run_pass(context, &mut pass, &mut cache).await;
+    if let Err(e) = store_cache(&context.profile, hosts, cache) {
+        tracing::debug!("host cache not saved: {e}");
     }
-    match limited {
-        Some(e) if retry_after.is_none() => Err(SessionError::Refused(e)),
-        _ => Err(SessionError::NoSupernode { tried, retry_after }),
+    match outcome {
+        Ok(session) => Ok(session),
+        Err(Stopped::Fatal(fatal)) => Err(fatal),
+        Err(Stopped::Ended(limited)) => match (pass.end(), limited) {
+            (Some(PassEnd::Limited), Some(e)) => Err(SessionError::Refused(e)),
+            (Some(PassEnd::NoneAdmitted { tried, retry_after }), _) => {
+                Err(SessionError::NoSupernode { tried, retry_after })
+            }
+            _ => Err(SessionError::NoSupernode {
+                tried: pass.tried(),
+                retry_after: None,
+            }),
+        },
+    }
+}
+
+/// Why a pass stopped without a session.
+enum Stopped {
+    /// A supernode refused this client for good.
+    Fatal(SessionError),
+    /// Nothing left to dial; the last `LimitExceeded` refusal, if any.
+    Ended(Option<WireError>),
+}
+
+/// Dials as the pass says, at most `MAX_DIALS_IN_FLIGHT` at once, until one admits us, one
+/// refuses us for good, or the pass ends. A dial still in flight when another wins is
+/// dropped, closing its connection.
+async fn run_pass(
+    context: &Context,
+    pass: &mut Pass<PeerAddr>,
+    cache: &mut HostCache<PeerAddr>,
+) -> Result<Session, Stopped> {
+    let mut limited = None;
+    let mut dials = tokio::task::JoinSet::new();
+    // The dials in flight, in the order they started.
+    let mut started: Vec<PeerAddr> = Vec::new();
+    let mut last_start = tokio::time::Instant::now();
+    loop {
+        let stagger_due = last_start.elapsed() >= context.stagger;
+        if dials.is_empty() || stagger_due {
+            if let Some(peer) = pass.next_dial() {
+                let dialer = context.dialer.clone();
+                let (dial_timeout, hello_timeout) = (context.dial_timeout, context.hello_timeout);
+                dials.spawn(async move {
+                    (
+                        peer,
+                        attempt(&dialer, dial_timeout, hello_timeout, peer).await,
+                    )
+                });
+                started.push(peer);
+                last_start = tokio::time::Instant::now();
+            }
+        }
+        if dials.is_empty() {
+            return Err(Stopped::Ended(limited));
+        }
+        let joined = tokio::select! {
+            joined = dials.join_next() => joined,
+            () = tokio::time::sleep_until(last_start + context.stagger), if pass.can_dial() => continue,
+        };
+        let Some(Ok((peer, outcome))) = joined else {
+            // A dial task panicked or was cancelled: count it as a failed dial.
+            pass.failed();
+            continue;
+        };
+        let now = switchboard_net::now_unix();
+        let earlier: Vec<PeerAddr> = started
+            .iter()
+            .take_while(|p| **p != peer)
+            .copied()
+            .collect();
+        started.retain(|p| *p != peer);
+        match outcome {
+            Attempt::Open(session) => {
+                // A dial that started earlier and is still unanswered was outrun by one
+                // started at least a stagger later: it is remembered as failed, so the next
+                // command does not wait on it first.
+                for slow in &earlier {
+                    cache.failed(slow, now);
+                }
+                cache.succeeded(&peer, now);
+                return Ok(*session);
+            }
+            Attempt::Fatal(e) => return Err(Stopped::Fatal(e)),
+            Attempt::Busy { wait, alternatives } => {
+                cache.add_named(alternatives.iter().copied(), now);
+                pass.busy(wait, alternatives.iter().copied(), &mut rand::thread_rng());
+            }
+            Attempt::Limited(e) => {
+                tracing::debug!(host = %peer.addr, "refused: {e}");
+                limited = Some(e);
+                pass.limited();
+            }
+            Attempt::Failed => {
+                cache.failed(&peer, now);
+                pass.failed();
+            }
+        }
     }
 }
 
 /// Opens a session with exactly `peer` (a peer's home, for a hole punch or a relay towards
 /// it), or says why not.
 pub async fn open_to(context: &Context, peer: PeerAddr) -> Result<Session, SessionError> {
-    match attempt(context, Host::named(peer), peer).await {
+    match attempt(
+        &context.dialer,
+        context.dial_timeout,
+        context.hello_timeout,
+        peer,
+    )
+    .await
+    {
         Attempt::Open(session) => Ok(*session),
         Attempt::Fatal(e) => Err(e),
         Attempt::Limited(e) => Err(SessionError::Refused(e)),
@@ -314,13 +391,14 @@ enum Attempt {
     Failed,
 }
 
-/// Dials `peer` (from the cache entry `host`) and says `Hello`.
-async fn attempt(context: &Context, host: Host, peer: PeerAddr) -> Attempt {
-    let connection = match context
-        .dialer
-        .connect_to(peer.node, peer.addr, context.dial_timeout)
-        .await
-    {
+/// Dials `peer` and says `Hello`.
+async fn attempt(
+    dialer: &Dialer,
+    dial_timeout: Duration,
+    hello_timeout: Duration,
+    peer: PeerAddr,
+) -> Attempt {
+    let connection = match dialer.connect_to(peer.node, peer.addr, dial_timeout).await {
         Ok(connection) => connection,
         Err(e) => {
             tracing::debug!(host = %peer.addr, "dial failed: {}", describe(&e));
@@ -340,14 +418,13 @@ async fn attempt(context: &Context, host: Host, peer: PeerAddr) -> Attempt {
     if write_frame(&mut send, &hello).await.is_err() {
         return refused_or_failed(&connection);
     }
-    let answer =
-        tokio::time::timeout(context.hello_timeout, read_frame(&mut recv, MAX_FRAME_LEN)).await;
+    let answer = tokio::time::timeout(hello_timeout, read_frame(&mut recv, MAX_FRAME_LEN)).await;
     match answer {
         Ok(Ok(Some(SupernodeMessage::Welcome(_)))) => Attempt::Open(Box::new(Session {
             connection,
             send,
             recv,
-            host,
+            host: peer,
         })),
         Ok(Ok(Some(SupernodeMessage::Error(WireError::Busy {
             retry_after_ms,
@@ -398,7 +475,8 @@ fn describe(error: &HandshakeError) -> String {
     error.to_string()
 }
 
-/// Adds supernodes named by a `Busy` or `Redirect` to the host cache.
+/// Adds supernodes named by a `Busy` or `Redirect` to the host cache (a full cache gives up
+/// its least useful entries for them, [`HostCache::add_named`]).
 pub fn merge_alternatives(
     profile: &Profile,
     alternatives: &[switchboard_proto::PeerAddr],
@@ -406,98 +484,32 @@ pub fn merge_alternatives(
     if alternatives.is_empty() {
         return Ok(());
     }
-    let mut hosts = profile.hosts()?;
-    for peer in alternatives {
-        let node = peer.node.to_string();
-        if !hosts.iter().any(|h| h.node == node) {
-            hosts.push(Host {
-                node,
-                addr: peer.addr,
-                mode: "normal".to_owned(),
-                load_permille: 500,
-                last_success: None,
-            });
-        }
-    }
-    profile.save_hosts(hosts)
+    let hosts = profile.hosts()?;
+    let mut cache = host_cache(&hosts);
+    cache.add_named(alternatives.iter().copied(), switchboard_net::now_unix());
+    store_cache(profile, hosts, cache)
 }
 
 /// Records that `node` served this client now.
 pub fn mark_success(profile: &Profile, node: NodeId) -> Result<(), ProfileError> {
-    let mut hosts = profile.hosts()?;
-    let id = node.to_string();
-    let now = switchboard_net::now_unix().0;
-    for host in &mut hosts {
-        if host.node == id {
-            host.last_success = Some(now);
-        }
-    }
-    profile.save_hosts(hosts)
+    mark(profile, node, HostCache::succeeded)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::rngs::StdRng;
-    use rand::SeedableRng;
+/// Records that the session with `node` failed now: one-shot commands from this profile try
+/// it after the others for a while.
+pub fn mark_failure(profile: &Profile, node: NodeId) -> Result<(), ProfileError> {
+    mark(profile, node, HostCache::failed)
+}
 
-    fn host(seed: u8, mode: &str, load: u16, last_success: Option<u64>) -> Host {
-        let node = switchboard_proto::SecretKey::from_seed([seed; 32]).node_id();
-        Host {
-            node: node.to_string(),
-            addr: SocketAddr::from(([127, 0, 0, 1], 7000 + u16::from(seed))),
-            mode: mode.to_owned(),
-            load_permille: load,
-            last_success,
-        }
+fn mark(
+    profile: &Profile,
+    node: NodeId,
+    how: fn(&mut HostCache<PeerAddr>, &PeerAddr, UnixTime),
+) -> Result<(), ProfileError> {
+    let hosts = profile.hosts()?;
+    let mut cache = host_cache(&hosts);
+    if let Some(peer) = hosts.iter().filter_map(Host::peer).find(|p| p.node == node) {
+        how(&mut cache, &peer, switchboard_net::now_unix());
     }
-
-    fn first_choices(hosts: &[Host], clients: usize, seed: u64) -> Vec<usize> {
-        println!("seed {seed}");
-        let mut rng = StdRng::seed_from_u64(seed);
-        let mut counts = vec![0; hosts.len()];
-        for _ in 0..clients {
-            let first = candidates(hosts, None, &mut rng).remove(0);
-            if let Some(i) = hosts.iter().position(|h| h.node == first.node) {
-                counts[i] += 1;
-            }
-        }
-        counts
-    }
-
-    #[test]
-    fn fresh_clients_with_the_same_host_cache_spread_over_it() {
-        let hosts: Vec<Host> = (1..=6).map(|i| host(i, "normal", 0, None)).collect();
-        let counts = first_choices(&hosts, 600, 7);
-        println!("first choices of 600 clients: {counts:?}");
-        assert!(counts.iter().all(|&c| c > 50 && c < 200), "{counts:?}");
-    }
-
-    #[test]
-    fn spare_capacity_draws_more_clients_than_a_loaded_supernode() {
-        let hosts = vec![
-            host(1, "normal", 900, None),
-            host(2, "normal", 100, None),
-            host(3, "normal", 500, None),
-        ];
-        let counts = first_choices(&hosts, 900, 11);
-        println!("first choices by load 900/100/500: {counts:?}");
-        assert!(counts[1] > counts[2] && counts[2] > counts[0], "{counts:?}");
-    }
-
-    #[test]
-    fn the_last_home_comes_first_megas_after_the_others_and_the_lost_one_last() {
-        let mut rng = StdRng::seed_from_u64(3);
-        let lost = host(1, "normal", 0, Some(200));
-        let home = host(2, "normal", 900, Some(100));
-        let mega = host(3, "mega", 0, None);
-        let other = host(4, "normal", 500, None);
-        let hosts = vec![lost.clone(), mega.clone(), other.clone(), home.clone()];
-        let avoid = lost.peer().map(|p| p.node);
-        let order: Vec<String> = candidates(&hosts, avoid, &mut rng)
-            .into_iter()
-            .map(|h| h.node)
-            .collect();
-        assert_eq!(order, vec![home.node, other.node, mega.node, lost.node]);
-    }
+    store_cache(profile, hosts, cache)
 }

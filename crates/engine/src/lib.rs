@@ -19,6 +19,8 @@
 //! - [`placement`]: which supernodes own a user's records (rendezvous hashing);
 //! - [`rate`]: token buckets;
 //! - [`relay`]: a supernode's relay sessions and their caps;
+//! - [`session`]: a client's session logic (host-cache order, happy-eyeballs passes, `Busy`
+//!   alternatives, failover), driven by both the `client` binary and the simulator;
 //! - [`throttle`]: growing lockouts and attempt rates per key (the auth-server's logins);
 //! - [`time`]: the engine's notion of time, a monotonic millisecond count the driver supplies.
 
@@ -32,6 +34,7 @@ pub mod promotion;
 pub mod rate;
 pub mod relay;
 pub mod revocation;
+pub mod session;
 pub mod shedding;
 pub mod standby;
 pub mod throttle;
@@ -44,6 +47,7 @@ pub use promotion::{Demotion, Nominator, OverlayLoad, PromotionConfig};
 pub use rate::TokenBucket;
 pub use relay::{RelayConfig, RelayId, RelayRefused, Relays, FLOOD_RATIO, FLOOD_SECONDS};
 pub use revocation::{Applied, RevocationList};
+pub use session::{Failover, HostCache, HostEntry, Pass, PassEnd};
 pub use shedding::{LoadShed, ShedConfig};
 pub use throttle::{Throttle, ThrottleConfig, Throttled};
 pub use time::Time;

@@ -46,15 +46,15 @@ impl World {
                         ));
                     }
                 }
-                ClientState::Handoff { old, sn } => {
+                ClientState::Handoff { old, dials } => {
                     // No live lease is lost in a handoff: the old home keeps it until the new
                     // one holds it.
                     let held = |s: usize| {
                         self.sns[s].up && self.sns[s].directory.is_registered(&client.node)
                     };
-                    if self.sns[old].up && !held(old) && !held(sn) {
+                    if self.sns[old].up && !held(old) && !dials.all().any(held) {
                         self.violations.push(format!(
-                            "t={now} client {index} lost its lease while moving from {old} to {sn}"
+                            "t={now} client {index} lost its lease while moving from {old} to {dials:?}"
                         ));
                     }
                 }

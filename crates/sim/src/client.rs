@@ -1,6 +1,7 @@
-//! Simulated clients: the real client's failover behaviour (host cache, capped full-jitter
-//! backoff from `engine`, `Busy` alternatives, keep-alive detection, lease refreshes) over the
-//! simulated network.
+//! Simulated clients: the real client's session logic, the engine's
+//! [`switchboard_engine::session`] (host-cache order, happy-eyeballs passes, `Busy` and
+//! `Redirect` alternatives, failover back-off, refresh period), driven over the simulated
+//! network instead of sockets.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -8,7 +9,10 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
-use switchboard_engine::{Backoff, Time};
+use switchboard_engine::session::{
+    refresh_period, Failover, HostCache, HostEntry, Pass, PassEnd, STAGGER, UNKNOWN_LOAD,
+};
+use switchboard_engine::Time;
 use switchboard_proto::bounded::BoundedVec;
 use switchboard_proto::{
     NodeId, Record, RecordBody, Role, SecretKey, Ticket, TicketBody, UnixTime, Username,
@@ -17,19 +21,64 @@ use switchboard_proto::{
 use crate::config::SimConfig;
 use crate::world::{client_backoff, Event, Reply, World, UNIX_BASE};
 
-/// Most supernodes a client remembers (the real client's host cache holds 200).
-const HOST_CACHE_LIMIT: usize = 200;
+/// The dials of one pass in flight: the first, and the one raced beside it after
+/// [`STAGGER`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Dials {
+    pub(crate) sn: usize,
+    pub(crate) second: Option<usize>,
+}
+
+impl Dials {
+    pub(crate) fn contains(self, sn: usize) -> bool {
+        self.sn == sn || self.second == Some(sn)
+    }
+
+    /// Both supernodes dialled.
+    pub(crate) fn all(self) -> impl Iterator<Item = usize> {
+        std::iter::once(self.sn).chain(self.second)
+    }
+
+    fn with(dials: Option<Self>, sn: usize) -> Self {
+        match dials {
+            Some(d) => Self {
+                sn: d.sn,
+                second: Some(sn),
+            },
+            None => Self { sn, second: None },
+        }
+    }
+
+    /// The dials left once `sn` answered.
+    fn without(self, sn: usize) -> Option<Self> {
+        match (self.sn == sn, self.second) {
+            (true, Some(other)) => Some(Self {
+                sn: other,
+                second: None,
+            }),
+            (true, None) => None,
+            (false, Some(s)) if s == sn => Some(Self {
+                sn: self.sn,
+                second: None,
+            }),
+            _ => Some(self),
+        }
+    }
+}
+
+/// Most supernodes a client remembers: the real client's bound.
+const HOST_CACHE_LIMIT: usize = switchboard_engine::session::MAX_HOSTS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ClientState {
     /// Not connected; an attempt is scheduled.
     Offline,
-    /// Waiting for `sn` to answer a registration.
-    Trying { sn: usize },
+    /// Waiting for the supernodes dialled to answer a registration.
+    Trying(Dials),
     /// Registered at `home` since `since`.
     Online { home: usize, since: Time },
-    /// Told by `old` to move; registering at `sn` while `old` keeps the lease.
-    Handoff { old: usize, sn: usize },
+    /// Told by `old` to move; registering elsewhere while `old` keeps the lease.
+    Handoff { old: usize, dials: Dials },
     /// Went offline for good (`Fault::Leave`).
     Gone,
 }
@@ -51,9 +100,9 @@ pub(crate) struct Client {
     pub(crate) record: Record,
     seq: u64,
     pub(crate) state: ClientState,
-    cache: Vec<usize>,
-    tried: Vec<usize>,
-    backoff: Backoff,
+    hosts: HostCache<usize>,
+    pass: Option<Pass<usize>>,
+    failover: Failover<usize>,
     /// Bumped at every change of attempt, so that stale timers and replies are ignored.
     pub(crate) epoch: u64,
     /// Supernodes holding a session of this client (the invariant: exactly its home).
@@ -86,12 +135,19 @@ impl Client {
                 serial: u64::try_from(index).unwrap_or(u64::MAX),
             },
         )?;
-        let mut cache: Vec<usize> = (0..config.supernodes).collect();
-        cache.shuffle(rng);
-        cache.truncate(config.host_cache.max(1));
-        // The megas of the bootstrap list come last (the real client orders them after the
-        // supernodes it knows).
-        cache.extend(config.supernodes..config.supernodes + config.standby_megas);
+        let mut known: Vec<usize> = (0..config.supernodes).collect();
+        known.shuffle(rng);
+        known.truncate(config.host_cache.max(1));
+        let mut entries: Vec<HostEntry<usize>> = known
+            .into_iter()
+            .map(|sn| HostEntry::new(sn, false, UNKNOWN_LOAD))
+            .collect();
+        // The megas of the bootstrap list, marked as such: the order tries them after the
+        // ordinary supernodes.
+        entries.extend(
+            (config.supernodes..config.supernodes + config.standby_megas)
+                .map(|sn| HostEntry::new(sn, true, 0)),
+        );
         let promotable = config
             .promotion
             .as_ref()
@@ -109,9 +165,9 @@ impl Client {
             record,
             seq: 1,
             state: ClientState::Offline,
-            cache,
-            tried: Vec::new(),
-            backoff: client_backoff(),
+            hosts: HostCache::new(entries, HOST_CACHE_LIMIT),
+            pass: None,
+            failover: client_backoff(),
             epoch: 0,
             sessions: BTreeSet::new(),
             promotable,
@@ -125,16 +181,6 @@ impl Client {
             ClientState::Online { since, .. } => Some(since),
             _ => None,
         }
-    }
-
-    fn remember(&mut self, sn: usize, front: bool) {
-        self.cache.retain(|s| *s != sn);
-        if front {
-            self.cache.insert(0, sn);
-        } else {
-            self.cache.push(sn);
-        }
-        self.cache.truncate(HOST_CACHE_LIMIT);
     }
 
     /// A fresh record when the held one is past half its lifetime (the real client re-signs
@@ -189,6 +235,7 @@ impl World {
         self.clients[client].epoch
     }
 
+    /// Starts a pass over the host cache (the real client's `session::open`).
     pub(crate) fn client_attempt(&mut self, client: usize, epoch: u64) {
         if self.clients[client].epoch != epoch {
             return;
@@ -196,130 +243,227 @@ impl World {
         if !matches!(self.clients[client].state, ClientState::Offline) {
             return;
         }
-        let candidate = {
-            let c = &self.clients[client];
-            c.cache.iter().copied().find(|s| !c.tried.contains(s))
+        let unix = self.unix_now();
+        let order = {
+            let (c, rng) = self.split_client_rng(client);
+            c.hosts.order(c.failover.avoid(), None, unix, rng)
         };
-        let Some(sn) = candidate else {
-            // Everyone known was tried: back off, then go round again.
-            self.clients[client].tried.clear();
-            self.retry_later(client, None);
-            return;
+        self.clients[client].pass = Some(Pass::new(order));
+        self.next_epoch(client);
+        self.dial_next(client);
+    }
+
+    /// The supernodes dialled and not yet answered, in either kind of pass.
+    fn dials(&self, client: usize) -> Option<Dials> {
+        match self.clients[client].state {
+            ClientState::Trying(dials) | ClientState::Handoff { dials, .. } => Some(dials),
+            _ => None,
+        }
+    }
+
+    /// Replaces the dials in flight, in whichever kind of pass the client is.
+    fn set_dials(&mut self, client: usize, dials: Dials) {
+        let c = &mut self.clients[client];
+        c.state = match c.state {
+            ClientState::Handoff { old, .. } => ClientState::Handoff { old, dials },
+            _ => ClientState::Trying(dials),
         };
-        self.clients[client].tried.push(sn);
+    }
+
+    /// A dial of the pass answered (or timed out) without a session: `left` are those still
+    /// in flight; the pass dials its next or ends.
+    fn answered(&mut self, client: usize, left: Option<Dials>) {
+        if let Some(dials) = left {
+            self.set_dials(client, dials);
+        }
+        self.dial_next(client);
+    }
+
+    /// Sends the registration of a freshly signed record to `sn`, with its dial timeout and
+    /// the stagger timer.
+    fn start_dial(&mut self, client: usize, sn: usize) {
         let unix = self.unix_now();
         let config = self.config.clone();
         self.clients[client].resign(unix, &config);
-        let epoch = self.next_epoch(client);
-        self.clients[client].state = ClientState::Trying { sn };
+        let epoch = self.clients[client].epoch;
         let at = self.now + self.delay();
         self.schedule(at, Event::Arrive { client, sn, epoch });
         let timeout = self.now + self.config.connect_timeout;
-        self.schedule(timeout, Event::AttemptTimeout { client, epoch });
+        self.schedule(timeout, Event::DialTimeout { client, sn, epoch });
+        let stagger = self.now + STAGGER;
+        self.schedule(stagger, Event::Stagger { client, epoch });
     }
 
-    fn retry_later(&mut self, client: usize, retry_after: Option<Duration>) {
+    /// Starts the pass's next dial if it has one and room for it; when the pass has nothing
+    /// left in flight or to dial, it ended without a session.
+    fn dial_next(&mut self, client: usize) {
+        let (next, in_flight) = match self.clients[client].pass.as_mut() {
+            Some(pass) => (pass.next_dial(), pass.in_flight()),
+            None => return,
+        };
+        if let Some(sn) = next {
+            let dials = match self.dials(client) {
+                Some(current) if in_flight > 1 => Dials::with(Some(current), sn),
+                _ => Dials { sn, second: None },
+            };
+            self.set_dials(client, dials);
+            self.start_dial(client, sn);
+            return;
+        }
+        let ended = match self.clients[client].pass.as_ref() {
+            Some(pass) if pass.in_flight() == 0 => pass.end(),
+            _ => None,
+        };
+        let Some(end) = ended else { return };
+        self.clients[client].pass = None;
+        if let ClientState::Handoff { old, .. } = self.clients[client].state {
+            self.stay_with(client, old);
+            return;
+        }
+        let retry_after = match end {
+            PassEnd::NoneAdmitted { retry_after, .. } => retry_after,
+            PassEnd::Limited => None,
+        };
         let delay = {
             let (c, rng) = self.split_client_rng(client);
-            c.backoff
-                .failed(rng, retry_after)
-                .unwrap_or(Duration::from_secs(30))
+            c.failover.none_admitted(retry_after, rng)
         };
+        self.retry_in(client, delay);
+    }
+
+    /// A handoff found nowhere to go: the client stays with `old` and refreshes there (when
+    /// `old` stops, the keep-alive failover moves it); if `old` is already gone, that is a
+    /// loss.
+    fn stay_with(&mut self, client: usize, old: usize) {
+        let epoch = self.next_epoch(client);
+        let now = self.now;
+        self.clients[client].state = ClientState::Online {
+            home: old,
+            since: now,
+        };
+        if self.sns[old].up {
+            self.schedule(now, Event::Refresh { client, epoch });
+        } else {
+            self.client_home_lost(client, epoch);
+        }
+    }
+
+    fn retry_in(&mut self, client: usize, delay: Duration) {
         let epoch = self.next_epoch(client);
         self.clients[client].state = ClientState::Offline;
         let at = self.now + delay;
         self.schedule(at, Event::Attempt { client, epoch });
     }
 
-    pub(crate) fn client_timeout(&mut self, client: usize, epoch: u64) {
-        if self.clients[client].epoch != epoch {
+    /// A dial unanswered after [`STAGGER`]: the pass races the next beside it.
+    pub(crate) fn client_stagger(&mut self, client: usize, epoch: u64) {
+        if self.clients[client].epoch != epoch || self.dials(client).is_none() {
             return;
         }
-        match self.clients[client].state {
-            ClientState::Trying { sn } => {
-                // Gave up: the connection is closed, whatever the supernode did with it.
-                self.close_session(client, sn, true);
-                self.clients[client].state = ClientState::Offline;
-                let epoch = self.next_epoch(client);
-                let at = self.now + Duration::from_millis(1);
-                self.schedule(at, Event::Attempt { client, epoch });
-            }
-            ClientState::Handoff { old, sn } => {
-                self.close_session(client, sn, true);
-                self.handoff_next(client, old);
-            }
-            _ => {}
+        if self.clients[client]
+            .pass
+            .as_ref()
+            .is_some_and(Pass::can_dial)
+        {
+            self.dial_next(client);
         }
     }
 
-    pub(crate) fn client_reply(&mut self, client: usize, sn: usize, epoch: u64, reply: Reply) {
+    /// `sn` never answered within the dial timeout: the connection is closed, whatever the
+    /// supernode did with it, and the host cache remembers the failure.
+    pub(crate) fn client_timeout(&mut self, client: usize, sn: usize, epoch: u64) {
         if self.clients[client].epoch != epoch {
+            return;
+        }
+        let Some(dials) = self.dials(client).filter(|d| d.contains(sn)) else {
+            return;
+        };
+        self.close_session(client, sn, true);
+        let unix = self.unix_now();
+        let c = &mut self.clients[client];
+        c.hosts.failed(&sn, unix);
+        if let Some(pass) = c.pass.as_mut() {
+            pass.failed();
+        }
+        self.answered(client, dials.without(sn));
+    }
+
+    pub(crate) fn client_reply(&mut self, client: usize, sn: usize, epoch: u64, reply: Reply) {
+        let dials = self.dials(client).filter(|d| d.contains(sn));
+        let Some(dials) = dials.filter(|_| self.clients[client].epoch == epoch) else {
             // The client gave up on this attempt already and closed the connection.
             if matches!(reply, Reply::Registered) {
                 self.close_session(client, sn, true);
             }
             return;
-        }
-        match (reply, self.clients[client].state) {
-            (Reply::Registered, ClientState::Trying { sn: trying }) if trying == sn => {
+        };
+        match reply {
+            Reply::Registered => {
+                // The dial raced beside it is dropped, its connection closed.
+                let raced: Vec<usize> = dials.all().filter(|s| *s != sn).collect();
+                for other in &raced {
+                    self.close_session(client, *other, true);
+                }
+                if let ClientState::Handoff { old, .. } = self.clients[client].state {
+                    // Registered at the new home: now the old one may let go.
+                    self.close_session(client, old, true);
+                }
                 self.become_online(client, sn);
-            }
-            (Reply::Registered, ClientState::Handoff { old, sn: trying }) if trying == sn => {
-                // Registered at the new home: now the old one may let go.
-                self.close_session(client, old, true);
-                self.become_online(client, sn);
-            }
-            (
-                Reply::Busy {
-                    retry_after,
-                    alternatives,
-                },
-                ClientState::Trying { .. },
-            ) => {
-                for alternative in alternatives.into_iter().rev() {
-                    if !self.clients[client].tried.contains(&alternative) {
-                        self.clients[client].remember(alternative, true);
-                    }
-                }
-                let next = {
-                    let c = &self.clients[client];
-                    c.cache.iter().any(|s| !c.tried.contains(s))
-                };
-                if next {
-                    self.clients[client].state = ClientState::Offline;
-                    let epoch = self.next_epoch(client);
-                    let at = self.now + Duration::from_millis(1);
-                    self.schedule(at, Event::Attempt { client, epoch });
-                } else {
-                    self.clients[client].tried.clear();
-                    self.retry_later(client, Some(retry_after));
+                if !raced.is_empty() {
+                    // A raced supernode may have published a newer record of ours: register
+                    // a newer one still at the home (the real client registers after its
+                    // session opens, never before).
+                    self.client_refresh_now(client, sn);
                 }
             }
-            (Reply::Busy { alternatives, .. }, ClientState::Handoff { old, .. }) => {
-                for alternative in alternatives.into_iter().rev() {
-                    self.clients[client].remember(alternative, true);
+            Reply::Busy {
+                retry_after,
+                alternatives,
+            } => {
+                let unix = self.unix_now();
+                let (c, rng) = self.split_client_rng(client);
+                c.hosts.add_named(alternatives.iter().copied(), unix);
+                if let Some(pass) = c.pass.as_mut() {
+                    pass.busy(retry_after, alternatives, rng);
                 }
-                self.handoff_next(client, old);
+                self.answered(client, dials.without(sn));
             }
-            _ => {}
         }
     }
 
     fn become_online(&mut self, client: usize, sn: usize) {
         let epoch = self.next_epoch(client);
         let now = self.now;
+        let unix = self.unix_now();
         let c = &mut self.clients[client];
         c.state = ClientState::Online {
             home: sn,
             since: now,
         };
-        c.tried.clear();
-        c.backoff.succeeded();
-        c.remember(sn, true);
-        let at = now + self.config.lease / 3;
+        c.pass = None;
+        c.failover.opened();
+        c.hosts.succeeded(&sn, unix);
+        let at = now + refresh_period(self.config.lease);
         self.schedule(at, Event::Refresh { client, epoch });
         self.figures.registrations += 1;
         self.offer_promotion(client, sn);
+    }
+
+    /// A registration of a newly signed record at `home` now, outside the refresh period.
+    fn client_refresh_now(&mut self, client: usize, home: usize) {
+        let unix = self.unix_now();
+        let config = self.config.clone();
+        self.clients[client].resign(unix, &config);
+        let epoch = self.clients[client].epoch;
+        let at = self.now + self.delay();
+        self.schedule(
+            at,
+            Event::RefreshArrive {
+                client,
+                sn: home,
+                epoch,
+            },
+        );
     }
 
     pub(crate) fn client_refresh(&mut self, client: usize, epoch: u64) {
@@ -341,10 +485,11 @@ impl World {
                 epoch,
             },
         );
-        let next = self.now + self.config.lease / 3;
+        let next = self.now + refresh_period(self.config.lease);
         self.schedule(next, Event::Refresh { client, epoch });
     }
 
+    /// The keep-alive found the home gone: the real client's `Ended::Lost`.
     pub(crate) fn client_home_lost(&mut self, client: usize, epoch: u64) {
         if self.clients[client].epoch != epoch {
             return;
@@ -353,11 +498,17 @@ impl World {
             return;
         };
         self.clients[client].sessions.remove(&home);
-        self.clients[client].tried = vec![home];
-        self.clients[client].state = ClientState::Offline;
-        self.retry_later(client, None);
+        let unix = self.unix_now();
+        let delay = {
+            let (c, rng) = self.split_client_rng(client);
+            c.hosts.failed(&home, unix);
+            c.failover.lost(home, rng)
+        };
+        self.retry_in(client, delay);
     }
 
+    /// The home told this client to move: a pass with the named supernodes first, while the
+    /// old home keeps the lease (make before break, as the real client does).
     pub(crate) fn client_redirected(&mut self, client: usize, old: usize, targets: Vec<usize>) {
         let ClientState::Online { home, .. } = self.clients[client].state else {
             return;
@@ -365,40 +516,30 @@ impl World {
         if home != old || !self.sns[old].up {
             return;
         }
-        for target in targets.into_iter().rev() {
-            if target != old {
-                self.clients[client].remember(target, true);
+        let unix = self.unix_now();
+        let targets: Vec<usize> = targets.into_iter().filter(|t| *t != old).collect();
+        let pass = {
+            let (c, rng) = self.split_client_rng(client);
+            c.hosts.add_named(targets.iter().copied(), unix);
+            let order = c.hosts.order(Some(&old), None, unix, rng);
+            // The old home is not a candidate: the client is leaving it.
+            let order = order.into_iter().filter(|s| *s != old).collect();
+            Pass::redirected(targets, order, rng)
+        };
+        self.clients[client].pass = Some(pass);
+        self.next_epoch(client);
+        match self.clients[client].pass.as_mut().and_then(Pass::next_dial) {
+            Some(sn) => {
+                self.clients[client].state = ClientState::Handoff {
+                    old,
+                    dials: Dials { sn, second: None },
+                };
+                self.start_dial(client, sn);
+            }
+            None => {
+                self.clients[client].pass = None;
+                self.stay_with(client, old);
             }
         }
-        self.clients[client].tried = vec![old];
-        self.handoff_next(client, old);
-    }
-
-    /// Tries the next candidate while `old` keeps the lease; if none is left, stays with the
-    /// old home until it goes away (then the keep-alive failover takes over).
-    fn handoff_next(&mut self, client: usize, old: usize) {
-        let candidate = {
-            let c = &self.clients[client];
-            c.cache.iter().copied().find(|s| !c.tried.contains(s))
-        };
-        let epoch = self.next_epoch(client);
-        let Some(sn) = candidate else {
-            // Nowhere to go: stay; when the old home stops, the keep-alive failover moves us.
-            let now = self.now;
-            self.clients[client].state = ClientState::Online {
-                home: old,
-                since: now,
-            };
-            return;
-        };
-        self.clients[client].tried.push(sn);
-        let unix = self.unix_now();
-        let config = self.config.clone();
-        self.clients[client].resign(unix, &config);
-        self.clients[client].state = ClientState::Handoff { old, sn };
-        let at = self.now + self.delay();
-        self.schedule(at, Event::Arrive { client, sn, epoch });
-        let timeout = self.now + self.config.connect_timeout;
-        self.schedule(timeout, Event::AttemptTimeout { client, epoch });
     }
 }

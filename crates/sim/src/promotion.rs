@@ -316,10 +316,12 @@ impl World {
             for sn in sessions {
                 self.close_session(client, sn, true);
             }
-            if let ClientState::Trying { sn } | ClientState::Handoff { sn, .. } =
+            if let ClientState::Trying(dials) | ClientState::Handoff { dials, .. } =
                 self.clients[client].state
             {
-                self.close_session(client, sn, true);
+                for sn in dials.all() {
+                    self.close_session(client, sn, true);
+                }
             }
             self.clients[client].state = ClientState::Gone;
             self.clients[client].epoch += 1;

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use switchboard_engine::membership::{MemberInfo, MemberRole, Signer, VerifiedCache};
 use switchboard_engine::overlay::{LookupId, Overlay, OverlayConfig, OverlayOutput};
 use switchboard_engine::{
-    Admission, AdmissionConfig, Backoff, BackoffConfig, Directory, DirectoryConfig, Time,
+    Admission, AdmissionConfig, BackoffConfig, Directory, DirectoryConfig, Failover, Time,
 };
 use switchboard_proto::messages::OverlayMessage;
 use switchboard_proto::{
@@ -70,7 +70,13 @@ pub(crate) enum Event {
         epoch: u64,
         reply: Reply,
     },
-    AttemptTimeout {
+    DialTimeout {
+        client: usize,
+        sn: usize,
+        epoch: u64,
+    },
+    /// A dial unanswered for the stagger delay: race the next one beside it.
+    Stagger {
         client: usize,
         epoch: u64,
     },
@@ -459,7 +465,8 @@ impl World {
                 epoch,
                 reply,
             } => self.client_reply(client, sn, epoch, reply),
-            Event::AttemptTimeout { client, epoch } => self.client_timeout(client, epoch),
+            Event::DialTimeout { client, sn, epoch } => self.client_timeout(client, sn, epoch),
+            Event::Stagger { client, epoch } => self.client_stagger(client, epoch),
             Event::Refresh { client, epoch } => self.client_refresh(client, epoch),
             Event::RefreshArrive { client, sn, epoch } => self.refresh_arrive(client, sn, epoch),
             Event::HomeLost { client, epoch } => self.client_home_lost(client, epoch),
@@ -765,9 +772,9 @@ fn kind(message: &OverlayMessage) -> &'static str {
     }
 }
 
-/// Backoff every simulated client uses: the real client's defaults.
-pub(crate) fn client_backoff() -> Backoff {
-    Backoff::new(BackoffConfig {
+/// The failover of `client online` (no retry budget: it tries for as long as it runs).
+pub(crate) fn client_backoff() -> Failover<usize> {
+    Failover::new(BackoffConfig {
         budget: None,
         ..BackoffConfig::default()
     })

@@ -89,6 +89,7 @@ fn profile(dir: &std::path::Path, user: &str, server: SocketAddr, server_node: &
             mode: "normal".to_owned(),
             load_permille: 0,
             last_success: None,
+            last_failure: None,
         }])
         .unwrap();
     profile

@@ -230,6 +230,7 @@ impl Network {
                 .to_owned(),
                 load_permille: 0,
                 last_success: None,
+                last_failure: None,
             });
         }
         procs.push(proc);

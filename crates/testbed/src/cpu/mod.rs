@@ -224,6 +224,7 @@ fn profile_at(
         mode: "normal".to_owned(),
         load_permille: 0,
         last_success: None,
+        last_failure: None,
     }])?;
     Ok(profile)
 }
