@@ -480,6 +480,10 @@ fn sigterm_redirects_clients_to_another_supernode_and_exits_zero() {
     home.signal("TERM").unwrap();
     alice_online.expect("redirected by", Duration::from_secs(10));
     alice_online.expect(&short(&other), Duration::from_secs(10));
+    // Make before break: the old session was closed only after the new home held her
+    // registration.
+    let home_id = line.split_whitespace().nth(2).unwrap();
+    alice_online.expect(&format!("moved from {home_id}"), Duration::from_secs(10));
     println!("moved after {:?}", started.elapsed());
     let status = home
         .wait_exit(Duration::from_secs(15))

@@ -55,7 +55,8 @@ pub enum OnlineError {
 /// How a session ended.
 enum Ended {
     Lost(String),
-    Redirected,
+    /// The home told us to move, naming supernodes with room.
+    Redirected(Vec<PeerAddr>),
     TicketDue,
     Shutdown,
 }
@@ -113,6 +114,11 @@ pub async fn run(
         ..BackoffConfig::default()
     });
     let mut seq = switchboard_net::now_unix().0.saturating_mul(1000);
+    // A handoff's sessions: the one opened elsewhere when the home redirected us (`carried`,
+    // used next instead of a new pass), and the old home's (`leaving`), closed only once the
+    // new one holds our registration: make before break.
+    let mut carried: Option<Session> = None;
+    let mut leaving: Option<Session> = None;
     let outcome = loop {
         if crate::login::needs_refresh(&context.ticket, switchboard_net::now_unix()) {
             match crate::login::refresh_ticket(&context.profile).await {
@@ -127,10 +133,13 @@ pub async fn run(
                 Err(e) => eprintln!("ticket refresh failed: {e}"),
             }
         }
-        let opened = tokio::select! {
-            biased;
-            () = &mut shutdown => break Ok(()),
-            opened = session::open(&context, failover.avoid().copied()) => opened,
+        let opened = match carried.take() {
+            Some(session) => Ok(session),
+            None => tokio::select! {
+                biased;
+                () = &mut shutdown => break Ok(()),
+                opened = session::open(&context, failover.avoid().copied()) => opened,
+            },
         };
         let delay = match opened {
             Ok(mut session) => {
@@ -143,10 +152,11 @@ pub async fn run(
                     events: role_events.as_mut(),
                     started,
                 };
+                let old = leaving.take();
                 let ended = tokio::select! {
                     biased;
                     () = &mut shutdown => Ended::Shutdown,
-                    ended = stay(&context, &mut session, local, &mut seq, &mut promoting) => ended,
+                    ended = stay(&context, &mut session, local, &mut seq, &mut promoting, old) => ended,
                 };
                 let _ = context.profile.save_home(None);
                 match ended {
@@ -160,9 +170,34 @@ pub async fn run(
                         session.goodbye().await;
                         Duration::ZERO
                     }
-                    Ended::Redirected => {
-                        eprintln!("redirected by {}", session.node().short());
-                        failover.lost(session.node(), &mut rand::thread_rng())
+                    Ended::Redirected(targets) => {
+                        let from = session.node();
+                        eprintln!("redirected by {}", from.short());
+                        let moved = tokio::select! {
+                            biased;
+                            () = &mut shutdown => None,
+                            moved = session::open_redirected(&context, from, &targets) => Some(moved),
+                        };
+                        match moved {
+                            None => {
+                                let _ = session.ask(&ClientMessage::Unregister).await;
+                                session.goodbye().await;
+                                eprintln!("offline");
+                                break Ok(());
+                            }
+                            Some(Ok(new)) => {
+                                carried = Some(new);
+                                leaving = Some(session);
+                                Duration::ZERO
+                            }
+                            Some(Err(e)) => {
+                                // Nowhere to go: stay, registered where we are, and listen
+                                // for the next redirect after a back-off.
+                                eprintln!("staying with {} ({e})", from.short());
+                                carried = Some(session);
+                                failover.lost(from, &mut rand::thread_rng())
+                            }
+                        }
                     }
                     Ended::Lost(reason) => {
                         eprintln!("lost {} ({reason}); failing over", session.node().short());
@@ -328,6 +363,7 @@ async fn stay(
     local: SocketAddr,
     seq: &mut u64,
     promoting: &mut Promoting<'_>,
+    leaving: Option<Session>,
 ) -> Ended {
     let mut published = Published {
         endpoints: published(session, local),
@@ -352,6 +388,12 @@ async fn stay(
         node.short(),
         session.host.addr
     );
+    if let Some(old) = leaving {
+        // The new home holds our registration (a newer record than the old home's, so the
+        // old home's withdrawal cannot remove it): now the old one may let go.
+        eprintln!("moved from {}", old.node().short());
+        old.goodbye().await;
+    }
     if let Err(e) = session::mark_success(&context.profile, node)
         .and_then(|()| context.profile.save_home(Some(node)))
     {
@@ -398,7 +440,7 @@ async fn stay(
             push = pushes.recv() => match push {
                 Some(SupernodeMessage::Redirect { targets, .. }) => {
                     let _ = session::merge_alternatives(&context.profile, &targets);
-                    break Ended::Redirected;
+                    break Ended::Redirected(targets.into_inner());
                 }
                 Some(SupernodeMessage::Promote { seeds, nomination }) => {
                     if let Some(promotion) = promoting.promotion.as_deref_mut() {

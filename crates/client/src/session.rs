@@ -228,19 +228,53 @@ fn store_cache(
 /// a second dial raced beside one unanswered after [`STAGGER`], and the alternatives a `Busy`
 /// supernode names next. Failures and successes are written to the host cache.
 pub async fn open(context: &Context, avoid: Option<NodeId>) -> Result<Session, SessionError> {
+    open_with(context, |cache, hosts, now| {
+        let avoid = find(hosts, avoid);
+        let home = find(hosts, context.profile.home());
+        Pass::new(cache.order(avoid.as_ref(), home.as_ref(), now, &mut rand::thread_rng()))
+    })
+    .await
+}
+
+/// Opens a session elsewhere than `from`, which told this client to move: the supernodes its
+/// `Redirect` named first, then the host cache's order; never `from` itself. The caller keeps
+/// its session with `from` (and its lease) until the new one holds a registration: make
+/// before break.
+pub async fn open_redirected(
+    context: &Context,
+    from: NodeId,
+    targets: &[PeerAddr],
+) -> Result<Session, SessionError> {
+    open_with(context, |cache, _, now| {
+        let mut rng = rand::thread_rng();
+        let order = cache
+            .order(None, None, now, &mut rng)
+            .into_iter()
+            .filter(|p| p.node != from)
+            .collect();
+        let targets = targets.iter().copied().filter(|p| p.node != from);
+        Pass::redirected(targets, order, &mut rng)
+    })
+    .await
+}
+
+/// The cache entry of `node`, if it is known.
+fn find(hosts: &[Host], node: Option<NodeId>) -> Option<PeerAddr> {
+    let node = node?;
+    hosts.iter().filter_map(Host::peer).find(|p| p.node == node)
+}
+
+/// Runs the pass `plan` makes of the host cache, and stores what it learnt.
+async fn open_with(
+    context: &Context,
+    plan: impl FnOnce(&HostCache<PeerAddr>, &[Host], UnixTime) -> Pass<PeerAddr>,
+) -> Result<Session, SessionError> {
     let hosts = context.profile.hosts()?;
     let mut cache = host_cache(&hosts);
     if cache.is_empty() {
         return Err(SessionError::NoHosts);
     }
-    let now = switchboard_net::now_unix();
-    let avoid = avoid.and_then(|node| hosts.iter().filter_map(Host::peer).find(|p| p.node == node));
-    let home = context
-        .profile
-        .home()
-        .and_then(|node| hosts.iter().filter_map(Host::peer).find(|p| p.node == node));
-    let order = cache.order(avoid.as_ref(), home.as_ref(), now, &mut rand::thread_rng());
-    let mut pass = Pass::new(order);
+    let mut pass = plan(&cache, &hosts, switchboard_net::now_unix());
     let outcome = run_pass(context, &mut pass, &mut cache).await;
     if let Err(e) = store_cache(&context.profile, hosts, cache) {
         tracing::debug!("host cache not saved: {e}");
