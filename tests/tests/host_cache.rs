@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{client, metric, online, wait_for_overlay, Network};
@@ -43,14 +43,42 @@ fn lookup(profile: &Path, user: &str) -> (bool, Duration, String) {
     (ok, started.elapsed(), format!("{stdout}{stderr}"))
 }
 
+/// Two supernodes in one overlay, and alice and bob logged in (neither online yet).
+struct Setup {
+    network: Network,
+    sn1: Daemon,
+    sn2: Daemon,
+    alice: PathBuf,
+    bob: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let network = Network::new(&["alice", "bob"], &["sn1", "sn2"]);
+        let sn1 = network.supernode("sn1", &[]);
+        let sn2 = network.supernode("sn2", &["--seed", &sn1.addr().to_string()]);
+        wait_for_overlay(&[&sn1, &sn2], 2);
+        let alice = network.login("alice");
+        let bob = network.login("bob");
+        Self {
+            network,
+            sn1,
+            sn2,
+            alice,
+            bob,
+        }
+    }
+}
+
 #[test]
 fn a_lookup_whose_last_home_died_races_past_it_and_the_next_skips_it() {
-    let network = Network::new(&["alice", "bob"], &["sn1", "sn2"]);
-    let sn1 = network.supernode("sn1", &[]);
-    let sn2 = network.supernode("sn2", &["--seed", &sn1.addr().to_string()]);
-    wait_for_overlay(&[&sn1, &sn2], 2);
-    let alice = network.login("alice");
-    let bob = network.login("bob");
+    let Setup {
+        network,
+        sn1,
+        sn2: _sn2,
+        alice,
+        bob,
+    } = Setup::new();
     let dead = node_of(&network, "sn1");
     sn1.kill9();
     let mut bob_online = online(&bob);
@@ -91,12 +119,13 @@ fn a_lookup_whose_last_home_died_races_past_it_and_the_next_skips_it() {
 
 #[test]
 fn a_one_shot_lookup_goes_to_the_home_of_the_profiles_running_online_session() {
-    let network = Network::new(&["alice", "bob"], &["sn1", "sn2"]);
-    let sn1 = network.supernode("sn1", &[]);
-    let sn2 = network.supernode("sn2", &["--seed", &sn1.addr().to_string()]);
-    wait_for_overlay(&[&sn1, &sn2], 2);
-    let alice = network.login("alice");
-    let bob = network.login("bob");
+    let Setup {
+        network,
+        sn1,
+        sn2,
+        alice,
+        bob,
+    } = Setup::new();
     let mut bob_online = online(&bob);
     bob_online.expect("online via", Duration::from_secs(30));
     let mut alice_online = online(&alice);

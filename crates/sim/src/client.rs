@@ -156,7 +156,7 @@ impl Client {
                 capacity: p.capacity,
                 behind_nat: index < p.behind_nat,
             });
-        let record = sign(&key, &ticket, 1, UnixTime(UNIX_BASE), config)?;
+        let record = sign(&key, &ticket, 1, UnixTime(UNIX_BASE), config.lease)?;
         Ok(Self {
             user,
             node,
@@ -185,21 +185,21 @@ impl Client {
 
     /// A fresh record when the held one is past half its lifetime (the real client re-signs
     /// every third of its lease).
-    fn refresh_record(&mut self, now: UnixTime, config: &SimConfig) {
+    fn refresh_record(&mut self, now: UnixTime, lease: Duration) {
         let issued = self.record.body_unverified().issued_at;
         let ttl = u64::from(self.record.body_unverified().ttl_secs);
         if now.since(issued) * 2 < ttl {
             return;
         }
-        self.resign(now, config);
+        self.resign(now, lease);
     }
 
     /// A new record with the next sequence number: the real client signs one for every
     /// registration, so that a former home's late copy (lower sequence) never replaces it at
     /// the owners, and the former home's withdrawal does not remove it.
-    fn resign(&mut self, now: UnixTime, config: &SimConfig) {
+    fn resign(&mut self, now: UnixTime, lease: Duration) {
         self.seq += 1;
-        if let Ok(record) = sign(&self.key, &self.ticket, self.seq, now, config) {
+        if let Ok(record) = sign(&self.key, &self.ticket, self.seq, now, lease) {
             self.record = record;
         }
     }
@@ -210,9 +210,9 @@ fn sign(
     ticket: &Ticket,
     seq: u64,
     issued_at: UnixTime,
-    config: &SimConfig,
+    lease: Duration,
 ) -> anyhow::Result<Record> {
-    let ttl = u32::try_from(config.lease.as_secs().saturating_mul(3))
+    let ttl = u32::try_from(lease.as_secs().saturating_mul(3))
         .unwrap_or(600)
         .min(600);
     Ok(Record::sign(
@@ -283,8 +283,8 @@ impl World {
     /// the stagger timer.
     fn start_dial(&mut self, client: usize, sn: usize) {
         let unix = self.unix_now();
-        let config = self.config.clone();
-        self.clients[client].resign(unix, &config);
+        let lease = self.config.lease;
+        self.clients[client].resign(unix, lease);
         let epoch = self.clients[client].epoch;
         let at = self.now + self.delay();
         self.schedule(at, Event::Arrive { client, sn, epoch });
@@ -452,9 +452,14 @@ impl World {
     /// A registration of a newly signed record at `home` now, outside the refresh period.
     fn client_refresh_now(&mut self, client: usize, home: usize) {
         let unix = self.unix_now();
-        let config = self.config.clone();
-        self.clients[client].resign(unix, &config);
+        let lease = self.config.lease;
+        self.clients[client].resign(unix, lease);
         let epoch = self.clients[client].epoch;
+        self.send_refresh(client, home, epoch);
+    }
+
+    /// The held record, registered again at `home` (it arrives after a network delay).
+    fn send_refresh(&mut self, client: usize, home: usize, epoch: u64) {
         let at = self.now + self.delay();
         self.schedule(
             at,
@@ -474,17 +479,9 @@ impl World {
             return;
         };
         let unix = self.unix_now();
-        let config = self.config.clone();
-        self.clients[client].refresh_record(unix, &config);
-        let at = self.now + self.delay();
-        self.schedule(
-            at,
-            Event::RefreshArrive {
-                client,
-                sn: home,
-                epoch,
-            },
-        );
+        let lease = self.config.lease;
+        self.clients[client].refresh_record(unix, lease);
+        self.send_refresh(client, home, epoch);
         let next = self.now + refresh_period(self.config.lease);
         self.schedule(next, Event::Refresh { client, epoch });
     }
