@@ -274,7 +274,7 @@ async fn open_with(
     if cache.is_empty() {
         return Err(SessionError::NoHosts);
     }
-    let mut pass = plan(&cache, &hosts, switchboard_net::now_unix());
+    let mut pass = plan(&cache, &hosts, switchboard_net::now_unix()).with_megas(cache.megas());
     let outcome = run_pass(context, &mut pass, &mut cache).await;
     if let Err(e) = store_cache(&context.profile, hosts, cache) {
         tracing::debug!("host cache not saved: {e}");

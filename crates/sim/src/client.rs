@@ -244,11 +244,12 @@ impl World {
             return;
         }
         let unix = self.unix_now();
-        let order = {
+        let pass = {
             let (c, rng) = self.split_client_rng(client);
-            c.hosts.order(c.failover.avoid(), None, unix, rng)
+            Pass::new(c.hosts.order(c.failover.avoid(), None, unix, rng))
+                .with_megas(c.hosts.megas())
         };
-        self.clients[client].pass = Some(Pass::new(order));
+        self.clients[client].pass = Some(pass);
         self.next_epoch(client);
         self.dial_next(client);
     }
@@ -521,7 +522,7 @@ impl World {
             let order = c.hosts.order(Some(&old), None, unix, rng);
             // The old home is not a candidate: the client is leaving it.
             let order = order.into_iter().filter(|s| *s != old).collect();
-            Pass::redirected(targets, order, rng)
+            Pass::redirected(targets, order, rng).with_megas(c.hosts.megas())
         };
         self.clients[client].pass = Some(pass);
         self.next_epoch(client);

@@ -177,6 +177,14 @@ impl<H: Clone + PartialEq> HostCache<H> {
         })
     }
 
+    /// The mega-supernodes known, least loaded first (a pass moves them up after a few
+    /// refusals, [`super::Pass::with_megas`]).
+    pub fn megas(&self) -> Vec<H> {
+        let mut megas: Vec<&HostEntry<H>> = self.entries.iter().filter(|e| e.mega).collect();
+        megas.sort_by_key(|e| e.load_permille);
+        megas.into_iter().map(|e| e.host.clone()).collect()
+    }
+
     /// The order one attempt tries the cache in:
     ///
     /// 1. `prefer`: the supernode this client's running session is homed on (a one-shot

@@ -8,6 +8,7 @@
 //! - [`Pass`]: one attempt to open a session, over that order. The alternatives a `Busy`
 //!   supernode names are tried next, at once and in this same pass (they are the ones with
 //!   room; a back-off first would send every client it turned away back to the full ones).
+//!   After [`MEGAS_AFTER_REFUSALS`] refusals the megas come next.
 //!   A dial that has not answered after [`STAGGER`] gets a second one raced beside it
 //!   (happy eyeballs, RFC 8305), so a dead supernode first in the cache costs a quarter
 //!   second, not a dial timeout.
@@ -41,6 +42,15 @@ pub const STAGGER: Duration = Duration::from_millis(250);
 /// More would load supernodes with handshakes that are dropped as soon as one answers.
 pub const MAX_DIALS_IN_FLIGHT: usize = 2;
 
+/// `Busy` (or `LimitExceeded`) answers in one pass after which the megas it holds are tried
+/// next: DESIGN.md section 6's "when no supernode admits them after a few tries they go to
+/// the megas". Counting refusals, not failed dials: a dead supernode says nothing about load,
+/// and a 30% crash leaves dead entries in every orphan's cache. Three: when every ordinary
+/// supernode is full each `Busy` names five more full ones, and without this a pass spent its
+/// 32 tries on them before reaching a mega (13 s to re-home 99% in the simulator's standby-tier
+/// run).
+pub const MEGAS_AFTER_REFUSALS: usize = 3;
+
 /// How a pass ended without a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PassEnd {
@@ -67,6 +77,8 @@ pub struct Pass<H> {
     in_flight: usize,
     retry_after: Option<Duration>,
     limited: bool,
+    megas: Vec<H>,
+    refusals: usize,
 }
 
 impl<H: Clone + PartialEq> Pass<H> {
@@ -80,6 +92,34 @@ impl<H: Clone + PartialEq> Pass<H> {
             in_flight: 0,
             retry_after: None,
             limited: false,
+            megas: Vec::new(),
+            refusals: 0,
+        }
+    }
+
+    /// The same pass, knowing which of its hosts are megas ([`HostCache::megas`]): after
+    /// [`MEGAS_AFTER_REFUSALS`] refusals the megas not yet dialled are tried next.
+    pub fn with_megas(mut self, megas: Vec<H>) -> Self {
+        self.megas = megas;
+        self
+    }
+
+    /// One more `Busy` or `LimitExceeded`: at the [`MEGAS_AFTER_REFUSALS`]th the megas still
+    /// queued move to the front, in their order.
+    fn refused(&mut self) {
+        self.refusals += 1;
+        if self.refusals != MEGAS_AFTER_REFUSALS {
+            return;
+        }
+        let mut front = Vec::new();
+        for mega in &self.megas {
+            if let Some(at) = self.queue.iter().position(|h| h == mega) {
+                self.queue.remove(at);
+                front.push(mega.clone());
+            }
+        }
+        for mega in front.into_iter().rev() {
+            self.queue.push_front(mega);
         }
     }
 
@@ -171,12 +211,14 @@ impl<H: Clone + PartialEq> Pass<H> {
         self.answered();
         self.retry_after = Some(self.retry_after.map_or(retry_after, |r| r.max(retry_after)));
         self.put_first(alternatives, rng);
+        self.refused();
     }
 
     /// A supernode refused this account's further sessions; another may still admit it.
     pub fn limited(&mut self) {
         self.answered();
         self.limited = true;
+        self.refused();
     }
 
     /// Nothing is in flight and nothing is left to dial: how the pass ended.

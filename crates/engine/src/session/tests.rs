@@ -68,6 +68,43 @@ fn the_clients_a_busy_supernode_turns_away_do_not_all_take_its_first_alternative
 }
 
 #[test]
+fn after_three_busy_answers_a_pass_tries_the_megas_next_but_not_after_dead_ones() {
+    let mut rng = rng(9);
+    let order = vec![1, 2, 3, 4, 5, 6, 90, 91];
+    // Dead supernodes (dials that fail) do not bring the megas forward.
+    let mut pass = Pass::new(order.clone()).with_megas(vec![90, 91]);
+    for expected in [1, 2, 3, 4] {
+        assert_eq!(pass.next_dial(), Some(expected));
+        pass.failed();
+    }
+    assert_eq!(pass.next_dial(), Some(5));
+    // Full ones do: after the third Busy the megas are next, before the alternatives named.
+    let mut pass = Pass::new(order).with_megas(vec![90, 91]);
+    for _ in 0..2 {
+        let _ = pass.next_dial();
+        pass.busy(Duration::from_millis(100), [], &mut rng);
+    }
+    assert_eq!(pass.next_dial(), Some(3), "two refusals: not yet");
+    pass.busy(Duration::from_millis(100), [40, 41], &mut rng);
+    assert_eq!(pass.next_dial(), Some(90));
+    pass.failed();
+    assert_eq!(pass.next_dial(), Some(91));
+    pass.failed();
+    let next = pass.next_dial();
+    assert!(matches!(next, Some(40 | 41)), "{next:?}");
+}
+
+#[test]
+fn the_megas_of_a_cache_least_loaded_first() {
+    let hosts = cache(vec![
+        normal(1, 0),
+        HostEntry::new(8, true, 700),
+        HostEntry::new(9, true, 100),
+    ]);
+    assert_eq!(hosts.megas(), vec![9, 8]);
+}
+
+#[test]
 fn a_redirect_puts_its_targets_first() {
     let mut rng = rng(6);
     let mut pass = Pass::redirected([7, 8], vec![1, 7, 2], &mut rng);
