@@ -63,8 +63,8 @@ impl World {
         }
     }
 
-    /// Every client's owners among the live supernodes that own records (standby megas do
-    /// not), recomputed only when that set changed.
+    /// Every client's owners (as supernode indices) among the live supernodes that own records
+    /// (standby megas do not), recomputed only when that set changed.
     fn refresh_owner_cache(&mut self) {
         let up: Vec<bool> = (0..self.sns.len()).map(|s| self.owns_records(s)).collect();
         if self.owner_cache.0 == up && self.owner_cache.1.len() == self.clients.len() {
@@ -77,7 +77,12 @@ impl World {
         let owners = self
             .clients
             .iter()
-            .map(|c| ring.owners(&c.user, self.config.replicas))
+            .map(|c| {
+                ring.owners(&c.user, self.config.replicas)
+                    .iter()
+                    .filter_map(|node| self.by_node.get(node).copied())
+                    .collect()
+            })
             .collect();
         self.owner_cache = (up, owners);
     }
@@ -123,13 +128,25 @@ impl World {
     /// Online clients, and how many of them a lookup would find: some live owner (by the real
     /// membership) holds their record. Tracks how long each online client stays unfindable:
     /// with `unfindable_bound` set, longer than that outside a partition is a violation.
-    fn coverage(&mut self) -> (usize, usize) {
+    ///
+    /// With `replicas_settle`, also checks the replicas in the same pass (one index lookup per
+    /// client and owner serves both; the checks were a third of a small run's time): once the
+    /// membership has converged for `settle` (a few membership rounds), every client online
+    /// for `settle` has its record on all `R` of its owners: the home re-published what a
+    /// membership change moved, nothing waits for a lease refresh.
+    fn coverage(&mut self, replicas_settle: Option<std::time::Duration>) -> (usize, usize) {
         self.refresh_owner_cache();
         let now = self.now;
+        let check_replicas = replicas_settle.is_some_and(|settle| {
+            self.converged_since
+                .is_some_and(|converged| now.since(converged) >= settle)
+        });
+        let settle = replicas_settle.unwrap_or_default();
         let mut online = 0;
         let mut found = 0;
+        let mut missing = None;
         for (index, client) in self.clients.iter().enumerate() {
-            let ClientState::Online { home, .. } = client.state else {
+            let ClientState::Online { home, since } = client.state else {
                 self.unfindable_since[index] = None;
                 continue;
             };
@@ -139,11 +156,19 @@ impl World {
             }
             online += 1;
             let owners = &self.owner_cache.1[index];
-            let held = owners.iter().any(|owner| {
-                self.by_node.get(owner).is_some_and(|&s| {
-                    self.sns[s].up && self.sns[s].overlay.holds(&client.user, &client.node)
-                })
-            });
+            let mut held = false;
+            let mut lacking = None;
+            for &owner in owners {
+                if self.sns[owner].up && self.sns[owner].overlay.holds(&client.user, &client.node) {
+                    held = true;
+                } else if lacking.is_none() {
+                    lacking = Some(owner);
+                }
+            }
+            let home_moving = self.sns[home].draining || !self.sns[home].serving;
+            if check_replicas && missing.is_none() && !home_moving && now.since(since) >= settle {
+                missing = lacking.map(|owner| (index, home, owner));
+            }
             if held {
                 found += 1;
             }
@@ -168,55 +193,35 @@ impl World {
                 }
             }
         }
+        if let Some((index, home, owner)) = missing {
+            self.report_missing_replica(index, home, owner);
+        }
         (online, found)
     }
 
-    /// Once the membership has converged for `settle` (a few membership rounds), every
-    /// client online for `settle` has its record on all `R` of its owners: the home
-    /// re-published what a membership change moved, nothing waits for a lease refresh.
-    fn check_replicas(&mut self, settle: std::time::Duration) {
-        let Some(converged) = self.converged_since else {
+    /// The violation of a replica missing on `owner` for client `index` homed on `home`.
+    fn report_missing_replica(&mut self, index: usize, home: usize, owner: usize) {
+        let Some(client) = self.clients.get(index) else {
             return;
         };
-        if self.now.since(converged) < settle {
-            return;
-        }
-        self.refresh_owner_cache();
-        for (index, client) in self.clients.iter().enumerate() {
-            let ClientState::Online { home, since } = client.state else {
-                continue;
-            };
-            let home_moving = self.sns[home].draining || !self.sns[home].serving;
-            if !self.sns[home].up || home_moving || self.now.since(since) < settle {
-                continue;
-            }
-            for &owner in &self.owner_cache.1[index] {
-                let held = self
-                    .by_node
-                    .get(&owner)
-                    .is_some_and(|&s| self.sns[s].overlay.holds(&client.user, &client.node));
-                if !held {
-                    let name = |node: &switchboard_proto::NodeId| {
-                        self.by_node.get(node).copied().unwrap_or(usize::MAX)
-                    };
-                    let home_view: Vec<usize> = self.sns[home]
-                        .overlay
-                        .owners_of(&client.user)
-                        .iter()
-                        .map(name)
-                        .collect();
-                    let truth: Vec<usize> = self.owner_cache.1[index].iter().map(name).collect();
-                    self.violations.push(format!(
-                        "t={} owner {} lacks the record of client {index} (home {home}, whose view names owners {home_view:?}; truth {truth:?}; home homes {} records) although the membership converged {} ms ago",
-                        self.now.0,
-                        name(&owner),
-                        self.sns[home].overlay.homed_records(),
-                        self.now.since(converged).as_millis()
-                    ));
-                    return;
-                }
-            }
-        }
+        let name = |node: &switchboard_proto::NodeId| {
+            self.by_node.get(node).copied().unwrap_or(usize::MAX)
+        };
+        let home_view: Vec<usize> = self.sns[home]
+            .overlay
+            .owners_of(&client.user)
+            .iter()
+            .map(name)
+            .collect();
+        let truth = &self.owner_cache.1[index];
+        let since = self
+            .converged_since
+            .map_or(0, |converged| self.now.since(converged).as_millis());
+        self.violations.push(format!(
+            "t={} owner {owner} lacks the record of client {index} (home {home}, whose view names owners {home_view:?}; truth {truth:?}; home homes {} records) although the membership converged {since} ms ago",
+            self.now.0,
+            self.sns[home].overlay.homed_records(),
+        ));
     }
 
     /// Runs every `check_every`: convergence, figures, end-to-end lookups, and the invariants
@@ -228,8 +233,7 @@ impl World {
         } else {
             self.converged_since = None;
         }
-        self.check_replicas(std::time::Duration::from_secs(3));
-        let (online, found) = self.coverage();
+        let (online, found) = self.coverage(Some(std::time::Duration::from_secs(3)));
         let total = self.present().max(1);
         let (megas_active, promoted, on_megas) = self.role_counts();
         let sample = crate::report::Sample {
@@ -278,7 +282,7 @@ impl World {
                 "t={now} the membership did not converge by the end"
             ));
         }
-        let (online, found) = self.coverage();
+        let (online, found) = self.coverage(None);
         let present = self.present();
         if online != present {
             self.violations.push(format!(

@@ -179,7 +179,7 @@ pub struct World {
     pub(crate) figures: Figures,
     /// Which supernodes own records (up, not on standby), and every client's owners among
     /// them (see `check.rs`).
-    pub(crate) owner_cache: (Vec<bool>, Vec<Vec<NodeId>>),
+    pub(crate) owner_cache: (Vec<bool>, Vec<Vec<usize>>),
     /// The auth-server's key: promoted tickets are issued during the run.
     pub(crate) auth: SecretKey,
     /// Recent role changes per node, for the flapping invariant; one entry per supernode

@@ -11,13 +11,13 @@
 //! Each statement is verified once (two Ed25519 verifications, ~80 µs) and remembered by the
 //! SHA-256 of its encoding, so a statement relayed a thousand times costs one verification.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::{Buf, BufMut};
 use foca::{Codec, Header, Member, Message, PostcardCodec};
 use sha2::{Digest, Sha256};
-use switchboard_proto::member::MemberError;
+use switchboard_proto::member::{MemberError, MemberProof};
 use switchboard_proto::{NodeId, TrustAnchor};
 
 use super::MemberInfo;
@@ -29,15 +29,26 @@ pub const MAX_VERIFIED_STATEMENTS: usize = 65_536;
 
 /// What has been verified, remembered by the SHA-256 of the trust anchor and the verified bytes
 /// (so that a statement verified under one auth-server's key is never taken under another's).
+/// A verified member statement also keeps its proof, so that every later copy of the same
+/// statement shares that one allocation instead of its own decoded ticket and signatures.
 ///
 /// A daemon's member has its own. The simulator's members share one
 /// ([`super::MembershipConfig::shared_verification`]): each of its thousands of supernodes would
 /// otherwise verify every other's statements and load reports again, the same pure function of
-/// the same bytes (issue #15's "verify each once").
+/// the same bytes (issue #15's "verify each once"), and keep a copy of each in every view.
 #[derive(Debug, Clone)]
 pub struct VerifiedCache {
-    digests: Arc<Mutex<HashSet<[u8; 32]>>>,
+    digests: Arc<Mutex<HashMap<[u8; 32], Verified>>>,
     capacity: usize,
+}
+
+/// What a digest in the [`VerifiedCache`] stands for.
+#[derive(Debug)]
+enum Verified {
+    /// Bytes verified (a load report).
+    Bytes,
+    /// A member statement, with its proof to share.
+    Statement(Arc<MemberProof>),
 }
 
 impl VerifiedCache {
@@ -45,27 +56,44 @@ impl VerifiedCache {
     /// re-verification, never a refusal).
     pub fn new(capacity: usize) -> Self {
         Self {
-            digests: Arc::new(Mutex::new(HashSet::new())),
+            digests: Arc::new(Mutex::new(HashMap::new())),
             capacity: capacity.max(1),
         }
     }
 
-    fn digests(&self) -> MutexGuard<'_, HashSet<[u8; 32]>> {
+    fn digests(&self) -> MutexGuard<'_, HashMap<[u8; 32], Verified>> {
         self.digests.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether `digest` was verified.
     pub(crate) fn contains(&self, digest: &[u8; 32]) -> bool {
-        self.digests().contains(digest)
+        self.digests().contains_key(digest)
     }
 
     /// Remembers `digest` as verified.
     pub(crate) fn insert(&self, digest: [u8; 32]) {
+        self.remember(digest, Verified::Bytes);
+    }
+
+    /// The shared proof of the statement `digest`, if it was verified.
+    fn statement(&self, digest: &[u8; 32]) -> Option<Arc<MemberProof>> {
+        match self.digests().get(digest) {
+            Some(Verified::Statement(proof)) => Some(Arc::clone(proof)),
+            Some(Verified::Bytes) | None => None,
+        }
+    }
+
+    /// Remembers the statement `digest` as verified, with its proof to share.
+    fn insert_statement(&self, digest: [u8; 32], proof: Arc<MemberProof>) {
+        self.remember(digest, Verified::Statement(proof));
+    }
+
+    fn remember(&self, digest: [u8; 32], verified: Verified) {
         let mut digests = self.digests();
         if digests.len() >= self.capacity {
             digests.clear();
         }
-        digests.insert(digest);
+        digests.insert(digest, verified);
     }
 }
 
@@ -120,21 +148,24 @@ impl Verifier {
         }
     }
 
-    /// Checks `info`'s proof (once per distinct statement); counts a refusal.
-    pub(crate) fn check(&mut self, info: &MemberInfo) -> Result<(), MemberError> {
-        let Ok(bytes) = postcard::to_stdvec(info) else {
+    /// Checks `info`'s proof (once per distinct statement); counts a refusal. A statement
+    /// verified before takes the proof kept then, so that its copies share one.
+    pub(crate) fn check(&mut self, info: &mut MemberInfo) -> Result<(), MemberError> {
+        let Ok(bytes) = postcard::to_stdvec(&*info) else {
             self.statements_refused += 1;
             return Err(MemberError::BadSignature(
                 switchboard_proto::keys::SignatureError::Mismatch,
             ));
         };
         let digest = digest(&self.anchor, b"statement", &bytes);
-        if self.verified.contains(&digest) {
+        if let Some(proof) = self.verified.statement(&digest) {
+            info.proof = proof;
             return Ok(());
         }
         match info.proof.verify(&self.anchor, &info.body()) {
             Ok(()) => {
-                self.verified.insert(digest);
+                self.verified
+                    .insert_statement(digest, Arc::clone(&info.proof));
                 Ok(())
             }
             Err(e) => {
@@ -142,6 +173,16 @@ impl Verifier {
                 Err(e)
             }
         }
+    }
+
+    /// `member` with its statement checked (and its proof shared), or the refusal.
+    pub(crate) fn checked_member(
+        &mut self,
+        member: &Member<MemberInfo>,
+    ) -> Result<Member<MemberInfo>, MemberError> {
+        let mut id = member.id().clone();
+        self.check(&mut id)?;
+        Ok(Member::new(id, member.incarnation(), member.state()))
     }
 }
 
@@ -187,10 +228,10 @@ impl Codec<MemberInfo> for VerifyingCodec {
     /// checked: it is this member (an announce to a seed names a placeholder), and nothing of
     /// it is kept.
     fn decode_header(&mut self, buf: impl Buf) -> Result<Header<MemberInfo>, CodecError> {
-        let header: Header<MemberInfo> = self.inner.decode_header(buf)?;
+        let mut header: Header<MemberInfo> = self.inner.decode_header(buf)?;
         let mut verifier = lock(&self.verifier);
-        verifier.check(&header.src)?;
-        match &header.message {
+        verifier.check(&mut header.src)?;
+        match &mut header.message {
             Message::PingReq { target: named, .. }
             | Message::IndirectAck { target: named, .. }
             | Message::IndirectPing { origin: named, .. }
@@ -210,8 +251,7 @@ impl Codec<MemberInfo> for VerifyingCodec {
 
     fn decode_member(&mut self, buf: impl Buf) -> Result<Member<MemberInfo>, CodecError> {
         let member: Member<MemberInfo> = self.inner.decode_member(buf)?;
-        lock(&self.verifier).check(member.id())?;
-        Ok(member)
+        Ok(lock(&self.verifier).checked_member(&member)?)
     }
 }
 
@@ -222,23 +262,45 @@ mod tests {
     use switchboard_proto::SecretKey;
 
     #[test]
+    fn a_statement_decoded_again_shares_the_proof_verified_first() {
+        let shared = VerifiedCache::new(16);
+        let mut first = testkit::member(
+            3,
+            "127.0.0.1:4000".parse().unwrap(),
+            super::super::MemberRole::Supernode,
+            10,
+        );
+        let bytes = postcard::to_stdvec(&first).unwrap();
+        let mut ours = Verifier::new(testkit::anchor(), Some(shared.clone()));
+        assert!(ours.check(&mut first).is_ok());
+        // Another view decodes the same statement from the wire: a proof of its own...
+        let mut again: MemberInfo = postcard::from_bytes(&bytes).unwrap();
+        assert!(!Arc::ptr_eq(&again.proof, &first.proof));
+        // ...which the check swaps for the one verified first.
+        let mut theirs = Verifier::new(testkit::anchor(), Some(shared));
+        assert!(theirs.check(&mut again).is_ok());
+        assert!(Arc::ptr_eq(&again.proof, &first.proof));
+        assert_eq!(again, first);
+    }
+
+    #[test]
     fn a_shared_cache_never_passes_a_statement_verified_under_another_auth_key() {
         let shared = VerifiedCache::new(16);
-        let info = testkit::member(
+        let mut info = testkit::member(
             3,
             "127.0.0.1:4000".parse().unwrap(),
             super::super::MemberRole::Supernode,
             10,
         );
         let mut ours = Verifier::new(testkit::anchor(), Some(shared.clone()));
-        assert!(ours.check(&info).is_ok());
+        assert!(ours.check(&mut info).is_ok());
         // The same bytes again: taken from the cache (a second member sharing it agrees).
         let mut second = Verifier::new(testkit::anchor(), Some(shared.clone()));
-        assert!(second.check(&info).is_ok());
+        assert!(second.check(&mut info).is_ok());
         // A member trusting another auth-server shares the cache but not its verdicts.
         let other = SecretKey::from_seed([99; 32]).trust_anchor();
         let mut theirs = Verifier::new(other, Some(shared));
-        assert!(theirs.check(&info).is_err());
+        assert!(theirs.check(&mut info).is_err());
         assert_eq!(theirs.statements_refused, 1);
     }
 }
