@@ -236,7 +236,16 @@ impl World {
         let (online, found) = self.coverage(Some(std::time::Duration::from_secs(3)));
         let total = self.present().max(1);
         let (megas_active, promoted, on_megas) = self.role_counts();
+        let backlogs = self
+            .sns
+            .iter()
+            .filter(|s| s.up)
+            .map(|s| s.overlay.membership().stats())
+            .fold((0, 0), |(updates, loads), stats| {
+                (updates + stats.updates_backlog, loads + stats.loads_backlog)
+            });
         let sample = crate::report::Sample {
+            backlogs,
             megas_active,
             promoted,
             on_megas,

@@ -258,6 +258,16 @@ fn scale(config: SimConfig, targets: &Targets) -> ExitCode {
     if let Some(rate) = figures.message_rate(crash_at, Time(crash_at.0 + 30_000)) {
         println!("messages per supernode per second, 30 s after the crash: {rate:.1}");
     }
+    for (when, from, to) in [
+        ("steady state", Time(crash_at.0 - 20_000), crash_at),
+        ("30 s after the crash", crash_at, Time(crash_at.0 + 30_000)),
+    ] {
+        if let Some((updates, loads)) = figures.mean_backlogs(from, to) {
+            println!(
+                "membership backlogs per supernode, {when}: {updates:.1} member updates, {loads:.1} load reports"
+            );
+        }
+    }
     if let Some(share) = figures.lookup_success(Time(crash_at.0 - 20_000), crash_at) {
         println!(
             "end-to-end lookups found, steady state: {:.3}%",

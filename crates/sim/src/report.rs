@@ -30,6 +30,9 @@ pub struct Sample {
     pub on_megas: usize,
     /// Live promoted supernodes.
     pub promoted: usize,
+    /// Member updates and load reports waiting to be piggybacked, summed over the live
+    /// supernodes (foca's backlogs).
+    pub backlogs: (u64, u64),
 }
 
 /// What a run measured.
@@ -145,6 +148,27 @@ impl Figures {
         }
         let live = (first.live + last.live) as f64 / 2.0;
         Some((last.messages - first.messages) as f64 / live / seconds)
+    }
+
+    /// The mean backlogs per live supernode (member updates, load reports) over the samples
+    /// between two times.
+    pub fn mean_backlogs(&self, from: Time, to: Time) -> Option<(f64, f64)> {
+        let window: Vec<&Sample> = self
+            .samples
+            .iter()
+            .filter(|s| s.at >= from && s.at <= to && s.live > 0)
+            .collect();
+        if window.is_empty() {
+            return None;
+        }
+        let per = |pick: fn(&Sample) -> u64| {
+            window
+                .iter()
+                .map(|s| pick(s) as f64 / s.live as f64)
+                .sum::<f64>()
+                / window.len() as f64
+        };
+        Some((per(|s| s.backlogs.0), per(|s| s.backlogs.1)))
     }
 
     /// Share of end-to-end lookups that found the user between two times.

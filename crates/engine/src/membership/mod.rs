@@ -217,6 +217,12 @@ pub struct MembershipStats {
     pub statements_refused: u64,
     /// Load reports refused (not signed by their member).
     pub loads_refused: u64,
+    /// Member updates waiting to be piggybacked (foca's backlog; a gauge). Near zero in a
+    /// stable overlay.
+    pub updates_backlog: u64,
+    /// Load reports waiting to be piggybacked (a gauge). At most one per member: when it sits
+    /// near the member count, reports are replaced before they have spread.
+    pub loads_backlog: u64,
 }
 
 type Swim = Foca<MemberInfo, VerifyingCodec, SmallRng, Loads>;
@@ -447,6 +453,8 @@ impl Membership {
         MembershipStats {
             statements_refused: verifier.statements_refused,
             loads_refused: verifier.loads_refused,
+            updates_backlog: self.foca.updates_backlog() as u64,
+            loads_backlog: self.foca.custom_broadcast_backlog() as u64,
             ..self.stats
         }
     }

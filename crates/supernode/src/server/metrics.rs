@@ -179,7 +179,7 @@ impl Shared {
             )
         });
         let l = &self.overlay.metrics;
-        let rows: [(&str, &str, &str, u64); 19] = [
+        let rows: [(&str, &str, &str, u64); 21] = [
             (
                 "switchboard_overlay_members_live",
                 "gauge",
@@ -209,6 +209,18 @@ impl Shared {
                 "gauge",
                 "Presence subscriptions held here as an owner.",
                 subscriptions,
+            ),
+            (
+                "switchboard_overlay_updates_backlog",
+                "gauge",
+                "Member updates waiting to be piggybacked on membership packets.",
+                swim.updates_backlog,
+            ),
+            (
+                "switchboard_overlay_load_backlog",
+                "gauge",
+                "Load reports waiting to be piggybacked; near the member count, reports are replaced before they spread.",
+                swim.loads_backlog,
             ),
             (
                 "switchboard_overlay_members_down_total",
