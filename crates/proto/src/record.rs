@@ -3,6 +3,7 @@
 //! record but never forge one (DESIGN.md section 3).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -42,7 +43,11 @@ pub struct RecordBody {
 /// A [`RecordBody`] signed by the device's node key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Record {
-    body: RecordBody,
+    /// Shared by the record's clones: a record is copied to its home, its owners, lookup
+    /// answers and presence fan-out, and a clone should cost a pointer, not a ticket and a
+    /// list of endpoints. Encoded as the body itself (serde's `rc`): the wire format is the
+    /// same.
+    body: Arc<RecordBody>,
     signature: Signature,
 }
 
@@ -90,7 +95,10 @@ impl Record {
         let signature = node
             .sign(RECORD_DOMAIN, &body)
             .map_err(RecordError::BadSignature)?;
-        Ok(Self { body, signature })
+        Ok(Self {
+            body: Arc::new(body),
+            signature,
+        })
     }
 
     /// The content, unverified. Use [`Self::verify`] before trusting it.
@@ -182,11 +190,26 @@ mod tests {
     }
 
     #[test]
+    fn a_record_s_clones_share_one_body_and_the_wire_format_is_the_body_and_signature() {
+        let auth = SecretKey::from_seed([1; 32]);
+        let node = SecretKey::from_seed([2; 32]);
+        let record = Record::sign(&node, body(ticket(&auth, &node))).unwrap();
+        let copy = record.clone();
+        assert!(Arc::ptr_eq(&record.body, &copy.body));
+        let encoded = postcard::to_stdvec(&record).unwrap();
+        let plain = postcard::to_stdvec(&(&*record.body, &record.signature)).unwrap();
+        assert_eq!(encoded, plain);
+        let decoded: Record = postcard::from_bytes(&encoded).unwrap();
+        assert_eq!(decoded, record);
+    }
+
+    #[test]
     fn given_a_record_altered_by_a_supernode_then_it_is_refused() {
         let auth = SecretKey::from_seed([1; 32]);
         let node = SecretKey::from_seed([2; 32]);
         let mut record = Record::sign(&node, body(ticket(&auth, &node))).unwrap();
-        record.body.endpoints = BoundedVec::try_from(vec!["10.9.9.9:1".parse().unwrap()]).unwrap();
+        Arc::make_mut(&mut record.body).endpoints =
+            BoundedVec::try_from(vec!["10.9.9.9:1".parse().unwrap()]).unwrap();
         assert!(matches!(
             record.verify(&auth.trust_anchor(), UnixTime(1_120)),
             Err(RecordError::BadSignature(_))
