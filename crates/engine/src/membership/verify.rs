@@ -261,15 +261,20 @@ mod tests {
     use crate::membership::testkit;
     use switchboard_proto::SecretKey;
 
-    #[test]
-    fn a_statement_decoded_again_shares_the_proof_verified_first() {
-        let shared = VerifiedCache::new(16);
-        let mut first = testkit::member(
+    /// A supernode's signed statement about itself.
+    fn statement() -> MemberInfo {
+        testkit::member(
             3,
             "127.0.0.1:4000".parse().unwrap(),
             super::super::MemberRole::Supernode,
             10,
-        );
+        )
+    }
+
+    #[test]
+    fn a_statement_decoded_again_shares_the_proof_verified_first() {
+        let shared = VerifiedCache::new(16);
+        let mut first = statement();
         let bytes = postcard::to_stdvec(&first).unwrap();
         let mut ours = Verifier::new(testkit::anchor(), Some(shared.clone()));
         assert!(ours.check(&mut first).is_ok());
@@ -286,12 +291,7 @@ mod tests {
     #[test]
     fn a_shared_cache_never_passes_a_statement_verified_under_another_auth_key() {
         let shared = VerifiedCache::new(16);
-        let mut info = testkit::member(
-            3,
-            "127.0.0.1:4000".parse().unwrap(),
-            super::super::MemberRole::Supernode,
-            10,
-        );
+        let mut info = statement();
         let mut ours = Verifier::new(testkit::anchor(), Some(shared.clone()));
         assert!(ours.check(&mut info).is_ok());
         // The same bytes again: taken from the cache (a second member sharing it agrees).
