@@ -37,122 +37,29 @@ use std::net::SocketAddr;
 use std::num::NonZeroU8;
 use std::sync::Arc;
 
-use foca::{
-    AccumulatingRuntime, Config as FocaConfig, Foca, Identity, Message, OwnedNotification, Timer,
-};
+use foca::{AccumulatingRuntime, Config as FocaConfig, Foca, Message, OwnedNotification, Timer};
 use rand10::rngs::SmallRng;
 use rand10::SeedableRng;
-use serde::{Deserialize, Serialize};
-use switchboard_proto::member::{LoadBody, LoadReport, MemberBody, MemberError, MemberProof};
-use switchboard_proto::{NodeId, SecretKey, Ticket, TrustAnchor};
+use switchboard_proto::member::{LoadBody, LoadReport, MemberError};
+use switchboard_proto::{NodeId, Ticket, TrustAnchor};
 
 use crate::time::Time;
 
 mod config;
+mod info;
 mod load;
+mod sync;
 #[cfg(any(test, feature = "testing"))]
 pub mod testkit;
 pub mod verify;
 
 pub use config::{MembershipConfig, MembershipConfigError};
+pub use info::{MemberInfo, Signer};
 use load::{LoadTable, Loads};
 pub use verify::VerifiedCache;
 use verify::{SharedVerifier, Verifier, VerifyingCodec};
 
 pub use switchboard_proto::member::MemberRole;
-
-/// A member's identity in the overlay: who it is, where to reach it, what it offers, and the
-/// proof that it said so (its ticket and its node key's signature; see [`verify`]).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct MemberInfo {
-    /// Its node key.
-    pub node: NodeId,
-    /// Its overlay (QUIC) address.
-    pub addr: SocketAddr,
-    /// Its role.
-    pub role: MemberRole,
-    /// How many clients it admits.
-    pub capacity: u32,
-    /// Which life of this node: a restart or a rejoin after being declared down takes a higher
-    /// generation, which wins over the old identity.
-    pub generation: u64,
-    /// Its ticket and signature over the fields above. Shared: every copy of one verified
-    /// statement (foca's, the live set's, the simulator's thousand views) points at one proof
-    /// (see [`verify::VerifiedCache`]); it is three quarters of the statement's size. Encoded
-    /// as the proof itself (serde's `rc`), so the wire format does not change.
-    pub proof: Arc<MemberProof>,
-}
-
-impl MemberInfo {
-    /// A statement signed by `signer`, about itself.
-    pub fn signed(
-        signer: &Signer,
-        addr: SocketAddr,
-        role: MemberRole,
-        capacity: u32,
-        generation: u64,
-    ) -> Result<Self, MemberError> {
-        let body = MemberBody {
-            node: signer.key.node_id(),
-            addr,
-            role,
-            capacity,
-            generation,
-        };
-        let proof = MemberProof::sign(&signer.key, signer.ticket.clone(), &body)?;
-        Ok(Self::from_parts(body, Arc::new(proof)))
-    }
-
-    fn from_parts(body: MemberBody, proof: Arc<MemberProof>) -> Self {
-        Self {
-            node: body.node,
-            addr: body.addr,
-            role: body.role,
-            capacity: body.capacity,
-            generation: body.generation,
-            proof,
-        }
-    }
-
-    /// The signed fields.
-    pub fn body(&self) -> MemberBody {
-        MemberBody {
-            node: self.node,
-            addr: self.addr,
-            role: self.role,
-            capacity: self.capacity,
-            generation: self.generation,
-        }
-    }
-}
-
-impl Identity for MemberInfo {
-    type Addr = NodeId;
-
-    /// No automatic renewal: a new generation needs the node key's signature, which foca does
-    /// not hold. A member declared down rejoins through [`Membership`] (foca's `Defunct`).
-    fn renew(&self) -> Option<Self> {
-        None
-    }
-
-    fn addr(&self) -> NodeId {
-        self.node
-    }
-
-    fn win_addr_conflict(&self, adversary: &Self) -> bool {
-        self.generation > adversary.generation
-    }
-}
-
-/// What a member signs its statements and load reports with: its node key and its ticket
-/// (role `supernode` or `mega`).
-#[derive(Debug, Clone)]
-pub struct Signer {
-    /// The node key.
-    pub key: SecretKey,
-    /// Its ticket.
-    pub ticket: Ticket,
-}
 
 /// A change in the live membership, for the overlay above.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -637,89 +544,6 @@ impl Membership {
             self.next_sync = now + self.config.sync_period;
             self.send_sync();
         }
-    }
-
-    /// A deterministic draw from the seed (SplitMix64), for the anti-entropy choices.
-    fn draw(&mut self, below: usize) -> usize {
-        self.sync_rng = self.sync_rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.sync_rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        usize::try_from(z % u64::try_from(below.max(1)).unwrap_or(1)).unwrap_or(0)
-    }
-
-    /// Sends a random live member a sample of this member's whole view (alive, suspect and
-    /// down members with their incarnations, this member included): memberlist's push-pull.
-    /// Down members travel too, so that a member that learned of a since-dead member late
-    /// (from a sample taken before the death was known) is corrected by the next sample.
-    fn send_sync(&mut self) {
-        if self.live.is_empty() {
-            return;
-        }
-        let target_index = self.draw(self.live.len());
-        let Some(target) = self.live.values().nth(target_index).cloned() else {
-            return;
-        };
-        // Members not alive (suspect or down) get up to half of the sample, the rest the others,
-        // each part from a random start: a death is what a member that missed its gossip most
-        // needs to learn, and after a mass crash the dead are a third of the view, too many for
-        // a slice of the whole to reach every straggler soon (issue #15's scale run: one of 700
-        // survivors still counted a dead member alive 40 s after the crash).
-        let (troubled, alive): (Vec<foca::Member<MemberInfo>>, Vec<foca::Member<MemberInfo>>) =
-            self.foca
-                .iter_membership_state()
-                .cloned()
-                .partition(|m| m.state() != foca::State::Alive);
-        let room = MAX_SYNC_MEMBERS - 1;
-        let troubled_room = troubled.len().min(room / 2);
-        let alive_room = alive.len().min(room - troubled_room);
-        let mut sample: Vec<foca::Member<MemberInfo>> = vec![foca::Member::new(
-            self.me.clone(),
-            self.own_incarnation,
-            foca::State::Alive,
-        )];
-        for (part, take) in [(troubled, troubled_room), (alive, alive_room)] {
-            let start = self.draw(part.len());
-            let len = part.len();
-            sample.extend(part.into_iter().cycle().skip(start).take(take.min(len)));
-        }
-        if let Ok(payload) = postcard::to_stdvec(&sample) {
-            self.stats.packets_sent += 1;
-            self.outbox.push_back(Outgoing {
-                to: target,
-                kind: PacketKind::Sync,
-                payload,
-            });
-        }
-    }
-
-    /// A sync sample from another member, applied as gossip is: SWIM's rules decide (a higher
-    /// incarnation wins, suspect beats alive and down beats both at the same incarnation, down
-    /// is final for an identity), so a stale sample cannot resurrect a member known down here.
-    pub fn handle_sync(&mut self, now: Time, payload: &[u8]) -> Result<(), PacketError> {
-        let sample: Vec<foca::Member<MemberInfo>> = postcard::from_bytes(payload)
-            .map_err(|e| PacketError(format!("malformed sync: {e}")))?;
-        if sample.len() > MAX_SYNC_MEMBERS {
-            return Err(PacketError(format!("sync of {} members", sample.len())));
-        }
-        // Each entry on its own: a forged one is dropped (and counted), the rest applied.
-        let updates: Vec<foca::Member<MemberInfo>> = {
-            let mut verifier = verify::lock(&self.verifier);
-            sample
-                .into_iter()
-                .filter(|m| m.id().node != self.me.node)
-                .filter_map(|m| verifier.checked_member(&m).ok())
-                .collect()
-        };
-        if updates.is_empty() {
-            return Ok(());
-        }
-        let result = self
-            .foca
-            .apply_many(updates.into_iter(), true, &mut self.runtime);
-        self.absorb(now, result.err());
-        Ok(())
     }
 
     /// Starts a suspect-to-down timer for every suspicion this member learned from others.

@@ -1,0 +1,90 @@
+//! Anti-entropy (memberlist's push-pull, which foca lacks): every `sync_period` a member sends
+//! a random live member a sample of its view, applied there by SWIM's rules.
+
+use super::{verify, MemberInfo, Membership, Outgoing, PacketError, PacketKind, MAX_SYNC_MEMBERS};
+use crate::time::Time;
+
+impl Membership {
+    /// A deterministic draw from the seed (SplitMix64), for the anti-entropy choices.
+    fn draw(&mut self, below: usize) -> usize {
+        self.sync_rng = self.sync_rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.sync_rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        usize::try_from(z % u64::try_from(below.max(1)).unwrap_or(1)).unwrap_or(0)
+    }
+
+    /// Sends a random live member a sample of this member's whole view (alive, suspect and
+    /// down members with their incarnations, this member included): memberlist's push-pull.
+    /// Down members travel too, so that a member that learned of a since-dead member late
+    /// (from a sample taken before the death was known) is corrected by the next sample.
+    pub(super) fn send_sync(&mut self) {
+        if self.live.is_empty() {
+            return;
+        }
+        let target_index = self.draw(self.live.len());
+        let Some(target) = self.live.values().nth(target_index).cloned() else {
+            return;
+        };
+        // Members not alive (suspect or down) get up to half of the sample, the rest the others,
+        // each part from a random start: a death is what a member that missed its gossip most
+        // needs to learn, and after a mass crash the dead are a third of the view, too many for
+        // a slice of the whole to reach every straggler soon (issue #15's scale run: one of 700
+        // survivors still counted a dead member alive 40 s after the crash).
+        let (troubled, alive): (Vec<foca::Member<MemberInfo>>, Vec<foca::Member<MemberInfo>>) =
+            self.foca
+                .iter_membership_state()
+                .cloned()
+                .partition(|m| m.state() != foca::State::Alive);
+        let room = MAX_SYNC_MEMBERS - 1;
+        let troubled_room = troubled.len().min(room / 2);
+        let alive_room = alive.len().min(room - troubled_room);
+        let mut sample: Vec<foca::Member<MemberInfo>> = vec![foca::Member::new(
+            self.me.clone(),
+            self.own_incarnation,
+            foca::State::Alive,
+        )];
+        for (part, take) in [(troubled, troubled_room), (alive, alive_room)] {
+            let start = self.draw(part.len());
+            let len = part.len();
+            sample.extend(part.into_iter().cycle().skip(start).take(take.min(len)));
+        }
+        if let Ok(payload) = postcard::to_stdvec(&sample) {
+            self.stats.packets_sent += 1;
+            self.outbox.push_back(Outgoing {
+                to: target,
+                kind: PacketKind::Sync,
+                payload,
+            });
+        }
+    }
+
+    /// A sync sample from another member, applied as gossip is: SWIM's rules decide (a higher
+    /// incarnation wins, suspect beats alive and down beats both at the same incarnation, down
+    /// is final for an identity), so a stale sample cannot resurrect a member known down here.
+    pub fn handle_sync(&mut self, now: Time, payload: &[u8]) -> Result<(), PacketError> {
+        let sample: Vec<foca::Member<MemberInfo>> = postcard::from_bytes(payload)
+            .map_err(|e| PacketError(format!("malformed sync: {e}")))?;
+        if sample.len() > MAX_SYNC_MEMBERS {
+            return Err(PacketError(format!("sync of {} members", sample.len())));
+        }
+        // Each entry on its own: a forged one is dropped (and counted), the rest applied.
+        let updates: Vec<foca::Member<MemberInfo>> = {
+            let mut verifier = verify::lock(&self.verifier);
+            sample
+                .into_iter()
+                .filter(|m| m.id().node != self.me.node)
+                .filter_map(|m| verifier.checked_member(&m).ok())
+                .collect()
+        };
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let result = self
+            .foca
+            .apply_many(updates.into_iter(), true, &mut self.runtime);
+        self.absorb(now, result.err());
+        Ok(())
+    }
+}
