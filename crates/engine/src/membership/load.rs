@@ -1,8 +1,20 @@
 //! Load gossip: each member's client count travels as a foca custom broadcast that a newer
-//! report of the same member invalidates.
+//! report of the same member invalidates, in a backlog kept short.
+//!
+//! foca piggybacks each report `max_transmissions` times from every member, freshest first, and
+//! goes through its whole backlog for every packet it sends. At 1,000 members the reports asked
+//! for about three times what the packets carry: every member's backlog held nearly every
+//! member's report (997 of 1,000 in the simulator), most of them starved behind fresher ones,
+//! and filling packets was 40% of a simulated run. So, like hashicorp/memberlist's
+//! `TransmitLimitedQueue.Prune` (queue.go: keep the `maxRetain` latest, drop the rest), a
+//! report leaves the backlog once `window` newer reports have arrived (it has had its turn: the
+//! freshest go first), and a member passes on at most one report of a given member per
+//! `min_gap` (a hostile member flooding reports of its own would otherwise push everyone else's
+//! out).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use foca::{BroadcastHandler, Invalidates};
 use switchboard_proto::member::LoadReport;
@@ -10,17 +22,24 @@ use switchboard_proto::NodeId;
 
 use super::verify::{self, SharedVerifier};
 use super::MemberInfo;
+use crate::time::Time;
 
-/// The dissemination key of a load report: a newer report of the same node replaces it.
+/// The dissemination key of a load report: a newer report of the same node replaces it, and
+/// any report replaces those that arrived `window` passed-on reports before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct LoadKey {
     node: NodeId,
     seq: u64,
+    /// How many reports this member had passed on before this one.
+    arrival: u64,
+    /// How many newer reports push this one out of the backlog.
+    window: u64,
 }
 
 impl Invalidates for LoadKey {
     fn invalidates(&self, other: &Self) -> bool {
-        self.node == other.node && self.seq >= other.seq
+        (self.node == other.node && self.seq >= other.seq)
+            || other.arrival.saturating_add(self.window) <= self.arrival
     }
 }
 
@@ -29,24 +48,62 @@ impl Invalidates for LoadKey {
 #[error("malformed load report: {0}")]
 pub(super) struct LoadDecodeError(postcard::Error);
 
-/// The latest load per member, shared between foca's broadcast handler (which writes it) and
-/// the wrapper (which reads it; foca does not lend its handler back). Bounded by the
-/// membership: a departed member's entry is dropped when it goes down.
-pub(super) type LoadTable = Arc<Mutex<HashMap<NodeId, (u64, u32)>>>;
+/// What this member knows of the others' loads, shared between foca's broadcast handler (which
+/// writes it) and the wrapper (which reads it; foca does not lend its handler back). Bounded
+/// by the membership: a departed member's entries are dropped when it goes down.
+#[derive(Debug, Default)]
+pub(super) struct LoadState {
+    /// The latest report per member: its sequence number and client count.
+    latest: HashMap<NodeId, (u64, u32)>,
+    /// When this member last passed on a report of each member.
+    passed_on: HashMap<NodeId, Time>,
+    /// Reports passed on so far (the arrival number of the next one).
+    arrivals: u64,
+    /// The wrapper's clock, set before it hands foca anything.
+    pub(super) now: Time,
+}
+
+impl LoadState {
+    /// The last client count reported by `node`.
+    pub(super) fn clients(&self, node: &NodeId) -> Option<u32> {
+        self.latest.get(node).map(|(_, clients)| *clients)
+    }
+
+    /// Forgets a member that went down.
+    pub(super) fn forget(&mut self, node: &NodeId) {
+        self.latest.remove(node);
+        self.passed_on.remove(node);
+    }
+}
+
+/// The shared [`LoadState`].
+pub(super) type LoadTable = Arc<Mutex<LoadState>>;
+
+/// Locks the load table; a poisoned lock still holds consistent plain data.
+pub(super) fn lock(table: &LoadTable) -> std::sync::MutexGuard<'_, LoadState> {
+    table
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// foca's handler of load reports: only a report its member signed, about a live member, and
-/// newer than the last one is kept and passed on.
+/// newer than the last one is kept; it is passed on unless one of the same member was passed on
+/// less than `min_gap` ago.
 #[derive(Debug)]
 pub(super) struct Loads {
-    pub(super) latest: LoadTable,
+    pub(super) table: LoadTable,
     verifier: SharedVerifier,
+    window: u64,
+    min_gap: Duration,
 }
 
 impl Loads {
-    pub(super) fn new(verifier: SharedVerifier) -> Self {
+    pub(super) fn new(verifier: SharedVerifier, window: usize, min_gap: Duration) -> Self {
         Self {
-            latest: LoadTable::default(),
+            table: LoadTable::default(),
             verifier,
+            window: u64::try_from(window).unwrap_or(u64::MAX).max(1),
+            min_gap,
         }
     }
 }
@@ -62,10 +119,8 @@ impl BroadcastHandler<MemberInfo> for Loads {
     ) -> Result<Option<LoadKey>, LoadDecodeError> {
         let report: LoadReport = postcard::from_bytes(data).map_err(LoadDecodeError)?;
         let body = *report.body_unverified();
-        let newer = self
+        let newer = lock(&self.table)
             .latest
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(&body.node)
             .is_none_or(|(seq, _)| body.seq > *seq);
         if !newer || !verify::lock(&self.verifier).live.contains(&body.node) {
@@ -85,13 +140,104 @@ impl BroadcastHandler<MemberInfo> for Loads {
             }
             cache.insert(digest);
         }
-        self.latest
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(body.node, (body.seq, body.clients));
+        let mut table = lock(&self.table);
+        table.latest.insert(body.node, (body.seq, body.clients));
+        let now = table.now;
+        let recent = table
+            .passed_on
+            .get(&body.node)
+            .is_some_and(|at| now < *at + self.min_gap);
+        if recent {
+            // Kept, not passed on: its member's next report, or a sync, carries the news.
+            return Ok(None);
+        }
+        table.passed_on.insert(body.node, now);
+        let arrival = table.arrivals;
+        table.arrivals += 1;
         Ok(Some(LoadKey {
             node: body.node,
             seq: body.seq,
+            arrival,
+            window: self.window,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::membership::testkit;
+    use crate::membership::verify::Verifier;
+    use switchboard_proto::member::LoadBody;
+
+    fn report(seed: u8, seq: u64, clients: u32) -> (NodeId, Vec<u8>) {
+        let key = testkit::signer(seed).key;
+        let body = LoadBody {
+            node: key.node_id(),
+            seq,
+            clients,
+        };
+        let signed = LoadReport::sign(&key, body).unwrap();
+        (key.node_id(), postcard::to_stdvec(&signed).unwrap())
+    }
+
+    /// A handler whose members 1..=20 are live, passing on per `window` and `min_gap`.
+    fn handler(window: usize, min_gap: Duration) -> Loads {
+        let verifier: SharedVerifier = Arc::new(Mutex::new(Verifier::new(testkit::anchor(), None)));
+        for seed in 1..=20u8 {
+            let node = testkit::signer(seed).key.node_id();
+            verify::lock(&verifier).live.insert(node);
+        }
+        Loads::new(verifier, window, min_gap)
+    }
+
+    #[test]
+    fn a_report_is_pushed_out_by_the_window_th_report_passed_on_after_it() {
+        let mut loads = handler(4, Duration::ZERO);
+        let keys: Vec<LoadKey> = (1..=6u8)
+            .map(|seed| {
+                let (_, bytes) = report(seed, 1, 10);
+                loads.receive_item(&bytes, None).unwrap().unwrap()
+            })
+            .collect();
+        let [first, _, _, fourth, fifth, sixth] = keys.try_into().unwrap();
+        assert!(!fourth.invalidates(&first), "three newer: still in");
+        assert!(fifth.invalidates(&first), "four newer: out");
+        assert!(sixth.invalidates(&first));
+        assert!(!sixth.invalidates(&fifth));
+    }
+
+    #[test]
+    fn a_newer_report_of_the_same_member_replaces_the_older_whatever_the_window() {
+        let mut loads = handler(64, Duration::ZERO);
+        let (_, old) = report(1, 1, 10);
+        let (_, new) = report(1, 2, 12);
+        let old = loads.receive_item(&old, None).unwrap().unwrap();
+        let new = loads.receive_item(&new, None).unwrap().unwrap();
+        assert!(new.invalidates(&old));
+        assert!(!old.invalidates(&new));
+    }
+
+    #[test]
+    fn a_member_flooding_its_own_reports_gets_one_passed_on_per_gap_and_pushes_out_nobody() {
+        let mut loads = handler(4, Duration::from_secs(5));
+        let (_, other) = report(2, 1, 10);
+        let other = loads.receive_item(&other, None).unwrap().unwrap();
+        let mut passed = Vec::new();
+        for seq in 1..=200u64 {
+            lock(&loads.table).now = Time(seq * 10);
+            let (_, flood) = report(1, seq, u32::try_from(seq).unwrap());
+            if let Some(key) = loads.receive_item(&flood, None).unwrap() {
+                passed.push(key);
+            }
+        }
+        assert_eq!(passed.len(), 1, "200 reports within 2 s: one passed on");
+        assert!(passed.iter().all(|key| !key.invalidates(&other)));
+        let (flooder, _) = report(1, 1, 0);
+        assert_eq!(
+            lock(&loads.table).clients(&flooder),
+            Some(200),
+            "the latest is still known here"
+        );
     }
 }

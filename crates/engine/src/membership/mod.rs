@@ -130,6 +130,9 @@ pub struct MembershipStats {
     /// Load reports waiting to be piggybacked (a gauge). At most one per member: when it sits
     /// near the member count, reports are replaced before they have spread.
     pub loads_backlog: u64,
+    /// Periodic load reports postponed because the backlog was at
+    /// [`MembershipConfig::load_backlog_limit`].
+    pub load_refreshes_postponed: u64,
 }
 
 type Swim = Foca<MemberInfo, VerifyingCodec, SmallRng, Loads>;
@@ -137,6 +140,11 @@ type Swim = Foca<MemberInfo, VerifyingCodec, SmallRng, Loads>;
 /// Most unanswered probes remembered while waiting to see whether a late answer arrives (one
 /// probe is in flight per period, so a handful is plenty).
 const REMEMBERED_PROBE_FAILURES: usize = 16;
+
+/// A load report repeats an unchanged figure at least every this many `load_report_period`s,
+/// however saturated the network: a member that joined since the last report, or missed it,
+/// learns the load within this time (two minutes by default) instead of never.
+const LOAD_REPEAT_CEILING_PERIODS: u32 = 4;
 
 /// One member's view of the overlay; see the module doc.
 pub struct Membership {
@@ -208,8 +216,12 @@ impl Membership {
             check.statements_refused = 0;
             check.live.insert(me.node);
         }
-        let loads = Loads::new(Arc::clone(&verifier));
-        let table = Arc::clone(&loads.latest);
+        let loads = Loads::new(
+            Arc::clone(&verifier),
+            config.load_backlog_limit,
+            config.load_report_min_interval / 2,
+        );
+        let table = Arc::clone(&loads.table);
         let foca = Foca::with_custom_broadcast(
             me.clone(),
             foca_config.clone(),
@@ -311,11 +323,7 @@ impl Membership {
         if *node == self.me.node {
             return Some(self.reported_clients);
         }
-        let latest = self
-            .loads
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        latest.get(node).map(|(_, clients)| *clients)
+        load::lock(&self.loads).clients(node)
     }
 
     /// What foca itself believes of `node` (diagnostics): its state and incarnation.
@@ -458,6 +466,37 @@ impl Membership {
         }
     }
 
+    /// The periodic report. One that only repeats the last figure (for members that missed
+    /// it) waits while the network is saturated with load news (see
+    /// [`MembershipConfig::load_backlog_limit`]): it is tried again after a random part of
+    /// `load_report_min_interval`, so that the postponed members do not all come back at once.
+    /// A changed figure, however small the change, goes, and so does one that has waited
+    /// [`LOAD_REPEAT_CEILING_PERIODS`] periods.
+    fn refresh_load_report(&mut self, now: Time) {
+        let changed = self.current_clients != self.reported_clients;
+        let overdue = now
+            >= self.last_load_report
+                + self
+                    .config
+                    .load_report_period
+                    .saturating_mul(LOAD_REPEAT_CEILING_PERIODS);
+        if changed
+            || overdue
+            || self.foca.custom_broadcast_backlog() < self.config.load_backlog_limit / 2
+        {
+            self.send_load_report(now, self.current_clients);
+            return;
+        }
+        self.stats.load_refreshes_postponed += 1;
+        let window = u64::try_from(self.config.load_report_min_interval.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let wait = u64::try_from(self.draw(usize::try_from(window).unwrap_or(usize::MAX)))
+            .unwrap_or(0)
+            + 1;
+        self.next_load_report = now + std::time::Duration::from_millis(wait);
+    }
+
     fn send_load_report(&mut self, now: Time, clients: u32) {
         self.last_load_report = now;
         self.load_seq += 1;
@@ -472,6 +511,7 @@ impl Membership {
             return;
         };
         if let Ok(bytes) = postcard::to_stdvec(&report) {
+            load::lock(&self.loads).now = now;
             // Going through foca's handler is how foca learns to disseminate it.
             let _ = self.foca.add_broadcast(&bytes);
         }
@@ -489,6 +529,7 @@ impl Membership {
                 self.config.max_packet
             )));
         }
+        load::lock(&self.loads).now = now;
         let result = self.foca.handle_data(payload, &mut self.runtime);
         let error = result.err();
         let refused = error.as_ref().map(|e| PacketError(e.to_string()));
@@ -534,7 +575,7 @@ impl Membership {
             }
         }
         if now >= self.next_load_report {
-            self.send_load_report(now, self.current_clients);
+            self.refresh_load_report(now);
         }
         if now >= self.next_suspicion_scan {
             self.next_suspicion_scan = now + self.config.probe_period;
@@ -672,10 +713,7 @@ impl Membership {
                 self.live.remove(&member.node);
                 verify::lock(&self.verifier).live.remove(&member.node);
                 self.stats.downs += 1;
-                self.loads
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .remove(&member.node);
+                load::lock(&self.loads).forget(&member.node);
                 self.events.push_back(MemberEvent::Down(member));
                 self.scale_transmissions();
             }

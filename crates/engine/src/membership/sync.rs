@@ -6,7 +6,7 @@ use crate::time::Time;
 
 impl Membership {
     /// A deterministic draw from the seed (SplitMix64), for the anti-entropy choices.
-    fn draw(&mut self, below: usize) -> usize {
+    pub(super) fn draw(&mut self, below: usize) -> usize {
         self.sync_rng = self.sync_rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.sync_rng;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -161,6 +161,61 @@ mod scenarios {
         }
     }
 
+    /// A member alone: its own first report never leaves its backlog.
+    fn lone(load_backlog_limit: usize) -> Membership {
+        let config = MembershipConfig {
+            load_backlog_limit,
+            ..MembershipConfig::default()
+        };
+        Membership::new(
+            Time::ZERO,
+            info(0),
+            testkit::signer(1),
+            testkit::anchor(),
+            config,
+            7,
+        )
+        .unwrap()
+    }
+
+    /// Runs `m` alone until `until`, timer by timer.
+    fn run_alone(m: &mut Membership, until: Time) {
+        while let Some(at) = m.next_timeout().filter(|at| *at <= until) {
+            m.handle_timeout(at);
+            while m.poll_send().is_some() {}
+        }
+    }
+
+    #[test]
+    fn a_member_whose_load_backlog_is_half_full_postpones_a_periodic_report_of_an_unchanged_load() {
+        let mut saturated = lone(1);
+        let mut free = lone(4);
+        assert_eq!((saturated.load_seq, free.load_seq), (1, 1));
+        assert_eq!(saturated.stats().loads_backlog, 1, "its own report, unsent");
+        run_alone(&mut saturated, Time(95_000));
+        run_alone(&mut free, Time(95_000));
+        assert_eq!(free.load_seq, 4, "refreshed at 30, 60 and 90 s");
+        assert_eq!(saturated.load_seq, 1, "no periodic report while saturated");
+        assert!(saturated.stats().load_refreshes_postponed >= 3);
+        assert!(saturated
+            .next_timeout()
+            .is_some_and(|at| at <= Time(100_000)));
+        // Four periods after the last report, the unchanged figure goes all the same.
+        run_alone(&mut saturated, Time(119_000));
+        assert_eq!(saturated.load_seq, 1);
+        run_alone(&mut saturated, Time(126_000));
+        assert_eq!(saturated.load_seq, 2, "repeated at 120 s");
+        // A step of the load is news the others need: it goes whatever the backlog.
+        saturated.report_load(Time(131_000), 50);
+        assert_eq!(saturated.load_seq, 3);
+        // A change too small for a step waits for the period, then goes, saturated or not.
+        saturated.report_load(Time(132_000), 51);
+        assert_eq!(saturated.load_seq, 3);
+        run_alone(&mut saturated, Time(162_000));
+        assert_eq!(saturated.load_seq, 4);
+        assert_eq!(saturated.load_of(&info(0).node), Some(51));
+    }
+
     #[test]
     fn a_load_report_forged_for_another_member_is_refused_and_counted_everywhere() {
         let mut net = Net::new(4, true);

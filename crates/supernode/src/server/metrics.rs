@@ -179,7 +179,7 @@ impl Shared {
             )
         });
         let l = &self.overlay.metrics;
-        let rows: [(&str, &str, &str, u64); 21] = [
+        let rows: [(&str, &str, &str, u64); 22] = [
             (
                 "switchboard_overlay_members_live",
                 "gauge",
@@ -219,8 +219,14 @@ impl Shared {
             (
                 "switchboard_overlay_load_backlog",
                 "gauge",
-                "Load reports waiting to be piggybacked; near the member count, reports are replaced before they spread.",
+                "Load reports waiting to be piggybacked (at most the load backlog limit, 256); at half of it the periodic report is postponed.",
                 swim.loads_backlog,
+            ),
+            (
+                "switchboard_overlay_load_refreshes_postponed_total",
+                "counter",
+                "Periodic load reports postponed because the load backlog was half full: the overlay carries load news as fast as it can.",
+                swim.load_refreshes_postponed,
             ),
             (
                 "switchboard_overlay_members_down_total",
