@@ -3,6 +3,10 @@
 use switchboard_engine::placement::Ring;
 use switchboard_engine::Time;
 
+/// Supernodes whose gossiped loads are compared with the truth at every check: enough for a
+/// mean, few enough that the comparison stays linear in the supernodes.
+const LOAD_OBSERVERS: usize = 50;
+
 use crate::client::ClientState;
 use crate::world::World;
 
@@ -224,6 +228,33 @@ impl World {
         ));
     }
 
+    /// How far the loads gossiped to the first [`LOAD_OBSERVERS`] live supernodes are from the
+    /// truth: the summed absolute difference, in clients, between what each of them believes
+    /// every other live supernode holds and what that one holds (nothing known counts as 0),
+    /// the number of pairs, and how many of them knew nothing.
+    fn load_error(&self) -> (u64, u64, u64) {
+        let truth: Vec<(usize, switchboard_proto::NodeId, u64)> = self
+            .sns
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.up)
+            .map(|(i, s)| (i, s.overlay.membership().me().node, s.sessions.len() as u64))
+            .collect();
+        let mut error = (0, 0, 0);
+        for &(observer, _, _) in truth.iter().take(LOAD_OBSERVERS) {
+            let view = self.sns[observer].overlay.membership();
+            for &(other, node, clients) in &truth {
+                if other != observer {
+                    let believed = view.load_of(&node);
+                    error.0 += u64::from(believed.unwrap_or(0)).abs_diff(clients);
+                    error.1 += 1;
+                    error.2 += u64::from(believed.is_none());
+                }
+            }
+        }
+        error
+    }
+
     /// Runs every `check_every`: convergence, figures, end-to-end lookups, and the invariants
     /// when they are not checked after every event.
     pub(crate) fn periodic_check(&mut self) {
@@ -246,6 +277,7 @@ impl World {
             });
         let sample = crate::report::Sample {
             backlogs,
+            load_error: self.load_error(),
             megas_active,
             promoted,
             on_megas,

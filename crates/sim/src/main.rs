@@ -78,6 +78,10 @@ enum Command {
         /// Target: 99% of clients re-homed within this many seconds of the crash.
         #[arg(long, default_value_t = 30.0)]
         target_rehome_secs: f64,
+        /// The membership's load backlog limit (`MembershipConfig::load_backlog_limit`); a very
+        /// large one gives the load gossip as it was before the limit, for comparison.
+        #[arg(long)]
+        load_backlog_limit: Option<usize>,
         /// Target: lookups find 99.9% of online users within this many seconds of the crash.
         #[arg(long, default_value_t = 30.0)]
         target_findable_secs: f64,
@@ -139,6 +143,7 @@ fn main() -> ExitCode {
             capacity,
             megas,
             mega_capacity,
+            load_backlog_limit,
             target_rehome_secs,
             target_findable_secs,
             target_converge_secs,
@@ -165,6 +170,9 @@ fn main() -> ExitCode {
             .with_standby_megas(megas, mega_capacity);
             if let Some(capacity) = capacity {
                 config.capacity = capacity;
+            }
+            if let Some(limit) = load_backlog_limit {
+                config.membership.load_backlog_limit = limit;
             }
             scale(config, &targets)
         }
@@ -265,6 +273,12 @@ fn scale(config: SimConfig, targets: &Targets) -> ExitCode {
         if let Some((updates, loads)) = figures.mean_backlogs(from, to) {
             println!(
                 "membership backlogs per supernode, {when}: {updates:.1} member updates, {loads:.1} load reports"
+            );
+        }
+        if let Some((error, unknown)) = figures.mean_load_error(from, to) {
+            println!(
+                "gossiped loads, {when}: {error:.2} clients from the truth on average, {:.2}% unknown",
+                unknown * 100.0
             );
         }
     }

@@ -33,6 +33,10 @@ pub struct Sample {
     /// Member updates and load reports waiting to be piggybacked, summed over the live
     /// supernodes (foca's backlogs).
     pub backlogs: (u64, u64),
+    /// How far gossiped loads are from the truth, over some observers' views: the summed
+    /// absolute error in clients, the number of (observer, member) pairs, and how many of
+    /// them knew no load at all.
+    pub load_error: (u64, u64, u64),
 }
 
 /// What a run measured.
@@ -169,6 +173,19 @@ impl Figures {
                 / window.len() as f64
         };
         Some((per(|s| s.backlogs.0), per(|s| s.backlogs.1)))
+    }
+
+    /// The mean absolute error of a gossiped load, in clients, and the share of pairs that
+    /// knew no load, over the samples between two times.
+    pub fn mean_load_error(&self, from: Time, to: Time) -> Option<(f64, f64)> {
+        let (error, pairs, unknown) = self
+            .samples
+            .iter()
+            .filter(|s| s.at >= from && s.at <= to)
+            .fold((0u64, 0u64, 0u64), |(e, p, u), s| {
+                (e + s.load_error.0, p + s.load_error.1, u + s.load_error.2)
+            });
+        (pairs > 0).then(|| (error as f64 / pairs as f64, unknown as f64 / pairs as f64))
     }
 
     /// Share of end-to-end lookups that found the user between two times.
