@@ -459,8 +459,11 @@ impl Membership {
         let moved = u64::from(clients.abs_diff(self.reported_clients)) >= step.max(1);
         self.current_clients = clients;
         let soonest = self.last_load_report + self.config.load_report_min_interval;
-        if (moved && now >= soonest) || now >= self.next_load_report {
+        if moved && now >= soonest {
             self.send_load_report(now, clients);
+        } else if now >= self.next_load_report {
+            // Due, but the same rules as the timer's: an unchanged load may have to wait.
+            self.refresh_load_report(now);
         } else if moved {
             self.next_load_report = self.next_load_report.min(soonest);
         }

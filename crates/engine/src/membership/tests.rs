@@ -200,6 +200,9 @@ mod scenarios {
         assert!(saturated
             .next_timeout()
             .is_some_and(|at| at <= Time(100_000)));
+        // A load figure handed in after the deadline, unchanged, does not get round the rule.
+        saturated.report_load(Time(100_000), 0);
+        assert_eq!(saturated.load_seq, 1, "unchanged, still saturated");
         // Four periods after the last report, the unchanged figure goes all the same.
         run_alone(&mut saturated, Time(119_000));
         assert_eq!(saturated.load_seq, 1);
