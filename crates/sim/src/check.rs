@@ -3,12 +3,12 @@
 use switchboard_engine::placement::Ring;
 use switchboard_engine::Time;
 
+use crate::client::ClientState;
+use crate::world::World;
+
 /// Supernodes whose gossiped loads are compared with the truth at every check: enough for a
 /// mean, few enough that the comparison stays linear in the supernodes.
 const LOAD_OBSERVERS: usize = 50;
-
-use crate::client::ClientState;
-use crate::world::World;
 
 impl World {
     /// Checks what must hold after every step; a violation is recorded with the time.

@@ -75,13 +75,13 @@ enum Command {
         /// Clients each mega admits once active.
         #[arg(long, default_value_t = 5_000)]
         mega_capacity: u32,
-        /// Target: 99% of clients re-homed within this many seconds of the crash.
-        #[arg(long, default_value_t = 30.0)]
-        target_rehome_secs: f64,
         /// The membership's load backlog limit (`MembershipConfig::load_backlog_limit`); a very
         /// large one gives the load gossip as it was before the limit, for comparison.
         #[arg(long)]
         load_backlog_limit: Option<usize>,
+        /// Target: 99% of clients re-homed within this many seconds of the crash.
+        #[arg(long, default_value_t = 30.0)]
+        target_rehome_secs: f64,
         /// Target: lookups find 99.9% of online users within this many seconds of the crash.
         #[arg(long, default_value_t = 30.0)]
         target_findable_secs: f64,

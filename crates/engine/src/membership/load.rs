@@ -148,7 +148,7 @@ impl BroadcastHandler<MemberInfo> for Loads {
             .get(&body.node)
             .is_some_and(|at| now < *at + self.min_gap);
         if recent {
-            // Kept, not passed on: its member's next report, or a sync, carries the news.
+            // Kept, not passed on: its member's next report carries the news further.
             return Ok(None);
         }
         table.passed_on.insert(body.node, now);

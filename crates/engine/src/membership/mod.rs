@@ -127,10 +127,10 @@ pub struct MembershipStats {
     /// Member updates waiting to be piggybacked (foca's backlog; a gauge). Near zero in a
     /// stable overlay.
     pub updates_backlog: u64,
-    /// Load reports waiting to be piggybacked (a gauge). At most one per member: when it sits
-    /// near the member count, reports are replaced before they have spread.
+    /// Load reports waiting to be piggybacked (a gauge): at most one per member and at most
+    /// [`MembershipConfig::load_backlog_limit`].
     pub loads_backlog: u64,
-    /// Periodic load reports postponed because the backlog was at
+    /// Periodic reports of an unchanged load postponed because the backlog was half of
     /// [`MembershipConfig::load_backlog_limit`].
     pub load_refreshes_postponed: u64,
 }
@@ -491,13 +491,12 @@ impl Membership {
             return;
         }
         self.stats.load_refreshes_postponed += 1;
-        let window = u64::try_from(self.config.load_report_min_interval.as_millis())
-            .unwrap_or(u64::MAX)
+        let window_ms = usize::try_from(self.config.load_report_min_interval.as_millis())
+            .unwrap_or(usize::MAX)
             .max(1);
-        let wait = u64::try_from(self.draw(usize::try_from(window).unwrap_or(usize::MAX)))
-            .unwrap_or(0)
-            + 1;
-        self.next_load_report = now + std::time::Duration::from_millis(wait);
+        let wait_ms = self.draw(window_ms) + 1;
+        self.next_load_report =
+            now + std::time::Duration::from_millis(u64::try_from(wait_ms).unwrap_or(u64::MAX));
     }
 
     fn send_load_report(&mut self, now: Time, clients: u32) {
