@@ -67,9 +67,11 @@ pub const MAX_WITHDRAW_BATCH: usize = 256;
 /// every ordinary network, and 4 KiB leaves room for piggybacked updates.
 pub const MAX_MEMBERSHIP_PAYLOAD: usize = 4 * 1024;
 
-/// Largest membership sync (anti-entropy) payload: a sample of the sender's live members,
-/// about 50 bytes each, so 48 KiB carries ~900 and fits one frame with room to spare.
-pub const MAX_MEMBERSHIP_SYNC: usize = 48 * 1024;
+/// Largest membership sync (anti-entropy) payload: a sample of the sender's members (a signed
+/// statement with its ticket, ~310 bytes) with their latest load reports (~100 bytes): the
+/// membership's 150 at their largest take 55,246 bytes; 56 KiB keeps the frame under
+/// [`MAX_FRAME_LEN`].
+pub const MAX_MEMBERSHIP_SYNC: usize = 56 * 1024;
 
 /// Most entries in one page of the revocation list.
 ///

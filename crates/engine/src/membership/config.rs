@@ -46,24 +46,20 @@ pub struct MembershipConfig {
     /// The largest membership packet, produced and accepted; fits [`MAX_MEMBERSHIP_PAYLOAD`].
     pub max_packet: usize,
     /// A load report is gossiped when the load moved by at least this many permille of the
-    /// capacity since the last report (or `load_report_period` passed).
+    /// capacity since the last report; a smaller change, and the repetition a member that
+    /// joined later needs, ride the anti-entropy samples (every `sync_period`).
     pub load_report_step_permille: u32,
-    /// The longest time between two load reports.
-    pub load_report_period: Duration,
     /// The shortest time between two load reports: a thousand members each reporting every
     /// few clients would fill every packet with load news during a mass arrival.
     pub load_report_min_interval: Duration,
     /// The load reports a member keeps to pass on: a report leaves the backlog once this many
-    /// newer ones have arrived (the freshest go first, so it has had its turn), and a periodic
-    /// report that repeats an unchanged load is postponed while the backlog is half this long.
-    /// Each report is piggybacked `max_transmissions` times by every member, so the reports a
-    /// network can spread per second are bounded by its packets, not its members: at 1,000
-    /// members a 30 s refresh asked for about three times what the packets carry, the backlog
-    /// held 997 reports per member, and foca went through all of them for every packet sent
-    /// (40% of a simulated run). The limit trades freshness for that cost; in the simulator
-    /// at 1,000 supernodes and 20,000 clients the mean error of a gossiped load was 1.25
-    /// clients without it, 2.6 with 256 and 5.4 with 64 (capacity 40), and the run took
-    /// 291 s, 207 s and 196 s. Reports a load step calls for go regardless.
+    /// newer ones have arrived (the freshest go first, so it has had its turn). Each report is
+    /// piggybacked `max_transmissions` times by every member, so the reports a network can
+    /// spread per second are bounded by its packets, not its members: when loads were also
+    /// gossiped every 30 s unchanged, at 1,000 members that asked for about three times what
+    /// the packets carry, the backlog held 997 reports per member, and foca went through all
+    /// of them for every packet sent (40% of a simulated run). A mass arrival (every member's
+    /// load moving by steps at once) still can; the limit bounds that.
     pub load_backlog_limit: usize,
     /// Where this member remembers the statements and load reports it verified. `None` (the
     /// default, and a daemon's): a cache of its own. The simulator gives all its members one
@@ -92,7 +88,6 @@ impl Default for MembershipConfig {
             // sender, the target and about ten updates.
             max_packet: MAX_MEMBERSHIP_PAYLOAD,
             load_report_step_permille: 100,
-            load_report_period: Duration::from_secs(30),
             load_report_min_interval: Duration::from_secs(5),
             load_backlog_limit: 256,
             shared_verification: None,

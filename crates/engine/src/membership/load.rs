@@ -1,5 +1,10 @@
 //! Load gossip: each member's client count travels as a foca custom broadcast that a newer
-//! report of the same member invalidates, in a backlog kept short.
+//! report of the same member invalidates, in a backlog kept short, when it moved by a step;
+//! anything else (a smaller change, the repetition a member that joined since needs) rides the
+//! anti-entropy samples ([`super::sync`]), as memberlist sends news by broadcast and the whole
+//! state by push-pull. A gossiped repetition kept every member's backlog full and so made
+//! every member gossip 15 packets a second forever (26 messages per supernode per second in the
+//! simulator's steady state at 1,000 supernodes, of which 2 or 3 are probes).
 //!
 //! foca piggybacks each report `max_transmissions` times from every member, freshest first, and
 //! goes through its whole backlog for every packet it sends. At 1,000 members the reports asked
@@ -12,7 +17,7 @@
 //! `min_gap` (a hostile member flooding reports of its own would otherwise push everyone else's
 //! out).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,8 +58,13 @@ pub(super) struct LoadDecodeError(postcard::Error);
 /// by the membership: a departed member's entries are dropped when it goes down.
 #[derive(Debug, Default)]
 pub(super) struct LoadState {
-    /// The latest report per member: its sequence number and client count.
-    latest: HashMap<NodeId, (u64, u32)>,
+    /// The latest report per member, signed by it: what the anti-entropy samples pass on.
+    latest: HashMap<NodeId, LoadReport>,
+    /// The members whose reports were taken last, newest at the back, at most
+    /// [`RECENT_LOADS`]: what a sync carries first, since after a burst of changes (a mass
+    /// arrival, a crash's orphans re-homing) gossip pruned from full backlogs is what most
+    /// members missed.
+    recent: VecDeque<NodeId>,
     /// When this member last passed on a report of each member.
     passed_on: HashMap<NodeId, Time>,
     /// Reports passed on so far (the arrival number of the next one).
@@ -66,7 +76,19 @@ pub(super) struct LoadState {
 impl LoadState {
     /// The last client count reported by `node`.
     pub(super) fn clients(&self, node: &NodeId) -> Option<u32> {
-        self.latest.get(node).map(|(_, clients)| *clients)
+        self.latest
+            .get(node)
+            .map(|report| report.body_unverified().clients)
+    }
+
+    /// The members whose reports were taken last, newest first.
+    pub(super) fn recent(&self) -> impl Iterator<Item = &NodeId> {
+        self.recent.iter().rev()
+    }
+
+    /// The latest report `node` signed, as known here.
+    pub(super) fn report(&self, node: &NodeId) -> Option<LoadReport> {
+        self.latest.get(node).copied()
     }
 
     /// Forgets a member that went down.
@@ -85,6 +107,50 @@ pub(super) fn lock(table: &LoadTable) -> std::sync::MutexGuard<'_, LoadState> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// Takes `report` (whose encoding is `bytes`) into `table` if its member signed it, is live
+/// here, and had not reported anything newer; whether it was taken. A forged one is counted.
+/// Verified once per distinct report (by this member, or by all the simulator's).
+pub(super) fn take(
+    table: &LoadTable,
+    verifier: &SharedVerifier,
+    report: LoadReport,
+    bytes: &[u8],
+) -> bool {
+    let body = *report.body_unverified();
+    let newer = lock(table)
+        .latest
+        .get(&body.node)
+        .is_none_or(|known| body.seq > known.body_unverified().seq);
+    if !newer || !verify::lock(verifier).live.contains(&body.node) {
+        // Old news, or about no live member.
+        return false;
+    }
+    let (cache, digest) = {
+        let verifier = verify::lock(verifier);
+        let digest = verify::digest(&verifier.anchor, b"load", bytes);
+        (verifier.verified.clone(), digest)
+    };
+    if !cache.contains(&digest) {
+        if report.verify().is_err() {
+            verify::lock(verifier).loads_refused += 1;
+            return false;
+        }
+        cache.insert(digest);
+    }
+    let mut table = lock(table);
+    table.latest.insert(body.node, report);
+    table.recent.retain(|node| *node != body.node);
+    if table.recent.len() >= RECENT_LOADS {
+        table.recent.pop_front();
+    }
+    table.recent.push_back(body.node);
+    true
+}
+
+/// How many of the latest changed loads a member remembers to put first in its syncs: half a
+/// sample, the other half being the loads of the members sampled.
+pub(super) const RECENT_LOADS: usize = super::MAX_SYNC_MEMBERS / 2;
 
 /// foca's handler of load reports: only a report its member signed, about a live member, and
 /// newer than the last one is kept; it is passed on unless one of the same member was passed on
@@ -119,29 +185,11 @@ impl BroadcastHandler<MemberInfo> for Loads {
     ) -> Result<Option<LoadKey>, LoadDecodeError> {
         let report: LoadReport = postcard::from_bytes(data).map_err(LoadDecodeError)?;
         let body = *report.body_unverified();
-        let newer = lock(&self.table)
-            .latest
-            .get(&body.node)
-            .is_none_or(|(seq, _)| body.seq > *seq);
-        if !newer || !verify::lock(&self.verifier).live.contains(&body.node) {
-            // Old news, or about no live member: neither kept nor passed on.
+        if !take(&self.table, &self.verifier, report, data) {
+            // Neither kept nor passed on.
             return Ok(None);
         }
-        // Verified once per distinct report (by this member, or by all the simulator's).
-        let (cache, digest) = {
-            let verifier = verify::lock(&self.verifier);
-            let digest = verify::digest(&verifier.anchor, b"load", data);
-            (verifier.verified.clone(), digest)
-        };
-        if !cache.contains(&digest) {
-            if report.verify().is_err() {
-                verify::lock(&self.verifier).loads_refused += 1;
-                return Ok(None);
-            }
-            cache.insert(digest);
-        }
         let mut table = lock(&self.table);
-        table.latest.insert(body.node, (body.seq, body.clients));
         let now = table.now;
         let recent = table
             .passed_on
@@ -239,5 +287,38 @@ mod tests {
             Some(200),
             "the latest is still known here"
         );
+    }
+
+    #[test]
+    fn the_members_whose_reports_were_taken_last_are_remembered_newest_first_once_each() {
+        let loads = handler(64, Duration::ZERO);
+        for seed in 21..=100u8 {
+            verify::lock(&loads.verifier)
+                .live
+                .insert(testkit::signer(seed).key.node_id());
+        }
+        for seed in 1..=100u8 {
+            let (node, bytes) = report(seed, 1, 10);
+            let report = postcard::from_bytes(&bytes).unwrap();
+            assert!(
+                take(&loads.table, &loads.verifier, report, &bytes),
+                "{node}"
+            );
+        }
+        let (again, bytes) = report(90, 2, 11);
+        assert!(take(
+            &loads.table,
+            &loads.verifier,
+            postcard::from_bytes(&bytes).unwrap(),
+            &bytes
+        ));
+        let table = lock(&loads.table);
+        let recent: Vec<NodeId> = table.recent().copied().collect();
+        assert_eq!(recent.len(), RECENT_LOADS, "bounded");
+        assert_eq!(recent.first(), Some(&again), "retaken: newest");
+        assert_eq!(recent.iter().filter(|n| **n == again).count(), 1);
+        assert_eq!(recent.get(1), Some(&report(100, 1, 10).0));
+        // 75 kept: the retaken 90, then 100 down to 26 without 90.
+        assert_eq!(recent.last(), Some(&report(26, 1, 10).0));
     }
 }

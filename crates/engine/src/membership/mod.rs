@@ -14,7 +14,8 @@
 //!   overloaded or slow observer waits longer before it suspects or evicts anyone: its
 //!   slowness is far more often the cause of a missing ack than the peer's death.
 //! - **Load gossip**: role and capacity travel in the identity ([`MemberInfo`]); the load,
-//!   which changes, travels as a foca custom broadcast that a newer report invalidates.
+//!   which changes, travels as a foca custom broadcast that a newer report invalidates when it
+//!   moved by a step, and in the anti-entropy samples otherwise ([`load`]).
 //! - **Every observer times a suspicion**: foca starts the suspect-to-down timer only on the
 //!   member whose probe failed, and relies on its `Down` broadcast reaching everyone; a lost
 //!   broadcast left a dead member "suspect" for a whole probe round (70 s among 70 members in
@@ -128,11 +129,10 @@ pub struct MembershipStats {
     /// stable overlay.
     pub updates_backlog: u64,
     /// Load reports waiting to be piggybacked (a gauge): at most one per member and at most
-    /// [`MembershipConfig::load_backlog_limit`].
+    /// [`MembershipConfig::load_backlog_limit`]. Near zero while loads hold still.
     pub loads_backlog: u64,
-    /// Periodic reports of an unchanged load postponed because the backlog was half of
-    /// [`MembershipConfig::load_backlog_limit`].
-    pub load_refreshes_postponed: u64,
+    /// Load reports first learned from an anti-entropy sample rather than from gossip.
+    pub loads_synced: u64,
 }
 
 type Swim = Foca<MemberInfo, VerifyingCodec, SmallRng, Loads>;
@@ -140,11 +140,6 @@ type Swim = Foca<MemberInfo, VerifyingCodec, SmallRng, Loads>;
 /// Most unanswered probes remembered while waiting to see whether a late answer arrives (one
 /// probe is in flight per period, so a handful is plenty).
 const REMEMBERED_PROBE_FAILURES: usize = 16;
-
-/// A load report repeats an unchanged figure at least every this many `load_report_period`s,
-/// however saturated the network: a member that joined since the last report, or missed it,
-/// learns the load within this time (two minutes by default) instead of never.
-const LOAD_REPEAT_CEILING_PERIODS: u32 = 4;
 
 /// One member's view of the overlay; see the module doc.
 pub struct Membership {
@@ -158,6 +153,9 @@ pub struct Membership {
     me: MemberInfo,
     seeds: BTreeMap<NodeId, SocketAddr>,
     live: BTreeMap<NodeId, MemberInfo>,
+    /// XOR of [`node_prefix`] over `live`'s keys, kept as it changes: a driver (the simulator,
+    /// twice a simulated second for each of its thousand members) compares views in O(1).
+    live_digest: u64,
     timers: BTreeMap<(Time, u64), Timer<MemberInfo>>,
     timer_seq: u64,
     next_seed_retry: Time,
@@ -167,9 +165,16 @@ pub struct Membership {
     own_incarnation: foca::Incarnation,
     unanswered_probes: VecDeque<foca::ProbeNumber>,
     load_seq: u64,
+    /// The client count of `own_report`.
     reported_clients: u32,
-    next_load_report: Time,
-    last_load_report: Time,
+    /// The client count last gossiped: a step is measured from it (not from `reported_clients`,
+    /// which every sync moves, or a steady arrival would never make a step between two syncs).
+    gossiped_clients: u32,
+    /// This member's latest signed load report, which its syncs carry.
+    own_report: Option<LoadReport>,
+    /// When a report of a step's change, held back by `load_report_min_interval`, is due.
+    deferred_load_report: Option<Time>,
+    last_gossiped_load: Time,
     current_clients: u32,
     lifeguard: bool,
     timer_token: foca::TimerToken,
@@ -231,8 +236,9 @@ impl Membership {
         );
         let mut membership = Self {
             next_seed_retry: now,
-            next_load_report: now,
-            last_load_report: now,
+            own_report: None,
+            deferred_load_report: None,
+            last_gossiped_load: now,
             current_clients: 0,
             config,
             foca,
@@ -244,6 +250,7 @@ impl Membership {
             me,
             seeds: BTreeMap::new(),
             live: BTreeMap::new(),
+            live_digest: 0,
             timers: BTreeMap::new(),
             timer_seq: 0,
             outbox: VecDeque::new(),
@@ -253,6 +260,7 @@ impl Membership {
             unanswered_probes: VecDeque::new(),
             load_seq: 0,
             reported_clients: 0,
+            gossiped_clients: 0,
             lifeguard: true,
             timer_token: 0,
             foca_config,
@@ -262,7 +270,8 @@ impl Membership {
             sync_rng: seed ^ 0x9e37_79b9_7f4a_7c15,
             stats: MembershipStats::default(),
         };
-        membership.send_load_report(now, 0);
+        // A new member's load is news.
+        membership.gossip_load_report(now);
         Ok(membership)
     }
 
@@ -299,10 +308,7 @@ impl Membership {
     /// A digest of the live set (this member included): equal sets give equal digests, so a
     /// driver can compare views in O(1). XOR of the first 8 bytes of each node id.
     pub fn view_digest(&self) -> u64 {
-        self.live
-            .keys()
-            .chain(std::iter::once(&self.me.node))
-            .fold(0, |acc, node| acc ^ node_prefix(node))
+        self.live_digest ^ node_prefix(&self.me.node)
     }
 
     /// Whether `node` is live in this view (this member counts as live).
@@ -318,10 +324,11 @@ impl Membership {
         self.live.get(node)
     }
 
-    /// The last gossiped client count of `node`, if a report arrived.
+    /// The latest client count of `node` known here, if a report arrived (this member's own
+    /// is the one it was last told).
     pub fn load_of(&self, node: &NodeId) -> Option<u32> {
         if *node == self.me.node {
-            return Some(self.reported_clients);
+            return Some(self.current_clients);
         }
         load::lock(&self.loads).clients(node)
     }
@@ -439,6 +446,30 @@ impl Membership {
         self.announce_to(now, seed, addr);
     }
 
+    /// Takes `members` as live without gossiping them, as if this member had been in the overlay
+    /// with them all along: what a driver that knows a formed overlay hands its members at
+    /// start (the simulator's warm start: a crash hits an overlay that formed long before, not
+    /// one still joining). foca's `apply_many` without broadcast, which it offers for restoring
+    /// known state. Each statement is verified as a sync's entries are; one that does not
+    /// verify is left out and counted.
+    pub fn restore(&mut self, now: Time, members: impl IntoIterator<Item = MemberInfo>) {
+        let updates: Vec<foca::Member<MemberInfo>> = {
+            let mut verifier = verify::lock(&self.verifier);
+            members
+                .into_iter()
+                .filter(|m| m.node != self.me.node)
+                .filter_map(|m| verifier.checked_member(&foca::Member::alive(m)).ok())
+                .collect()
+        };
+        if updates.is_empty() {
+            return;
+        }
+        let result = self
+            .foca
+            .apply_many(updates.into_iter(), false, &mut self.runtime);
+        self.absorb(now, result.err());
+    }
+
     fn announce_to(&mut self, now: Time, node: NodeId, addr: SocketAddr) {
         let placeholder = MemberInfo {
             node,
@@ -450,73 +481,66 @@ impl Membership {
         self.absorb(now, result.err());
     }
 
-    /// Tells the others that this member now holds `clients` clients; gossiped only when it
-    /// moved by `load_report_step_permille` of the capacity, or at the latest every
-    /// `load_report_period`.
+    /// Tells the others that this member now holds `clients` clients. A change of at least
+    /// `load_report_step_permille` of the capacity since the last figure gossiped is gossiped
+    /// (at most once per `load_report_min_interval`: a later one waits for it); anything smaller
+    /// only rides this member's next anti-entropy samples.
     pub fn report_load(&mut self, now: Time, clients: u32) {
+        self.current_clients = clients;
+        if !self.load_moved_a_step() {
+            return;
+        }
+        let soonest = self.last_gossiped_load + self.config.load_report_min_interval;
+        if now >= soonest {
+            self.gossip_load_report(now);
+        } else {
+            self.deferred_load_report = Some(soonest);
+        }
+    }
+
+    /// Whether the current load is a step away from the last one gossiped.
+    fn load_moved_a_step(&self) -> bool {
         let step =
             u64::from(self.me.capacity) * u64::from(self.config.load_report_step_permille) / 1000;
-        let moved = u64::from(clients.abs_diff(self.reported_clients)) >= step.max(1);
-        self.current_clients = clients;
-        let soonest = self.last_load_report + self.config.load_report_min_interval;
-        if moved && now >= soonest {
-            self.send_load_report(now, clients);
-        } else if now >= self.next_load_report {
-            // Due, but the same rules as the timer's: an unchanged load may have to wait.
-            self.refresh_load_report(now);
-        } else if moved {
-            self.next_load_report = self.next_load_report.min(soonest);
-        }
+        u64::from(self.current_clients.abs_diff(self.gossiped_clients)) >= step.max(1)
     }
 
-    /// The periodic report. One that only repeats the last figure (for members that missed
-    /// it) waits while the network is saturated with load news (see
-    /// [`MembershipConfig::load_backlog_limit`]): it is tried again after a random part of
-    /// `load_report_min_interval`, so that the postponed members do not all come back at once.
-    /// A changed figure, however small the change, goes, and so does one that has waited
-    /// [`LOAD_REPEAT_CEILING_PERIODS`] periods.
-    fn refresh_load_report(&mut self, now: Time) {
-        let changed = self.current_clients != self.reported_clients;
-        let overdue = now
-            >= self.last_load_report
-                + self
-                    .config
-                    .load_report_period
-                    .saturating_mul(LOAD_REPEAT_CEILING_PERIODS);
-        if changed
-            || overdue
-            || self.foca.custom_broadcast_backlog() < self.config.load_backlog_limit / 2
-        {
-            self.send_load_report(now, self.current_clients);
-            return;
-        }
-        self.stats.load_refreshes_postponed += 1;
-        let window_ms = usize::try_from(self.config.load_report_min_interval.as_millis())
-            .unwrap_or(usize::MAX)
-            .max(1);
-        let wait_ms = self.draw(window_ms) + 1;
-        self.next_load_report =
-            now + std::time::Duration::from_millis(u64::try_from(wait_ms).unwrap_or(u64::MAX));
-    }
-
-    fn send_load_report(&mut self, now: Time, clients: u32) {
-        self.last_load_report = now;
-        self.load_seq += 1;
-        self.reported_clients = clients;
-        self.next_load_report = now + self.config.load_report_period;
-        let body = LoadBody {
-            node: self.me.node,
-            seq: self.load_seq,
-            clients,
-        };
-        let Ok(report) = LoadReport::sign(&self.signer.key, body) else {
+    /// Signs the current load and hands it to foca to gossip.
+    fn gossip_load_report(&mut self, now: Time) {
+        self.last_gossiped_load = now;
+        self.deferred_load_report = None;
+        let Some(report) = self.sign_load_report() else {
             return;
         };
+        self.gossiped_clients = self.current_clients;
         if let Ok(bytes) = postcard::to_stdvec(&report) {
             load::lock(&self.loads).now = now;
             // Going through foca's handler is how foca learns to disseminate it.
             let _ = self.foca.add_broadcast(&bytes);
         }
+    }
+
+    /// Signs the current load under the next sequence number as this member's latest report.
+    fn sign_load_report(&mut self) -> Option<LoadReport> {
+        let body = LoadBody {
+            node: self.me.node,
+            seq: self.load_seq + 1,
+            clients: self.current_clients,
+        };
+        let report = LoadReport::sign(&self.signer.key, body).ok()?;
+        self.load_seq += 1;
+        self.reported_clients = self.current_clients;
+        self.own_report = Some(report);
+        Some(report)
+    }
+
+    /// This member's latest load report, signed again first if the load changed since: what
+    /// its anti-entropy samples carry.
+    pub(super) fn current_load_report(&mut self) -> Option<LoadReport> {
+        if self.own_report.is_none() || self.current_clients != self.reported_clients {
+            return self.sign_load_report();
+        }
+        self.own_report
     }
 
     /// A membership packet from the network. A bad packet is refused with an error and
@@ -549,7 +573,7 @@ impl Membership {
             (self.live.is_empty() && !self.seeds.is_empty()).then_some(self.next_seed_retry);
         let scan = (!self.live.is_empty()).then_some(self.next_suspicion_scan);
         let sync = (!self.live.is_empty()).then_some(self.next_sync);
-        [timer, seeds, scan, sync, Some(self.next_load_report)]
+        [timer, seeds, scan, sync, self.deferred_load_report]
             .into_iter()
             .flatten()
             .min()
@@ -576,8 +600,11 @@ impl Membership {
                 self.announce_to(now, node, addr);
             }
         }
-        if now >= self.next_load_report {
-            self.refresh_load_report(now);
+        if self.deferred_load_report.is_some_and(|at| now >= at) {
+            self.deferred_load_report = None;
+            if self.load_moved_a_step() {
+                self.gossip_load_report(now);
+            }
         }
         if now >= self.next_suspicion_scan {
             self.next_suspicion_scan = now + self.config.probe_period;
@@ -704,7 +731,9 @@ impl Membership {
         match notification {
             OwnedNotification::MemberUp(member) => {
                 verify::lock(&self.verifier).live.insert(member.node);
-                self.live.insert(member.node, member.clone());
+                if self.live.insert(member.node, member.clone()).is_none() {
+                    self.live_digest ^= node_prefix(&member.node);
+                }
                 self.events.push_back(MemberEvent::Up(member));
                 self.scale_transmissions();
             }
@@ -712,7 +741,9 @@ impl Membership {
             OwnedNotification::MemberDown(member)
                 if self.live.get(&member.node) == Some(&member) =>
             {
-                self.live.remove(&member.node);
+                if self.live.remove(&member.node).is_some() {
+                    self.live_digest ^= node_prefix(&member.node);
+                }
                 verify::lock(&self.verifier).live.remove(&member.node);
                 self.stats.downs += 1;
                 load::lock(&self.loads).forget(&member.node);

@@ -1,8 +1,25 @@
 //! Anti-entropy (memberlist's push-pull, which foca lacks): every `sync_period` a member sends
-//! a random live member a sample of its view, applied there by SWIM's rules.
+//! a random live member a sample of its view, applied there by SWIM's rules, with signed load
+//! reports (the only way a load that moved by less than a step, or that a member missed,
+//! travels).
 
-use super::{verify, MemberInfo, Membership, Outgoing, PacketError, PacketKind, MAX_SYNC_MEMBERS};
+use serde::{Deserialize, Serialize};
+use switchboard_proto::member::LoadReport;
+
+use super::{
+    load, verify, MemberInfo, Membership, Outgoing, PacketError, PacketKind, MAX_SYNC_MEMBERS,
+};
 use crate::time::Time;
+
+/// What a sync carries: at most [`MAX_SYNC_MEMBERS`] member states and as many load reports.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SyncSample {
+    /// Members with their state and incarnation, the sender first.
+    pub(crate) members: Vec<foca::Member<MemberInfo>>,
+    /// The sender's latest load report, then the latest of the members whose reports it took
+    /// last, then those of the live members among `members`; each signed by its member.
+    pub(crate) loads: Vec<LoadReport>,
+}
 
 impl Membership {
     /// A deterministic draw from the seed (SplitMix64), for the anti-entropy choices.
@@ -50,6 +67,34 @@ impl Membership {
             let len = part.len();
             sample.extend(part.into_iter().cycle().skip(start).take(take.min(len)));
         }
+        // This member's load, then the latest changes it took, then the loads of the live
+        // members sampled.
+        let own = self.current_load_report();
+        let loads = {
+            let table = load::lock(&self.loads);
+            let mut named = std::collections::HashSet::new();
+            own.into_iter()
+                .chain(
+                    table
+                        .recent()
+                        .filter(|node| self.live.contains_key(*node))
+                        .copied()
+                        .chain(
+                            sample
+                                .iter()
+                                .filter(|m| m.state() == foca::State::Alive)
+                                .map(|m| m.id().node),
+                        )
+                        .filter(|node| *node != self.me.node && named.insert(*node))
+                        .filter_map(|node| table.report(&node)),
+                )
+                .take(MAX_SYNC_MEMBERS)
+                .collect()
+        };
+        let sample = SyncSample {
+            members: sample,
+            loads,
+        };
         if let Ok(payload) = postcard::to_stdvec(&sample) {
             self.stats.packets_sent += 1;
             self.outbox.push_back(Outgoing {
@@ -64,10 +109,17 @@ impl Membership {
     /// incarnation wins, suspect beats alive and down beats both at the same incarnation, down
     /// is final for an identity), so a stale sample cannot resurrect a member known down here.
     pub fn handle_sync(&mut self, now: Time, payload: &[u8]) -> Result<(), PacketError> {
-        let sample: Vec<foca::Member<MemberInfo>> = postcard::from_bytes(payload)
+        let SyncSample {
+            members: sample,
+            loads,
+        } = postcard::from_bytes(payload)
             .map_err(|e| PacketError(format!("malformed sync: {e}")))?;
-        if sample.len() > MAX_SYNC_MEMBERS {
-            return Err(PacketError(format!("sync of {} members", sample.len())));
+        if sample.len() > MAX_SYNC_MEMBERS || loads.len() > MAX_SYNC_MEMBERS {
+            return Err(PacketError(format!(
+                "sync of {} members and {} loads",
+                sample.len(),
+                loads.len()
+            )));
         }
         // Each entry on its own: a forged one is dropped (and counted), the rest applied.
         let updates: Vec<foca::Member<MemberInfo>> = {
@@ -78,13 +130,25 @@ impl Membership {
                 .filter_map(|m| verifier.checked_member(&m).ok())
                 .collect()
         };
-        if updates.is_empty() {
-            return Ok(());
+        if !updates.is_empty() {
+            let result = self
+                .foca
+                .apply_many(updates.into_iter(), true, &mut self.runtime);
+            self.absorb(now, result.err());
         }
-        let result = self
-            .foca
-            .apply_many(updates.into_iter(), true, &mut self.runtime);
-        self.absorb(now, result.err());
+        // After the members, so that a member this sample taught has its load taken too. Kept,
+        // not gossiped: a repetition is not news.
+        for report in loads {
+            if report.body_unverified().node == self.me.node {
+                continue;
+            }
+            let Ok(bytes) = postcard::to_stdvec(&report) else {
+                continue;
+            };
+            if load::take(&self.loads, &self.verifier, report, &bytes) {
+                self.stats.loads_synced += 1;
+            }
+        }
         Ok(())
     }
 }

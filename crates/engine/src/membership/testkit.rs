@@ -21,11 +21,20 @@ pub fn anchor() -> TrustAnchor {
 
 /// Node key number `seed` with a ticket of `role` from `auth`, valid for an hour from 0.
 pub fn signer_from(auth: &SecretKey, seed: u8, role: Role) -> Signer {
+    issue(auth, seed, role, &format!("sn{seed}"))
+}
+
+/// Node key number `seed` with a `supernode` ticket of the test auth key for user `name`.
+pub fn signer_named(seed: u8, name: &str) -> Signer {
+    issue(&auth_key(), seed, Role::Supernode, name)
+}
+
+fn issue(auth: &SecretKey, seed: u8, role: Role, name: &str) -> Signer {
     let key = SecretKey::from_seed([seed; 32]);
     let ticket = Ticket::issue(
         auth,
         TicketBody {
-            user: Username::new(&format!("sn{seed}")).unwrap_or_else(|_| unreachable_name()),
+            user: Username::new(name).unwrap_or_else(|_| unreachable_name()),
             node: key.node_id(),
             role,
             issued_at: UnixTime(0),
@@ -38,7 +47,7 @@ pub fn signer_from(auth: &SecretKey, seed: u8, role: Role) -> Signer {
 }
 
 fn unreachable_name() -> Username {
-    panic!("`sn` and a number is a valid username")
+    panic!("a test username must be valid")
 }
 
 /// Node key number `seed` with a `supernode` ticket of the test auth key.
@@ -86,9 +95,18 @@ pub fn forged_load(key: &SecretKey, victim: NodeId, seq: u64, clients: u32) -> V
 /// A membership sync sample naming `members` alive (incarnation 0), encoded as the overlay
 /// carries it: what a hostile member sends to plant identities.
 pub fn sync_sample(members: Vec<MemberInfo>) -> Vec<u8> {
-    let sample: Vec<foca::Member<MemberInfo>> =
-        members.into_iter().map(foca::Member::alive).collect();
-    postcard::to_stdvec(&sample).unwrap_or_default()
+    sync_payload(
+        members.into_iter().map(foca::Member::alive).collect(),
+        Vec::new(),
+    )
+}
+
+/// A sync sample of `members` in any state, with `loads`, encoded as the overlay carries it.
+pub(crate) fn sync_payload(
+    members: Vec<foca::Member<MemberInfo>>,
+    loads: Vec<switchboard_proto::member::LoadReport>,
+) -> Vec<u8> {
+    postcard::to_stdvec(&super::sync::SyncSample { members, loads }).unwrap_or_default()
 }
 
 /// A SWIM packet from `from` to `to` (exactly as `to` knows itself) carrying `message`, no

@@ -29,7 +29,7 @@ mod scenarios {
     struct Net {
         members: Vec<Membership>,
         crashed: Vec<bool>,
-        in_flight: BTreeMap<(Time, u64), (usize, Vec<u8>)>,
+        in_flight: BTreeMap<(Time, u64), (usize, PacketKind, Vec<u8>)>,
         seq: u64,
         slow: Option<(usize, Duration)>,
         downs_of_healthy: u64,
@@ -70,6 +70,25 @@ mod scenarios {
             }
         }
 
+        /// `n` members that start as a formed overlay ([`Membership::restore`]), no seed.
+        fn formed(n: u8) -> Self {
+            let mut net = Self::new(n, true);
+            let infos: Vec<MemberInfo> = (0..n).map(info).collect();
+            for (i, m) in net.members.iter_mut().enumerate() {
+                *m = Membership::new(
+                    Time::ZERO,
+                    info(u8::try_from(i).unwrap()),
+                    testkit::signer(u8::try_from(i).unwrap() + 1),
+                    testkit::anchor(),
+                    MembershipConfig::default(),
+                    u64::try_from(i).unwrap(),
+                )
+                .unwrap();
+                m.restore(Time::ZERO, infos.iter().cloned());
+            }
+            net
+        }
+
         fn run_until(&mut self, end: Time) {
             let mut now = self.now;
             loop {
@@ -85,7 +104,7 @@ mod scenarios {
                         };
                         self.seq += 1;
                         self.in_flight
-                            .insert((now + delay, self.seq), (to, out.payload));
+                            .insert((now + delay, self.seq), (to, out.kind, out.payload));
                     }
                     while let Some(event) = self.members[i].poll_event() {
                         if let MemberEvent::Down(m) = event {
@@ -116,9 +135,12 @@ mod scenarios {
                     if entry.key().0 > now {
                         break;
                     }
-                    let (to, payload) = entry.remove();
+                    let (to, kind, payload) = entry.remove();
                     if !self.crashed[to] {
-                        let _ = self.members[to].handle_packet(now, &payload);
+                        let _ = match kind {
+                            PacketKind::Swim => self.members[to].handle_packet(now, &payload),
+                            PacketKind::Sync => self.members[to].handle_sync(now, &payload),
+                        };
                     }
                 }
                 for i in 0..self.members.len() {
@@ -145,9 +167,50 @@ mod scenarios {
             if i != 3 {
                 assert_eq!(m.live_count(), 4, "member {i} still counts the crashed one");
                 assert!(!m.is_live(&info(3).node));
+                let digest = m
+                    .live()
+                    .map(|l| l.node)
+                    .chain(std::iter::once(m.me().node))
+                    .fold(0, |acc, node| acc ^ node_prefix(&node));
+                assert_eq!(m.view_digest(), digest, "kept in step with the view");
             }
         }
         assert_eq!(net.downs_of_healthy, 0);
+    }
+
+    #[test]
+    fn members_restored_as_a_formed_overlay_are_live_at_once_gossip_none_of_it_and_detect_a_crash()
+    {
+        let mut net = Net::formed(5);
+        for m in &net.members {
+            assert_eq!(m.live_count(), 5);
+            assert_eq!(m.stats().updates_backlog, 0, "nothing to tell: all know it");
+        }
+        net.run_until(Time(5_000));
+        assert!(net.members.iter().all(|m| m.stats().updates_backlog == 0));
+        assert!(net.members.iter().all(|m| m.live_count() == 5));
+        net.crashed[3] = true;
+        net.run_until(Time(5_000 + 8_000));
+        for (i, m) in net.members.iter().enumerate() {
+            if i != 3 {
+                assert!(!m.is_live(&info(3).node), "member {i}");
+            }
+        }
+        assert_eq!(net.downs_of_healthy, 0);
+    }
+
+    #[test]
+    fn a_restored_statement_that_does_not_verify_is_left_out_and_counted() {
+        let mut m = Net::new(1, true).members.remove(0);
+        let honest = info(1);
+        let stolen = MemberInfo {
+            proof: info(2).proof,
+            ..info(3)
+        };
+        m.restore(Time::ZERO, [honest.clone(), stolen.clone()]);
+        assert!(m.is_live(&honest.node));
+        assert!(!m.is_live(&stolen.node));
+        assert_eq!(m.stats().statements_refused, 1);
     }
 
     #[test]
@@ -161,62 +224,116 @@ mod scenarios {
         }
     }
 
-    /// A member alone: its own first report never leaves its backlog.
-    fn lone(load_backlog_limit: usize) -> Membership {
-        let config = MembershipConfig {
-            load_backlog_limit,
-            ..MembershipConfig::default()
-        };
-        Membership::new(
-            Time::ZERO,
-            info(0),
-            testkit::signer(1),
-            testkit::anchor(),
-            config,
-            7,
-        )
-        .unwrap()
-    }
-
-    /// Runs `m` alone until `until`, timer by timer.
-    fn run_alone(m: &mut Membership, until: Time) {
-        while let Some(at) = m.next_timeout().filter(|at| *at <= until) {
-            m.handle_timeout(at);
-            while m.poll_send().is_some() {}
+    /// Runs `net` to `end` in steps of `step`, calling `each` after every step.
+    fn run_sampling(net: &mut Net, end: Time, step: Duration, mut each: impl FnMut(&Net)) {
+        let mut at = net.now;
+        while at < end {
+            at = (at + step).min(end);
+            net.run_until(at);
+            each(net);
         }
     }
 
     #[test]
-    fn a_member_whose_load_backlog_is_half_full_postpones_a_periodic_report_of_an_unchanged_load() {
-        let mut saturated = lone(1);
-        let mut free = lone(4);
-        assert_eq!((saturated.load_seq, free.load_seq), (1, 1));
-        assert_eq!(saturated.stats().loads_backlog, 1, "its own report, unsent");
-        run_alone(&mut saturated, Time(95_000));
-        run_alone(&mut free, Time(95_000));
-        assert_eq!(free.load_seq, 4, "refreshed at 30, 60 and 90 s");
-        assert_eq!(saturated.load_seq, 1, "no periodic report while saturated");
-        assert!(saturated.stats().load_refreshes_postponed >= 3);
-        assert!(saturated
-            .next_timeout()
-            .is_some_and(|at| at <= Time(100_000)));
-        // A load figure handed in after the deadline, unchanged, does not get round the rule.
-        saturated.report_load(Time(100_000), 0);
-        assert_eq!(saturated.load_seq, 1, "unchanged, still saturated");
-        // Four periods after the last report, the unchanged figure goes all the same.
-        run_alone(&mut saturated, Time(119_000));
-        assert_eq!(saturated.load_seq, 1);
-        run_alone(&mut saturated, Time(126_000));
-        assert_eq!(saturated.load_seq, 2, "repeated at 120 s");
-        // A step of the load is news the others need: it goes whatever the backlog.
-        saturated.report_load(Time(131_000), 50);
-        assert_eq!(saturated.load_seq, 3);
-        // A change too small for a step waits for the period, then goes, saturated or not.
-        saturated.report_load(Time(132_000), 51);
-        assert_eq!(saturated.load_seq, 3);
-        run_alone(&mut saturated, Time(162_000));
-        assert_eq!(saturated.load_seq, 4);
-        assert_eq!(saturated.load_of(&info(0).node), Some(51));
+    fn a_load_that_holds_still_is_gossiped_once_and_then_leaves_every_backlog_for_good() {
+        let mut net = Net::new(4, true);
+        net.run_until(Time(20_000));
+        let sent_before: u64 = net.members.iter().map(|m| m.stats().packets_sent).sum();
+        let mut backlog_seen = 0;
+        run_sampling(&mut net, Time(140_000), Duration::from_millis(100), |net| {
+            backlog_seen += net
+                .members
+                .iter()
+                .map(|m| m.stats().loads_backlog)
+                .sum::<u64>();
+        });
+        assert_eq!(
+            backlog_seen, 0,
+            "no load report gossiped again in two minutes"
+        );
+        assert!(
+            net.members.iter().all(|m| m.load_seq == 1),
+            "never re-signed"
+        );
+        let sent: u64 = net
+            .members
+            .iter()
+            .map(|m| m.stats().packets_sent)
+            .sum::<u64>()
+            - sent_before;
+        // A probe and its ack each second, a sync every five and an announce every ten: about
+        // 2.3 packets a second per member once nothing is gossiped (15 more while anything is).
+        let per_member_per_sec = sent as f64 / 4.0 / 120.0;
+        assert!(
+            per_member_per_sec < 3.0,
+            "{per_member_per_sec:.2} packets a second per member"
+        );
+    }
+
+    #[test]
+    fn a_load_change_below_a_step_is_not_gossiped_but_reaches_every_member_in_the_syncs() {
+        let mut net = Net::new(4, true);
+        net.run_until(Time(10_000));
+        // Capacity 100, a step of 10 clients: 9 is below it.
+        net.members[2].report_load(Time(10_000), 9);
+        net.run_until(Time(11_000));
+        assert_eq!(net.members[2].stats().loads_backlog, 0, "not gossiped");
+        let seen: Vec<Option<u32>> = net
+            .members
+            .iter()
+            .map(|m| m.load_of(&info(2).node))
+            .collect();
+        assert_eq!(seen, [Some(0), Some(0), Some(9), Some(0)]);
+        net.run_until(Time(60_000));
+        for (i, m) in net.members.iter().enumerate() {
+            assert_eq!(m.load_of(&info(2).node), Some(9), "member {i}");
+        }
+        assert!(net.members.iter().any(|m| m.stats().loads_synced > 0));
+    }
+
+    #[test]
+    fn a_load_rising_steadily_across_syncs_is_gossiped_at_every_step() {
+        let mut net = Net::new(4, true);
+        net.run_until(Time(10_000));
+        // One more client every 500 ms for 30 s (a step of 10 every 5 s, the sync period): the
+        // others never fall a step and a second behind.
+        for i in 1..=60u32 {
+            let at = Time(10_000 + u64::from(i) * 500);
+            net.run_until(at);
+            net.members[1].report_load(at, i);
+            if i % 10 == 5 {
+                net.run_until(at + Duration::from_millis(1_000));
+                for (j, m) in net.members.iter().enumerate() {
+                    let known = m.load_of(&info(1).node).unwrap_or(0);
+                    assert!(known + 10 + 2 >= i, "member {j} knows {known} at {i}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_load_step_is_gossiped_once_per_minimum_interval_and_a_held_back_one_goes_when_due() {
+        let mut net = Net::new(4, true);
+        net.run_until(Time(10_000));
+        net.members[1].report_load(Time(10_000), 20);
+        net.run_until(Time(11_000));
+        assert!(net
+            .members
+            .iter()
+            .all(|m| m.load_of(&info(1).node) == Some(20)));
+        // Another step 1 s later waits for the 5 s minimum interval, then goes by gossip.
+        net.members[1].report_load(Time(11_000), 40);
+        net.run_until(Time(14_900));
+        assert!(net
+            .members
+            .iter()
+            .any(|m| m.load_of(&info(1).node) == Some(20)));
+        net.run_until(Time(16_000));
+        assert!(net
+            .members
+            .iter()
+            .all(|m| m.load_of(&info(1).node) == Some(40)));
+        assert_eq!(net.members[1].load_seq, 3);
     }
 
     #[test]
@@ -319,12 +436,12 @@ mod properties {
                     ))
                 })
                 .collect();
-            let payload = postcard::to_stdvec(&sample).unwrap();
+            let payload = testkit::sync_payload(sample.clone(), Vec::new());
             membership.handle_sync(Time(1), &payload).unwrap();
             prop_assert_eq!(membership.live_count(), count + 1);
             // The first one dies; a sample that knows it brings the news.
             let dead = foca::Member::new(sample[0].id().clone(), 0, foca::State::Down);
-            membership.handle_sync(Time(2), &postcard::to_stdvec(&vec![dead]).unwrap()).unwrap();
+            membership.handle_sync(Time(2), &testkit::sync_payload(vec![dead], Vec::new())).unwrap();
             prop_assert_eq!(membership.live_count(), count);
             // A stale sample naming it alive changes nothing.
             membership.handle_sync(Time(3), &payload).unwrap();
@@ -336,9 +453,8 @@ mod properties {
     fn forged_sync_entries_change_nothing_and_are_counted() {
         let mut membership = membership();
         let honest = testkit::member(10, addr(8010), MemberRole::Supernode, 10);
-        let sample = vec![foca::Member::alive(honest.clone())];
         membership
-            .handle_sync(Time(1), &postcard::to_stdvec(&sample).unwrap())
+            .handle_sync(Time(1), &testkit::sync_sample(vec![honest.clone()]))
             .unwrap();
         assert_eq!(membership.live_count(), 2);
 
@@ -383,5 +499,90 @@ mod properties {
             "member 10 unmoved"
         );
         assert_eq!(membership.stats().statements_refused, 22);
+    }
+
+    fn load(seed: u8, seq: u64, clients: u32) -> switchboard_proto::member::LoadReport {
+        let key = testkit::signer(seed).key;
+        let body = switchboard_proto::member::LoadBody {
+            node: key.node_id(),
+            seq,
+            clients,
+        };
+        switchboard_proto::member::LoadReport::sign(&key, body).unwrap()
+    }
+
+    #[test]
+    fn a_sync_teaches_the_loads_of_the_members_it_names_and_refuses_forged_or_stale_ones() {
+        let mut membership = membership();
+        let named = testkit::member(10, addr(8010), MemberRole::Supernode, 10);
+        let other = testkit::member(11, addr(8011), MemberRole::Supernode, 10);
+        // Member 11's report, 11 not yet live here: about no live member, not taken.
+        let early = testkit::sync_payload(
+            vec![foca::Member::alive(named.clone())],
+            vec![load(10, 3, 7), load(11, 1, 5)],
+        );
+        membership.handle_sync(Time(1), &early).unwrap();
+        assert_eq!(membership.load_of(&named.node), Some(7));
+        assert_eq!(membership.load_of(&other.node), None);
+        assert_eq!(membership.stats().loads_synced, 1);
+
+        // Member 11 signs a report claiming to be member 10's; and a stale one of 10's.
+        let forged: switchboard_proto::member::LoadReport = postcard::from_bytes(
+            &testkit::forged_load(&testkit::signer(11).key, named.node, 9, 0),
+        )
+        .unwrap();
+        let bad = testkit::sync_payload(
+            vec![foca::Member::alive(other.clone())],
+            vec![forged, load(10, 2, 1), load(11, 1, 5)],
+        );
+        membership.handle_sync(Time(2), &bad).unwrap();
+        assert_eq!(
+            membership.load_of(&named.node),
+            Some(7),
+            "neither forged nor stale taken"
+        );
+        assert_eq!(
+            membership.load_of(&other.node),
+            Some(5),
+            "learned with its member"
+        );
+        assert_eq!(membership.stats().loads_refused, 1);
+        assert_eq!(membership.stats().loads_synced, 2);
+    }
+
+    #[test]
+    fn a_full_sync_sample_with_every_load_fits_the_protocols_limit() {
+        let mut membership = membership();
+        let members: Vec<MemberInfo> = (0..MAX_SYNC_MEMBERS)
+            .map(|i| {
+                let seed = u8::try_from(i + 20).unwrap();
+                // The longest username a ticket may carry.
+                let signer = testkit::signer_named(seed, &"u".repeat(32));
+                MemberInfo::signed(
+                    &signer,
+                    addr(9000 + u16::from(seed)),
+                    MemberRole::Supernode,
+                    u32::MAX,
+                    u64::MAX,
+                )
+                .unwrap()
+            })
+            .collect();
+        let loads = (0..MAX_SYNC_MEMBERS)
+            .map(|i| load(u8::try_from(i + 20).unwrap(), u64::MAX, u32::MAX))
+            .collect();
+        let payload = testkit::sync_payload(
+            members
+                .into_iter()
+                .map(|m| foca::Member::new(m, u16::MAX, foca::State::Suspect))
+                .collect(),
+            loads,
+        );
+        assert!(
+            payload.len() <= switchboard_proto::limits::MAX_MEMBERSHIP_SYNC,
+            "{} bytes",
+            payload.len()
+        );
+        membership.handle_sync(Time(1), &payload).unwrap();
     }
 }

@@ -303,6 +303,12 @@ impl Overlay {
         self.pump(now);
     }
 
+    /// Takes `members` as the formed overlay (see [`Membership::restore`]).
+    pub fn restore(&mut self, now: Time, members: impl IntoIterator<Item = MemberInfo>) {
+        self.membership.restore(now, members);
+        self.pump(now);
+    }
+
     /// Reports this supernode's client count for gossip.
     pub fn report_load(&mut self, now: Time, clients: u32) {
         self.membership.report_load(now, clients);

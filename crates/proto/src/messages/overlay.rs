@@ -82,3 +82,15 @@ pub enum OverlayMessage {
     /// owns its encoding), so that a member that missed a join learns of it.
     MembershipSync(MembershipSyncPayload),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::encode_frame;
+
+    #[test]
+    fn the_largest_membership_sync_fits_one_frame() {
+        let payload = MembershipSyncPayload::try_from(vec![0xFF; MAX_MEMBERSHIP_SYNC]).unwrap();
+        encode_frame(&OverlayMessage::MembershipSync(payload)).unwrap();
+    }
+}

@@ -219,14 +219,14 @@ impl Shared {
             (
                 "switchboard_overlay_load_backlog",
                 "gauge",
-                "Load reports waiting to be piggybacked (at most the load backlog limit, 256); at half of it the periodic report is postponed.",
+                "Load reports waiting to be piggybacked (at most the load backlog limit, 256); near zero while loads hold still.",
                 swim.loads_backlog,
             ),
             (
-                "switchboard_overlay_load_refreshes_postponed_total",
+                "switchboard_overlay_loads_synced_total",
                 "counter",
-                "Periodic load reports postponed because the load backlog was half full: the overlay carries load news as fast as it can.",
-                swim.load_refreshes_postponed,
+                "Load reports first learned from an anti-entropy sync rather than from gossip (changes below a step, and loads missed).",
+                swim.loads_synced,
             ),
             (
                 "switchboard_overlay_members_down_total",
