@@ -2,8 +2,9 @@
 //!
 //! - `switchboard-sim run --seed N`: one seed of the fault sweep scenario (replays a failure);
 //! - `switchboard-sim sweep --seeds N`: seeds 1..=N of it;
-//! - `switchboard-sim scale`: 1,000 supernodes and 100,000 clients, then 30% of the
-//!   supernodes crash at once; prints the figures BENCHMARKS.md reports. `--megas N` adds a
+//! - `switchboard-sim scale`: 1,000 supernodes, formed into one overlay, and 100,000 clients,
+//!   then 30% of the supernodes crash at once; prints the figures BENCHMARKS.md reports.
+//!   `--cold-start` has the supernodes all join through the first at once instead. `--megas N` adds a
 //!   tier of N standby megas (`--mega-capacity` each) that `engine`'s standby policy
 //!   activates; `--capacity` sets the supernodes' capacity (default: twice the clients per
 //!   supernode).
@@ -75,6 +76,10 @@ enum Command {
         /// Clients each mega admits once active.
         #[arg(long, default_value_t = 5_000)]
         mega_capacity: u32,
+        /// Start the supernodes all joining at once through the first (a mass join) instead of
+        /// as a formed overlay.
+        #[arg(long)]
+        cold_start: bool,
         /// The membership's load backlog limit (`MembershipConfig::load_backlog_limit`); a very
         /// large one gives the load gossip as it was before the limit, for comparison.
         #[arg(long)]
@@ -144,6 +149,7 @@ fn main() -> ExitCode {
             megas,
             mega_capacity,
             load_backlog_limit,
+            cold_start,
             target_rehome_secs,
             target_findable_secs,
             target_converge_secs,
@@ -171,6 +177,7 @@ fn main() -> ExitCode {
             if let Some(capacity) = capacity {
                 config.capacity = capacity;
             }
+            config.formed = !cold_start;
             if let Some(limit) = load_backlog_limit {
                 config.membership.load_backlog_limit = limit;
             }

@@ -276,11 +276,14 @@ impl World {
     }
 
     fn start(&mut self) {
-        // Supernodes join through the first one (and retry until it answers).
         let seed = self.sns.first().map(|s| (s.info.node, s.info.addr));
+        let everyone: Vec<MemberInfo> = self.sns.iter().map(|s| s.info.clone()).collect();
         for sn in 0..self.sns.len() {
-            if let Some((seed, addr)) = seed {
-                let now = self.now;
+            let now = self.now;
+            if self.config.formed {
+                self.sns[sn].overlay.restore(now, everyone.iter().cloned());
+            } else if let Some((seed, addr)) = seed {
+                // Through the first one (and retry until it answers).
                 self.sns[sn].overlay.join(now, seed, addr);
             }
             self.drain_outputs(sn);

@@ -70,3 +70,11 @@ fn a_missed_target_makes_the_run_fail_and_says_which_with_its_figure() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_cold_start_where_every_supernode_joins_through_the_first_meets_the_targets_too() {
+    let out = scale(&["--cold-start"], None);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("every target met"), "{stdout}");
+}
