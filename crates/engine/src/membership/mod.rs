@@ -165,9 +165,7 @@ pub struct Membership {
     own_incarnation: foca::Incarnation,
     unanswered_probes: VecDeque<foca::ProbeNumber>,
     load_seq: u64,
-    /// The client count of `own_report`.
-    reported_clients: u32,
-    /// The client count last gossiped: a step is measured from it (not from `reported_clients`,
+    /// The client count last gossiped: a step is measured from it (not from `own_report`'s,
     /// which every sync moves, or a steady arrival would never make a step between two syncs).
     gossiped_clients: u32,
     /// This member's latest signed load report, which its syncs carry.
@@ -259,7 +257,6 @@ impl Membership {
             own_incarnation: 0,
             unanswered_probes: VecDeque::new(),
             load_seq: 0,
-            reported_clients: 0,
             gossiped_clients: 0,
             lifeguard: true,
             timer_token: 0,
@@ -529,7 +526,6 @@ impl Membership {
         };
         let report = LoadReport::sign(&self.signer.key, body).ok()?;
         self.load_seq += 1;
-        self.reported_clients = self.current_clients;
         self.own_report = Some(report);
         Some(report)
     }
@@ -537,10 +533,12 @@ impl Membership {
     /// This member's latest load report, signed again first if the load changed since: what
     /// its anti-entropy samples carry.
     pub(super) fn current_load_report(&mut self) -> Option<LoadReport> {
-        if self.own_report.is_none() || self.current_clients != self.reported_clients {
-            return self.sign_load_report();
+        match self.own_report {
+            Some(report) if report.body_unverified().clients == self.current_clients => {
+                Some(report)
+            }
+            _ => self.sign_load_report(),
         }
-        self.own_report
     }
 
     /// A membership packet from the network. A bad packet is refused with an error and
