@@ -351,3 +351,57 @@ impl World {
         self.now
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use switchboard_proto::messages::RecordKey;
+
+    use crate::client::ClientState;
+    use crate::config::SimConfig;
+    use crate::world::World;
+    use switchboard_engine::Time;
+
+    #[test]
+    fn a_replica_lost_after_the_membership_settled_is_reported_at_the_next_check() {
+        let seed = 7;
+        println!("seed {seed}");
+        let mut config = SimConfig::sweep(seed);
+        config.faults.clear();
+        config.loss = 0.0;
+        config.check_each_event = false;
+        let mut world = World::new(config).unwrap();
+        // Settled for long, and just after the chosen client's lease refresh (which re-publishes
+        // its record everywhere and so would mend the hole below).
+        world.run_until(Time(22_000)).unwrap();
+        let (client, home) = world
+            .clients
+            .iter()
+            .enumerate()
+            .find_map(|(index, c)| match c.state {
+                ClientState::Online { home, .. } => Some((index, home)),
+                _ => None,
+            })
+            .expect("a client online");
+        let owner = *world.owner_cache.1[client].first().unwrap();
+        // One owner loses the record, as if the home's publish never came; the others hold it,
+        // so the client stays findable and only the replica check sees the hole.
+        let (user, node) = (
+            world.clients[client].user.clone(),
+            world.clients[client].node,
+        );
+        let from = world.sns[home].info.node;
+        world.sns[owner]
+            .overlay
+            .handle_withdraw(from, vec![RecordKey { user, node }]);
+        let next = world.now() + world.config.check_every;
+        let error = world
+            .run_until(next)
+            .expect_err("the lost replica is reported");
+        assert!(
+            error.contains(&format!(
+                "owner {owner} lacks the record of client {client}"
+            )),
+            "{error}"
+        );
+    }
+}

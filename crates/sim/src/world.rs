@@ -235,15 +235,16 @@ impl World {
             let seed = rng.next_u64();
             sns.push(fresh_supernode(&config, info, signer, &anchor, seed, kind)?);
         }
-        let mut clients = Vec::with_capacity(config.clients);
-        let mut client_by_node = BTreeMap::new();
-        for index in 0..config.clients {
-            let client = Client::new(&config, index, &auth, &mut rng)?;
-            if client.promotable.is_some() {
-                client_by_node.insert(client.node, index);
-            }
-            clients.push(client);
-        }
+        let draws: Vec<_> = (0..config.clients)
+            .map(|_| Client::draw(&config, &mut rng))
+            .collect();
+        let clients = crate::client::sign_clients(&config, &auth, draws)?;
+        let client_by_node = clients
+            .iter()
+            .enumerate()
+            .filter(|(_, client)| client.promotable.is_some())
+            .map(|(index, client)| (client.node, index))
+            .collect();
         let unfindable_since = vec![None; clients.len()];
         let mut world = Self {
             now: Time::ZERO,
