@@ -59,7 +59,13 @@ pub struct MembershipConfig {
     /// gossiped every 30 s unchanged, at 1,000 members that asked for about three times what
     /// the packets carry, the backlog held 997 reports per member, and foca went through all
     /// of them for every packet sent (40% of a simulated run). A mass arrival (every member's
-    /// load moving by steps at once) still can; the limit bounds that.
+    /// load moving by steps at once) still can; the limit bounds that. 64: since the
+    /// anti-entropy samples carry every member's latest report, a longer backlog only costs
+    /// foca's per-packet work; at 1,000 members and 100,000 clients 64 instead of 256 made the
+    /// simulated run 9-12% shorter with the loads as close to the truth (9.45 clients off at
+    /// steady state, 30.6 after the crash); 32 was no shorter than 64 and 16 further off
+    /// (BENCHMARKS.md). In a small overlay it seldom binds: a newer report of a member replaces
+    /// its older one, so a backlog holds at most one report per member.
     pub load_backlog_limit: usize,
     /// Where this member remembers the statements and load reports it verified. `None` (the
     /// default, and a daemon's): a cache of its own. The simulator gives all its members one
@@ -89,7 +95,7 @@ impl Default for MembershipConfig {
             max_packet: MAX_MEMBERSHIP_PAYLOAD,
             load_report_step_permille: 100,
             load_report_min_interval: Duration::from_secs(5),
-            load_backlog_limit: 256,
+            load_backlog_limit: 64,
             shared_verification: None,
         }
     }
