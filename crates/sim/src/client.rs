@@ -122,8 +122,9 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    /// What client `index` draws from the run's random stream, in the order the stream must
-    /// be drawn (so that a seed replays the same run however the signing below is spread).
+    /// What the next client draws from the run's random stream. The clients draw in index
+    /// order, before any is signed, so that a seed replays the same run however the signing
+    /// is spread over threads.
     pub(crate) fn draw(config: &SimConfig, rng: &mut SmallRng) -> Draw {
         let key_seed: [u8; 32] = rng.gen();
         let mut known: Vec<usize> = (0..config.supernodes).collect();
