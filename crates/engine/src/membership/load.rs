@@ -59,7 +59,10 @@ pub(super) struct LoadDecodeError(postcard::Error);
 #[derive(Debug, Default)]
 pub(super) struct LoadState {
     /// The latest report per member, signed by it: what the anti-entropy samples pass on.
-    latest: HashMap<NodeId, LoadReport>,
+    /// Shared through the verified cache: the simulator's thousand views of one report point
+    /// at one copy (a copy each was 112 bytes per pair of members, the largest per-pair cost
+    /// after foca's own member list).
+    latest: HashMap<NodeId, Arc<LoadReport>>,
     /// The members whose reports were taken last, newest at the back, at most
     /// [`RECENT_LOADS`]: what a sync carries first, since after a burst of changes (a mass
     /// arrival, a crash's orphans re-homing) gossip pruned from full backlogs is what most
@@ -88,7 +91,7 @@ impl LoadState {
 
     /// The latest report `node` signed, as known here.
     pub(super) fn report(&self, node: &NodeId) -> Option<LoadReport> {
-        self.latest.get(node).copied()
+        self.latest.get(node).map(|report| **report)
     }
 
     /// Forgets a member that went down.
@@ -131,15 +134,20 @@ pub(super) fn take(
         let digest = verify::digest(&verifier.anchor, b"load", bytes);
         (verifier.verified.clone(), digest)
     };
-    if !cache.contains(&digest) {
-        if report.verify().is_err() {
-            verify::lock(verifier).loads_refused += 1;
-            return false;
+    let shared = match cache.load(&digest) {
+        Some(shared) => shared,
+        None => {
+            if report.verify().is_err() {
+                verify::lock(verifier).loads_refused += 1;
+                return false;
+            }
+            let shared = Arc::new(report);
+            cache.insert_load(digest, Arc::clone(&shared));
+            shared
         }
-        cache.insert(digest);
-    }
+    };
     let mut table = lock(table);
-    table.latest.insert(body.node, report);
+    table.latest.insert(body.node, shared);
     table.recent.retain(|node| *node != body.node);
     if table.recent.len() >= RECENT_LOADS {
         table.recent.pop_front();
@@ -237,6 +245,26 @@ mod tests {
             verify::lock(&verifier).live.insert(node);
         }
         Loads::new(verifier, window, min_gap)
+    }
+
+    #[test]
+    fn members_sharing_a_verified_cache_share_one_copy_of_a_report() {
+        let shared = verify::VerifiedCache::new(16);
+        let member = || {
+            let verifier = Verifier::new(testkit::anchor(), Some(shared.clone()));
+            let verifier: SharedVerifier = Arc::new(Mutex::new(verifier));
+            verify::lock(&verifier)
+                .live
+                .insert(testkit::signer(1).key.node_id());
+            Loads::new(verifier, 64, Duration::ZERO)
+        };
+        let (mut first, mut second) = (member(), member());
+        let (node, bytes) = report(1, 1, 10);
+        assert!(first.receive_item(&bytes, None).unwrap().is_some());
+        assert!(second.receive_item(&bytes, None).unwrap().is_some());
+        let copy = |loads: &Loads| Arc::clone(lock(&loads.table).latest.get(&node).unwrap());
+        assert!(Arc::ptr_eq(&copy(&first), &copy(&second)));
+        assert_eq!(lock(&second.table).clients(&node), Some(10));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use bytes::{Buf, BufMut};
 use foca::{Codec, Header, Member, Message, PostcardCodec};
 use sha2::{Digest, Sha256};
-use switchboard_proto::member::{MemberError, MemberProof};
+use switchboard_proto::member::{LoadReport, MemberError, MemberProof};
 use switchboard_proto::{NodeId, TrustAnchor};
 
 use super::MemberInfo;
@@ -29,8 +29,9 @@ pub const MAX_VERIFIED_STATEMENTS: usize = 65_536;
 
 /// What has been verified, remembered by the SHA-256 of the trust anchor and the verified bytes
 /// (so that a statement verified under one auth-server's key is never taken under another's).
-/// A verified member statement also keeps its proof, so that every later copy of the same
-/// statement shares that one allocation instead of its own decoded ticket and signatures.
+/// A verified member statement also keeps its proof, and a verified load report itself, so that
+/// every later copy of the same statement or report shares that one allocation instead of its
+/// own decoded ticket and signatures.
 ///
 /// A daemon's member has its own. The simulator's members share one
 /// ([`super::MembershipConfig::shared_verification`]): each of its thousands of supernodes would
@@ -45,8 +46,8 @@ pub struct VerifiedCache {
 /// What a digest in the [`VerifiedCache`] stands for.
 #[derive(Debug)]
 enum Verified {
-    /// Bytes verified (a load report).
-    Bytes,
+    /// A load report, to share.
+    Load(Arc<LoadReport>),
     /// A member statement, with its proof to share.
     Statement(Arc<MemberProof>),
 }
@@ -65,21 +66,24 @@ impl VerifiedCache {
         self.digests.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Whether `digest` was verified.
-    pub(crate) fn contains(&self, digest: &[u8; 32]) -> bool {
-        self.digests().contains_key(digest)
+    /// The shared copy of the load report `digest`, if it was verified.
+    pub(crate) fn load(&self, digest: &[u8; 32]) -> Option<Arc<LoadReport>> {
+        match self.digests().get(digest) {
+            Some(Verified::Load(report)) => Some(Arc::clone(report)),
+            Some(Verified::Statement(_)) | None => None,
+        }
     }
 
-    /// Remembers `digest` as verified.
-    pub(crate) fn insert(&self, digest: [u8; 32]) {
-        self.remember(digest, Verified::Bytes);
+    /// Remembers the load report `digest` as verified, to share.
+    pub(crate) fn insert_load(&self, digest: [u8; 32], report: Arc<LoadReport>) {
+        self.remember(digest, Verified::Load(report));
     }
 
     /// The shared proof of the statement `digest`, if it was verified.
     fn statement(&self, digest: &[u8; 32]) -> Option<Arc<MemberProof>> {
         match self.digests().get(digest) {
             Some(Verified::Statement(proof)) => Some(Arc::clone(proof)),
-            Some(Verified::Bytes) | None => None,
+            Some(Verified::Load(_)) | None => None,
         }
     }
 
