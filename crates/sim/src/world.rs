@@ -235,10 +235,7 @@ impl World {
             let seed = rng.next_u64();
             sns.push(fresh_supernode(&config, info, signer, &anchor, seed, kind)?);
         }
-        let draws: Vec<_> = (0..config.clients)
-            .map(|_| Client::draw(&config, &mut rng))
-            .collect();
-        let clients = crate::client::sign_clients(&config, &auth, draws)?;
+        let clients = crate::client::sign_clients(&config, &auth, &mut rng)?;
         let client_by_node = clients
             .iter()
             .enumerate()
