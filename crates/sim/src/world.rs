@@ -151,7 +151,8 @@ impl std::fmt::Debug for World {
 }
 
 /// Digests the members' shared verification cache holds before it is emptied: 10,000
-/// supernodes' statements and several rounds of their load reports (about 32 MB at most).
+/// supernodes' statements and several rounds of their load reports (about 230 MB at most: the
+/// table, and each load report kept once for every view to share).
 pub(crate) const SHARED_VERIFICATIONS: usize = 1 << 20;
 
 /// The whole simulation; see the module doc.
