@@ -139,10 +139,9 @@ impl Client {
         config: &SimConfig,
         index: usize,
         auth: &SecretKey,
-        draw: Draw,
+        draw: &Draw,
     ) -> anyhow::Result<Self> {
-        let Draw { key_seed, known } = draw;
-        let key = SecretKey::from_seed(key_seed);
+        let key = SecretKey::from_seed(draw.key_seed);
         let node = key.node_id();
         let user = Username::new(&format!("user{index}"))?;
         let ticket = Ticket::issue(
@@ -156,9 +155,10 @@ impl Client {
                 serial: u64::try_from(index).unwrap_or(u64::MAX),
             },
         )?;
-        let mut entries: Vec<HostEntry<usize>> = known
-            .into_iter()
-            .map(|sn| HostEntry::new(sn, false, UNKNOWN_LOAD))
+        let mut entries: Vec<HostEntry<usize>> = draw
+            .known
+            .iter()
+            .map(|&sn| HostEntry::new(sn, false, UNKNOWN_LOAD))
             .collect();
         // The megas of the bootstrap list, marked as such: the order tries them after the
         // ordinary supernodes.
@@ -255,26 +255,16 @@ fn sign_clients_on(
         let draws: Vec<Draw> = (0..batch.max(1).min(config.clients - first))
             .map(|_| Client::draw(config, rng))
             .collect();
-        let per_thread = draws.len().div_ceil(threads.max(1));
-        let mut chunks: Vec<(usize, Vec<Draw>)> = Vec::new();
-        let mut draws = draws.into_iter();
-        let mut next = first;
-        loop {
-            let chunk: Vec<Draw> = draws.by_ref().take(per_thread).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            let len = chunk.len();
-            chunks.push((next, chunk));
-            next += len;
-        }
+        let per_thread = draws.len().div_ceil(threads.max(1)).max(1);
         let signed: Vec<anyhow::Result<Vec<Client>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = chunks
-                .into_iter()
-                .map(|(start, chunk)| {
+            let handles: Vec<_> = draws
+                .chunks(per_thread)
+                .enumerate()
+                .map(|(chunk, draws)| {
+                    let start = first + chunk * per_thread;
                     scope.spawn(move || {
-                        chunk
-                            .into_iter()
+                        draws
+                            .iter()
                             .enumerate()
                             .map(|(offset, draw)| Client::new(config, start + offset, auth, draw))
                             .collect()
