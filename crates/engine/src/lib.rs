@@ -18,6 +18,7 @@
 //!   watches held by owners) over the membership;
 //! - [`placement`]: which supernodes own a user's records (rendezvous hashing);
 //! - [`rate`]: token buckets;
+//! - [`records`]: records and tickets verified once each, remembered by their digest;
 //! - [`relay`]: a supernode's relay sessions and their caps;
 //! - [`session`]: a client's session logic (host-cache order, happy-eyeballs passes, `Busy`
 //!   alternatives, failover), driven by both the `client` binary and the simulator;
@@ -32,6 +33,7 @@ pub mod overlay;
 pub mod placement;
 pub mod promotion;
 pub mod rate;
+pub mod records;
 pub mod relay;
 pub mod revocation;
 pub mod session;
@@ -45,6 +47,7 @@ pub use backoff::{Backoff, BackoffConfig, BackoffError};
 pub use directory::{Directory, DirectoryConfig, PresenceNotice, RegisterError};
 pub use promotion::{Demotion, Nominator, OverlayLoad, PromotionConfig};
 pub use rate::TokenBucket;
+pub use records::VerifiedRecords;
 pub use relay::{RelayConfig, RelayId, RelayRefused, Relays, FLOOD_RATIO, FLOOD_SECONDS};
 pub use revocation::{Applied, RevocationList};
 pub use session::{Failover, HostCache, HostEntry, Pass, PassEnd};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use switchboard_proto::messages::RecordKey;
 
-use crate::world::{verify, Event, Reply, World};
+use crate::world::{Event, Reply, World};
 
 impl World {
     /// Admits a client's registration at `sn` (the supernode's side of `Register`).
@@ -44,7 +44,7 @@ impl World {
                 Ok(()) => {
                     let record = self.clients[client].record.clone();
                     let unix = self.unix_now();
-                    if !verify(&mut self.verified, &self.anchor, &record, unix) {
+                    if self.verified.verify(&record, unix).is_err() {
                         self.violations.push(format!(
                             "t={} a client's own record failed to verify",
                             now.0
@@ -127,7 +127,7 @@ impl World {
         let now = self.now;
         let record = self.clients[client].record.clone();
         let unix = self.unix_now();
-        if !verify(&mut self.verified, &self.anchor, &record, unix) {
+        if self.verified.verify(&record, unix).is_err() {
             return;
         }
         let node = self.clients[client].node;

@@ -2,7 +2,7 @@
 //! clients with their failover logic, a network with delay, loss and partitions, and one event
 //! queue on a virtual clock.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
@@ -12,6 +12,7 @@ use switchboard_engine::membership::{MemberInfo, MemberRole, Signer, VerifiedCac
 use switchboard_engine::overlay::{LookupId, Overlay, OverlayConfig, OverlayOutput};
 use switchboard_engine::{
     Admission, AdmissionConfig, BackoffConfig, Directory, DirectoryConfig, Failover, Time,
+    VerifiedRecords,
 };
 use switchboard_proto::messages::OverlayMessage;
 use switchboard_proto::{
@@ -166,7 +167,9 @@ pub struct World {
     pub(crate) clients: Vec<Client>,
     pub(crate) by_node: BTreeMap<NodeId, usize>,
     pub(crate) anchor: TrustAnchor,
-    pub(crate) verified: HashSet<Record>,
+    /// Every supernode's record checks, shared: a record reaching several owners, or a
+    /// refresh carrying a ticket checked before, is one pure function of the same bytes.
+    pub(crate) verified: VerifiedRecords,
     pub(crate) partition: Option<Vec<bool>>,
     /// Bumped whenever the real membership changes (crash, restart, partition, heal, drain).
     pub(crate) topology_epoch: u64,
@@ -236,7 +239,8 @@ impl World {
             let seed = rng.next_u64();
             sns.push(fresh_supernode(&config, info, signer, &anchor, seed, kind)?);
         }
-        let clients = crate::client::sign_clients(&config, &auth, &mut rng)?;
+        let verified = VerifiedRecords::new(anchor.clone(), MAX_VERIFIED_RECORDS);
+        let clients = crate::client::sign_clients(&config, &auth, &mut rng, &verified)?;
         let client_by_node = clients
             .iter()
             .enumerate()
@@ -252,8 +256,8 @@ impl World {
             sns,
             clients,
             by_node,
+            verified,
             anchor,
-            verified: HashSet::new(),
             partition: None,
             topology_epoch: 0,
             converged_since: None,
@@ -539,7 +543,7 @@ impl World {
                 let records: Vec<Record> = records
                     .into_inner()
                     .into_iter()
-                    .filter(|r| verify(&mut self.verified, &self.anchor, r, unix))
+                    .filter(|r| self.verified.verify(r, unix).is_ok())
                     .collect();
                 self.sns[to].overlay.handle_publish(now, from_node, records);
             }
@@ -555,7 +559,7 @@ impl World {
                 let records: Vec<Record> = records
                     .into_inner()
                     .into_iter()
-                    .filter(|r| verify(&mut self.verified, &self.anchor, r, unix))
+                    .filter(|r| self.verified.verify(r, unix).is_ok())
                     .collect();
                 self.sns[to]
                     .overlay
@@ -732,33 +736,11 @@ pub(crate) fn fresh_supernode(
     })
 }
 
-/// Most records the simulator remembers as verified: a million clients register about 1.3
-/// million records in a scale run. Past it the cache starts again (each record is then
-/// verified once more), so that a long run's memory does not grow with every registration.
+/// Most records, and as many tickets, the simulator remembers as verified: a million clients
+/// register about 1.3 million records in a scale run. Past it a set starts again (each record
+/// is then verified once more), so that a long run's memory does not grow with every
+/// registration; a digest is 32 bytes, where a whole record kept its body alive.
 const MAX_VERIFIED_RECORDS: usize = 4_000_000;
-
-/// Verifies a record as a supernode's driver does, remembering records already verified (the
-/// same signed record reaches several owners; checking it once per simulation is what lets a
-/// hundred thousand clients fit in minutes). A remembered record is not checked again against
-/// the clock: the simulator's tickets outlive its runs.
-pub(crate) fn verify(
-    cache: &mut HashSet<Record>,
-    anchor: &TrustAnchor,
-    record: &Record,
-    now: UnixTime,
-) -> bool {
-    if cache.contains(record) {
-        return true;
-    }
-    if record.verify(anchor, now).is_ok() {
-        if cache.len() >= MAX_VERIFIED_RECORDS {
-            cache.clear();
-        }
-        cache.insert(record.clone());
-        return true;
-    }
-    false
-}
 
 pub(crate) fn sim_addr(index: usize) -> std::net::SocketAddr {
     let index = u32::try_from(index).unwrap_or(u32::MAX);

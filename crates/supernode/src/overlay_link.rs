@@ -23,7 +23,7 @@ use switchboard_net::framed::{read_frame, write_frame};
 use switchboard_net::{now_unix, CloseCode, Dialer};
 use switchboard_proto::limits::MAX_FRAME_LEN;
 use switchboard_proto::messages::OverlayMessage;
-use switchboard_proto::{NodeId, PeerAddr, Record, Role, TrustAnchor, Username};
+use switchboard_proto::{NodeId, PeerAddr, Record, Role, Username};
 use tokio::sync::{oneshot, Notify, Semaphore};
 use tracing::Instrument;
 
@@ -366,11 +366,11 @@ async fn serve_peer(shared: Arc<Shared>, from: NodeId, connection: quinn::Connec
 }
 
 /// Verifies records as the overlay requires; refused ones are counted and dropped.
-fn verified(shared: &Shared, anchor: &TrustAnchor, records: Vec<Record>) -> Vec<Record> {
+fn verified(shared: &Shared, records: Vec<Record>) -> Vec<Record> {
     let now = now_unix();
     records
         .into_iter()
-        .filter(|record| match record.verify(anchor, now) {
+        .filter(|record| match shared.records.verify(record, now) {
             Ok(_) => true,
             Err(e) => {
                 bump(&shared.overlay.metrics.records_refused_total);
@@ -398,7 +398,7 @@ fn dispatch(shared: &Arc<Shared>, from: NodeId, message: OverlayMessage) {
             }
         }
         OverlayMessage::Publish { records } => {
-            let records = verified(shared, &shared.anchor, records.into_inner());
+            let records = verified(shared, records.into_inner());
             link.with(|o| o.handle_publish(now, from, records));
         }
         OverlayMessage::Withdraw { keys } => {
@@ -406,7 +406,7 @@ fn dispatch(shared: &Arc<Shared>, from: NodeId, message: OverlayMessage) {
         }
         OverlayMessage::Lookup { user } => link.with(|o| o.handle_lookup_request(from, user)),
         OverlayMessage::LookupResult { user, records } => {
-            let records = verified(shared, &shared.anchor, records.into_inner());
+            let records = verified(shared, records.into_inner());
             link.with(|o| o.handle_lookup_result(from, &user, records));
         }
         OverlayMessage::Subscribe { users } => {

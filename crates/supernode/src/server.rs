@@ -19,8 +19,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use switchboard_engine::records::DEFAULT_VERIFIED_RECORDS;
 use switchboard_engine::standby::StandbyPolicy;
-use switchboard_engine::{Admission, Directory, RevocationList, Time};
+use switchboard_engine::{Admission, Directory, RevocationList, Time, VerifiedRecords};
 use switchboard_net::config::Role as TransportRole;
 use switchboard_net::{
     server_config, transport_config, CloseCode, GateStats, HandshakeGate, Identity, Listener,
@@ -117,6 +118,9 @@ pub struct Shared {
     pub config: Config,
     /// The auth-server's key.
     pub anchor: TrustAnchor,
+    /// Records and tickets whose signatures this supernode checked (registrations, replicas
+    /// and lookup answers): a refresh with the same ticket costs one check instead of two.
+    pub records: VerifiedRecords,
     /// This supernode's id.
     pub node: NodeId,
     /// The address announced to the auth-server.
@@ -377,6 +381,7 @@ impl Server {
             overlay,
             node: key.node_id(),
             public_addr,
+            records: VerifiedRecords::new(anchor.clone(), DEFAULT_VERIFIED_RECORDS),
             anchor,
             started,
             directory: Mutex::new(Directory::new(config.directory)),

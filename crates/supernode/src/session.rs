@@ -493,7 +493,7 @@ fn handle(
     }
     let answer = match request {
         ClientMessage::Hello(_) => SupernodeMessage::Error(WireError::malformed("Hello twice")),
-        ClientMessage::Register { record } => match record.verify(&shared.anchor, now_unix()) {
+        ClientMessage::Register { record } => match shared.records.verify(&record, now_unix()) {
             Ok(body) if body.ticket.body_unverified().user != ticket.user => {
                 SupernodeMessage::Error(WireError::Unauthorized {
                     reason: UnauthorizedReason::KeyMismatch,
