@@ -62,7 +62,7 @@ pub(super) struct LoadState {
     /// Shared through the verified cache: the simulator's thousand views of one report point
     /// at one copy (a copy each was 112 bytes per pair of members, the largest per-pair cost
     /// after foca's own member list).
-    latest: HashMap<NodeId, Arc<LoadReport>>,
+    latest: HashMap<NodeId, Known>,
     /// The members whose reports were taken last, newest at the back, at most
     /// [`RECENT_LOADS`]: what a sync carries first, since after a burst of changes (a mass
     /// arrival, a crash's orphans re-homing) gossip pruned from full backlogs is what most
@@ -79,9 +79,7 @@ pub(super) struct LoadState {
 impl LoadState {
     /// The last client count reported by `node`.
     pub(super) fn clients(&self, node: &NodeId) -> Option<u32> {
-        self.latest
-            .get(node)
-            .map(|report| report.body_unverified().clients)
+        self.latest.get(node).map(|known| known.clients)
     }
 
     /// The members whose reports were taken last, newest first.
@@ -91,7 +89,7 @@ impl LoadState {
 
     /// The latest report `node` signed, as known here.
     pub(super) fn report(&self, node: &NodeId) -> Option<LoadReport> {
-        self.latest.get(node).map(|report| **report)
+        self.latest.get(node).map(|known| *known.report)
     }
 
     /// Forgets a member that went down.
@@ -99,6 +97,17 @@ impl LoadState {
         self.latest.remove(node);
         self.passed_on.remove(node);
     }
+}
+
+/// A member's latest report, with the two figures read most kept beside the shared copy: most
+/// reports a member receives are repeats of one it holds (each is piggybacked many times), and
+/// telling one from the other without following the pointer saves a cache miss per repeat
+/// (`take` was 13% of a simulated mass arrival).
+#[derive(Debug)]
+struct Known {
+    seq: u64,
+    clients: u32,
+    report: Arc<LoadReport>,
 }
 
 /// The shared [`LoadState`].
@@ -124,7 +133,7 @@ pub(super) fn take(
     let newer = lock(table)
         .latest
         .get(&body.node)
-        .is_none_or(|known| body.seq > known.body_unverified().seq);
+        .is_none_or(|known| body.seq > known.seq);
     if !newer || !verify::lock(verifier).live.contains(&body.node) {
         // Old news, or about no live member.
         return false;
@@ -147,7 +156,14 @@ pub(super) fn take(
         }
     };
     let mut table = lock(table);
-    table.latest.insert(body.node, shared);
+    table.latest.insert(
+        body.node,
+        Known {
+            seq: body.seq,
+            clients: body.clients,
+            report: shared,
+        },
+    );
     table.recent.retain(|node| *node != body.node);
     if table.recent.len() >= RECENT_LOADS {
         table.recent.pop_front();
@@ -262,7 +278,8 @@ mod tests {
         let (node, bytes) = report(1, 1, 10);
         assert!(first.receive_item(&bytes, None).unwrap().is_some());
         assert!(second.receive_item(&bytes, None).unwrap().is_some());
-        let copy = |loads: &Loads| Arc::clone(lock(&loads.table).latest.get(&node).unwrap());
+        let copy =
+            |loads: &Loads| Arc::clone(&lock(&loads.table).latest.get(&node).unwrap().report);
         assert!(Arc::ptr_eq(&copy(&first), &copy(&second)));
         assert_eq!(lock(&second.table).clients(&node), Some(10));
     }
