@@ -70,7 +70,14 @@ pub struct SimConfig {
     /// through the first one at once, a mass join (the sweep does that; at 1,000 supernodes it
     /// was over half of a scale run's wall time, foca spreading 1,000 joins 16 times each).
     pub formed: bool,
+    /// Fewest clients per thread for the checks to split their pass over the clients across
+    /// the cores (below it a thread's start costs more than it saves; the fault sweep's
+    /// worlds have a few hundred clients). The results are the same whatever the split.
+    pub clients_per_check_thread: usize,
 }
+
+/// The default [`SimConfig::clients_per_check_thread`].
+pub const CLIENTS_PER_CHECK_THREAD: usize = 16_384;
 
 /// Promotable clients and the policy the homes and promoted supernodes run.
 #[derive(Debug, Clone)]
@@ -170,6 +177,7 @@ impl SimConfig {
             role_changes: RoleChangeLimit::default(),
             unfindable_bound: None,
             formed: false,
+            clients_per_check_thread: CLIENTS_PER_CHECK_THREAD,
         }
     }
 
@@ -214,6 +222,7 @@ impl SimConfig {
             role_changes: RoleChangeLimit::default(),
             unfindable_bound: None,
             formed: true,
+            clients_per_check_thread: CLIENTS_PER_CHECK_THREAD,
         }
     }
 
