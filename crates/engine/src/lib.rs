@@ -27,6 +27,7 @@
 
 pub mod admission;
 pub mod backoff;
+mod digest;
 pub mod directory;
 pub mod membership;
 pub mod overlay;

@@ -14,8 +14,8 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 
-use serde::Serialize;
-use sha2::{Digest, Sha256};
+use crate::digest;
+
 use switchboard_proto::{
     Record, RecordBody, RecordError, Ticket, TicketBody, TicketError, TrustAnchor, UnixTime,
 };
@@ -63,8 +63,8 @@ impl VerifiedRecords {
         record.check_time(now)?;
         let body = record.body_unverified();
         let (Some(record_digest), Some(ticket_digest)) = (
-            digest(&self.anchor, b"record", record),
-            digest(&self.anchor, b"ticket", &body.ticket),
+            digest::of_encoding(&self.anchor, b"record", record),
+            digest::of_encoding(&self.anchor, b"ticket", &body.ticket),
         ) else {
             // Not encodable: nothing to remember it by.
             self.count(2);
@@ -99,7 +99,7 @@ impl VerifiedRecords {
         now: UnixTime,
     ) -> Result<&'t TicketBody, TicketError> {
         ticket.check_time(now)?;
-        let Some(ticket_digest) = digest(&self.anchor, b"ticket", ticket) else {
+        let Some(ticket_digest) = digest::of_encoding(&self.anchor, b"ticket", ticket) else {
             self.count(1);
             return ticket.verify(&self.anchor, now);
         };
@@ -131,38 +131,6 @@ impl VerifiedRecords {
             set.clear();
         }
         set.insert(digest);
-    }
-}
-
-/// The SHA-256 of `anchor`'s key, `kind` and `value`'s postcard encoding, hashed as it is
-/// written (no buffer); `None` if it does not encode.
-fn digest(anchor: &TrustAnchor, kind: &[u8], value: &impl Serialize) -> Option<[u8; 32]> {
-    let mut hash = Sha256::new();
-    hash.update(anchor.key().as_bytes());
-    hash.update(kind);
-    postcard::serialize_with_flavor(value, Hashing(hash))
-        .ok()
-        .map(Into::into)
-}
-
-/// A postcard output that feeds a hash instead of a buffer.
-struct Hashing(Sha256);
-
-impl postcard::ser_flavors::Flavor for Hashing {
-    type Output = sha2::digest::Output<Sha256>;
-
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.update([data]);
-        Ok(())
-    }
-
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0.update(data);
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<Self::Output> {
-        Ok(self.0.finalize())
     }
 }
 

@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::{Buf, BufMut};
 use foca::{Codec, Header, Member, Message, PostcardCodec};
-use sha2::{Digest, Sha256};
 use switchboard_proto::member::{LoadReport, MemberError, MemberProof};
 use switchboard_proto::{NodeId, TrustAnchor};
 
@@ -112,11 +111,7 @@ impl Eq for VerifiedCache {}
 
 /// The key of `bytes` of kind `kind`, verified under `anchor`, in a [`VerifiedCache`].
 pub(crate) fn digest(anchor: &TrustAnchor, kind: &[u8], bytes: &[u8]) -> [u8; 32] {
-    let mut hash = Sha256::new();
-    hash.update(anchor.key().as_bytes());
-    hash.update(kind);
-    hash.update(bytes);
-    hash.finalize().into()
+    crate::digest::of_bytes(anchor, kind, bytes)
 }
 
 /// What the membership has verified, and what it refused.
@@ -155,13 +150,12 @@ impl Verifier {
     /// Checks `info`'s proof (once per distinct statement); counts a refusal. A statement
     /// verified before takes the proof kept then, so that its copies share one.
     pub(crate) fn check(&mut self, info: &mut MemberInfo) -> Result<(), MemberError> {
-        let Ok(bytes) = postcard::to_stdvec(&*info) else {
+        let Some(digest) = crate::digest::of_encoding(&self.anchor, b"statement", &*info) else {
             self.statements_refused += 1;
             return Err(MemberError::BadSignature(
                 switchboard_proto::keys::SignatureError::Mismatch,
             ));
         };
-        let digest = digest(&self.anchor, b"statement", &bytes);
         if let Some(proof) = self.verified.statement(&digest) {
             info.proof = proof;
             return Ok(());
