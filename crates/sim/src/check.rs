@@ -4,6 +4,7 @@ use switchboard_engine::placement::Ring;
 use switchboard_engine::Time;
 
 use crate::client::ClientState;
+use crate::cores::on_every_core;
 use crate::world::World;
 
 /// Supernodes whose gossiped loads are compared with the truth at every check: enough for a
@@ -28,32 +29,8 @@ struct Coverage {
 /// give what one thread gives.
 /// At least `fewest` per thread ([`crate::SimConfig::clients_per_check_thread`]).
 fn clients_per_thread(clients: usize, fewest: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let threads = cores.min(clients / fewest.max(1)).max(1);
+    let threads = crate::cores::count().min(clients / fewest.max(1)).max(1);
     clients.div_ceil(threads).max(1)
-}
-
-/// `work` on each of `runs` on its own thread (on this one if there is one run), results in
-/// order.
-fn on_every_core<C: Send, R: Send>(runs: Vec<C>, work: impl Fn(C) -> R + Sync) -> Vec<R> {
-    if runs.len() <= 1 {
-        return runs.into_iter().map(work).collect();
-    }
-    let work = &work;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = runs
-            .into_iter()
-            .map(|run| scope.spawn(move || work(run)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    })
 }
 
 impl World {

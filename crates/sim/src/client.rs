@@ -244,7 +244,7 @@ pub(crate) fn sign_clients(
     rng: &mut SmallRng,
     verified: &VerifiedRecords,
 ) -> anyhow::Result<Vec<Client>> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let threads = crate::cores::count();
     sign_clients_on(config, auth, rng, threads, SIGNING_BATCH, Some(verified))
 }
 
@@ -264,37 +264,22 @@ fn sign_clients_on(
             .map(|_| Client::draw(config, rng))
             .collect();
         let per_thread = draws.len().div_ceil(threads.max(1)).max(1);
-        let signed: Vec<anyhow::Result<Vec<Client>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = draws
-                .chunks(per_thread)
+        let runs: Vec<_> = draws.chunks(per_thread).enumerate().collect();
+        let signed = crate::cores::on_every_core(runs, |(run, draws)| {
+            let start = first + run * per_thread;
+            draws
+                .iter()
                 .enumerate()
-                .map(|(chunk, draws)| {
-                    let start = first + chunk * per_thread;
-                    scope.spawn(move || {
-                        draws
-                            .iter()
-                            .enumerate()
-                            .map(|(offset, draw)| {
-                                let client = Client::new(config, start + offset, auth, draw)?;
-                                if let Some(verified) = verified {
-                                    let ticket = &client.ticket;
-                                    let issued = ticket.body_unverified().issued_at;
-                                    verified.verify_ticket(ticket, issued)?;
-                                }
-                                Ok(client)
-                            })
-                            .collect()
-                    })
+                .map(|(offset, draw)| {
+                    let client = Client::new(config, start + offset, auth, draw)?;
+                    if let Some(verified) = verified {
+                        let ticket = &client.ticket;
+                        let issued = ticket.body_unverified().issued_at;
+                        verified.verify_ticket(ticket, issued)?;
+                    }
+                    Ok(client)
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|handle| {
-                    handle
-                        .join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a signing thread panicked")))
-                })
-                .collect()
+                .collect::<anyhow::Result<Vec<Client>>>()
         });
         for chunk in signed {
             clients.extend(chunk?);

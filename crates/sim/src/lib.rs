@@ -17,6 +17,7 @@
 mod check;
 mod client;
 pub mod config;
+mod cores;
 mod faults;
 mod promotion;
 pub mod report;
