@@ -215,7 +215,7 @@ fn scale(config: SimConfig, targets: &Targets) -> ExitCode {
     };
     let setup = started.elapsed();
     println!(
-        "setup (keys, tickets, records signed): {:.1}s",
+        "setup (keys and tickets signed, tickets verified): {:.1}s",
         setup.as_secs_f64()
     );
     let mut at = Time::ZERO;

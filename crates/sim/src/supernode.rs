@@ -42,7 +42,11 @@ impl World {
                     }
                 }
                 Ok(()) => {
-                    let record = self.clients[client].record.clone();
+                    let Some(record) = self.clients[client].record.clone() else {
+                        self.violations
+                            .push(format!("t={} a client dialled without a record", now.0));
+                        return;
+                    };
                     let unix = self.unix_now();
                     if self.verified.verify(&record, unix).is_err() {
                         self.violations.push(format!(
@@ -125,7 +129,9 @@ impl World {
             return;
         }
         let now = self.now;
-        let record = self.clients[client].record.clone();
+        let Some(record) = self.clients[client].record.clone() else {
+            return;
+        };
         let unix = self.unix_now();
         if self.verified.verify(&record, unix).is_err() {
             return;
