@@ -8,7 +8,9 @@ use switchboard_proto::TrustAnchor;
 
 /// The key of `bytes` of kind `kind`, verified under `anchor`.
 pub(crate) fn of_bytes(anchor: &TrustAnchor, kind: &[u8], bytes: &[u8]) -> [u8; 32] {
-    let mut hash = start(anchor, kind);
+    let mut hash = Sha256::new();
+    hash.update(anchor.key().as_bytes());
+    hash.update(kind);
     hash.update(bytes);
     hash.finalize().into()
 }
@@ -25,13 +27,6 @@ pub(crate) fn of_encoding(
 ) -> Option<[u8; 32]> {
     let bytes = postcard::to_extend(value, Vec::with_capacity(ENCODING_HINT)).ok()?;
     Some(of_bytes(anchor, kind, &bytes))
-}
-
-fn start(anchor: &TrustAnchor, kind: &[u8]) -> Sha256 {
-    let mut hash = Sha256::new();
-    hash.update(anchor.key().as_bytes());
-    hash.update(kind);
-    hash
 }
 
 /// Bytes reserved for an encoding: a member statement (with its ticket) is about 310, a

@@ -23,11 +23,11 @@ struct Coverage {
     violations: Vec<String>,
 }
 
-/// How many clients each thread of a check takes: the checks read the whole world every half
+/// How many of `clients` each thread of a check takes, at least `fewest`
+/// ([`crate::SimConfig::clients_per_check_thread`]). The checks read the whole world every half
 /// simulated second (a fifth of a 100,000-client run on one core) and write only their own
 /// clients' entries, so they split into contiguous runs without locks and, merged in order,
 /// give what one thread gives.
-/// At least `fewest` per thread ([`crate::SimConfig::clients_per_check_thread`]).
 fn clients_per_thread(clients: usize, fewest: usize) -> usize {
     let threads = crate::cores::count().min(clients / fewest.max(1)).max(1);
     clients.div_ceil(threads).max(1)
@@ -205,18 +205,19 @@ impl World {
         (online, found)
     }
 
-    /// [`Self::coverage`] of the clients from `first` on, whose unfindable times are `since`.
+    /// [`Self::coverage`] of the clients from `first` on, whose unfindable times are
+    /// `unfindable`.
     fn coverage_of(
         &self,
         first: usize,
-        since: &mut [Option<Time>],
+        unfindable: &mut [Option<Time>],
         check_replicas: bool,
         settle: std::time::Duration,
     ) -> Coverage {
         let now = self.now;
         let mut out = Coverage::default();
         let clients = self.clients.iter().enumerate().skip(first);
-        for ((index, client), unfindable_since) in clients.zip(since.iter_mut()) {
+        for ((index, client), unfindable_since) in clients.zip(unfindable.iter_mut()) {
             let ClientState::Online { home, since } = client.state else {
                 *unfindable_since = None;
                 continue;
@@ -248,14 +249,14 @@ impl World {
                 *unfindable_since = None;
                 continue;
             }
-            let unfindable = now.since(*unfindable_since.get_or_insert(now));
-            out.longest = out.longest.max(unfindable);
+            let unfindable_for = now.since(*unfindable_since.get_or_insert(now));
+            out.longest = out.longest.max(unfindable_for);
             if let Some(bound) = self.config.unfindable_bound {
-                if unfindable > bound {
+                if unfindable_for > bound {
                     out.violations.push(format!(
                         "t={} online client {index} (home {home}) has been unfindable for {} ms, more than {} ms",
                         now.0,
-                        unfindable.as_millis(),
+                        unfindable_for.as_millis(),
                         bound.as_millis()
                     ));
                     *unfindable_since = None;

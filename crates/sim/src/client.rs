@@ -233,9 +233,9 @@ const SIGNING_BATCH: usize = 4096;
 
 /// The run's clients, signed on every core: two Ed25519 operations each (the key, the ticket;
 /// a first record signed here was never registered, since every registration signs its own,
-/// and was a third of the set-up). Their randomness is
-/// drawn from `rng` in index order and each thread signs a contiguous run of a batch, so the
-/// result is the same whatever the core count.
+/// and was a third of the set-up). Their randomness is drawn from `rng` in index order and
+/// each thread signs a contiguous run of a batch, so the result is the same whatever the core
+/// count.
 ///
 /// Each thread also verifies the tickets it had signed into `verified`, the supernodes' shared
 /// record checks: the Ed25519 verification the first supernode to see each ticket (in the
@@ -649,7 +649,7 @@ mod tests {
         assert_eq!((one.len(), three.len()), (config.clients, config.clients));
         for (index, (a, b)) in one.iter().zip(&three).enumerate() {
             assert_eq!(a.user.as_str(), format!("user{index}"));
-            assert_eq!((&a.user, a.node, &a.record), (&b.user, b.node, &b.record));
+            assert_eq!((&a.user, a.node, &a.ticket), (&b.user, b.node, &b.ticket));
             assert_eq!(a.hosts.entries(), b.hosts.entries());
         }
     }

@@ -140,7 +140,7 @@ pub(super) fn take(
     }
     let (cache, digest) = {
         let verifier = verify::lock(verifier);
-        let digest = verify::digest(&verifier.anchor, b"load", bytes);
+        let digest = crate::digest::of_bytes(&verifier.anchor, b"load", bytes);
         (verifier.verified.clone(), digest)
     };
     let shared = match cache.load(&digest) {

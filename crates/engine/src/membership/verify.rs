@@ -109,11 +109,6 @@ impl PartialEq for VerifiedCache {
 
 impl Eq for VerifiedCache {}
 
-/// The key of `bytes` of kind `kind`, verified under `anchor`, in a [`VerifiedCache`].
-pub(crate) fn digest(anchor: &TrustAnchor, kind: &[u8], bytes: &[u8]) -> [u8; 32] {
-    crate::digest::of_bytes(anchor, kind, bytes)
-}
-
 /// What the membership has verified, and what it refused.
 #[derive(Debug)]
 pub(crate) struct Verifier {
