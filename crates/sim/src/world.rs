@@ -32,6 +32,9 @@ pub(crate) struct Supernode {
     /// Its node key and ticket: a restart signs its next generation with them.
     pub(crate) signer: Signer,
     pub(crate) up: bool,
+    /// Which life of this slot, unique in the process: a restart's index starts counting its
+    /// changes again, so a check's remembered answer names the life it came from.
+    pub(crate) life: u64,
     pub(crate) slow: Duration,
     pub(crate) draining: bool,
     pub(crate) overlay: Overlay,
@@ -194,6 +197,9 @@ pub struct World {
     pub(crate) client_by_node: BTreeMap<NodeId, usize>,
     /// Since when each client has been online and unfindable, if it is (see `check.rs`).
     pub(crate) unfindable_since: Vec<Option<Time>>,
+    /// What the checks last saw on each client's owners, `owner_stride` entries a client in
+    /// the order of `owner_cache` (see `check.rs`).
+    pub(crate) held_seen: Vec<crate::check::Seen>,
 }
 
 impl World {
@@ -272,6 +278,7 @@ impl World {
             role_changes: BTreeMap::new(),
             client_by_node,
             unfindable_since,
+            held_seen: Vec::new(),
             config,
         };
         world.start();
@@ -689,6 +696,9 @@ impl World {
     }
 }
 
+/// The next [`Supernode::life`]; 0 is never one (a check's "never seen").
+static NEXT_LIFE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 pub(crate) fn fresh_supernode(
     config: &SimConfig,
     info: MemberInfo,
@@ -717,6 +727,7 @@ pub(crate) fn fresh_supernode(
         info,
         signer,
         up: true,
+        life: NEXT_LIFE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         slow: Duration::ZERO,
         draining: false,
         overlay,

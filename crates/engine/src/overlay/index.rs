@@ -25,6 +25,10 @@ pub(crate) struct OwnerIndex {
     expiries: BTreeSet<(Time, Username, NodeId)>,
     subscribers: HashMap<Username, BTreeSet<NodeId>>,
     subscriptions: usize,
+    /// Bumped whenever the pairs of user and device held here change (a device stored,
+    /// withdrawn or expired), not when a held record is refreshed: what [`Self::holds`]
+    /// answers for any pair can only have changed if this has.
+    changes: u64,
 }
 
 /// What storing a record did.
@@ -45,6 +49,11 @@ impl OwnerIndex {
 
     pub(crate) fn subscriptions(&self) -> usize {
         self.subscriptions
+    }
+
+    /// How many times the pairs of user and device held here changed; see the field.
+    pub(crate) fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Stores a verified record published by `home` for `lease`.
@@ -92,6 +101,7 @@ impl OwnerIndex {
             expires,
         });
         self.expiries.insert((expires, user, node));
+        self.changes += 1;
         if first {
             Stored::FirstDevice
         } else {
@@ -109,6 +119,7 @@ impl OwnerIndex {
             return false;
         };
         let removed = held.swap_remove(position);
+        self.changes += 1;
         self.expiries
             .remove(&(removed.expires, user.clone(), *node));
         if held.is_empty() {
@@ -153,7 +164,11 @@ impl OwnerIndex {
                 break;
             };
             if let Some(held) = self.users.get_mut(&user) {
+                let before = held.len();
                 held.retain(|h| h.node != node);
+                if held.len() != before {
+                    self.changes += 1;
+                }
                 if held.is_empty() {
                     self.users.remove(&user);
                     gone.push(user);
@@ -211,5 +226,74 @@ impl OwnerIndex {
             user: user.clone(),
             online: self.is_online(user),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_proto::{
+        BoundedVec, RecordBody, Role, SecretKey, Ticket, TicketBody, UnixTime,
+    };
+
+    fn record(device: u8, seq: u64) -> Record {
+        let auth = SecretKey::from_seed([200; 32]);
+        let key = SecretKey::from_seed([device; 32]);
+        let ticket = Ticket::issue(
+            &auth,
+            TicketBody {
+                user: Username::new("alice").unwrap(),
+                node: key.node_id(),
+                role: Role::User,
+                issued_at: UnixTime(1),
+                expires_at: UnixTime(2),
+                serial: u64::from(device),
+            },
+        )
+        .unwrap();
+        let body = RecordBody {
+            ticket,
+            endpoints: BoundedVec::truncating(Vec::new()),
+            reflexive: None,
+            home: None,
+            seq,
+            issued_at: UnixTime(1),
+            ttl_secs: 120,
+        };
+        Record::sign(&key, body).unwrap()
+    }
+
+    #[test]
+    fn the_change_count_moves_with_every_pair_stored_withdrawn_or_expired_and_not_with_a_refresh() {
+        let mut index = OwnerIndex::default();
+        let home = SecretKey::from_seed([9; 32]).node_id();
+        let alice = Username::new("alice").unwrap();
+        let lease = Duration::from_secs(10);
+        let (first, second) = (record(1, 1), record(2, 1));
+        let node = |r: &Record| r.body_unverified().ticket.body_unverified().node;
+        let mut seen = index.changes();
+        let mut moved = |index: &OwnerIndex| {
+            let moved = index.changes() != seen;
+            seen = index.changes();
+            moved
+        };
+
+        index.store(Time(0), home, first.clone(), lease, 100);
+        assert!(moved(&index), "a first device");
+        index.store(Time(0), home, second.clone(), lease, 100);
+        assert!(moved(&index), "a second device of the same user");
+        index.store(Time(1_000), home, record(1, 2), lease, 100);
+        assert!(!moved(&index), "a refreshed record: the same pairs");
+        let none_left = index.withdraw(&home, &alice, &node(&first));
+        assert!(!none_left, "alice still has her second device");
+        assert!(moved(&index), "a device withdrawn");
+        index.withdraw(&home, &alice, &node(&first));
+        assert!(!moved(&index), "nothing left to withdraw");
+        assert!(index.holds(&alice, &node(&second)));
+        assert_eq!(index.expire(Time(10_000)), vec![alice.clone()]);
+        assert!(moved(&index), "a lease ended");
+        assert!(!index.holds(&alice, &node(&second)));
+        index.expire(Time(20_000));
+        assert!(!moved(&index), "nothing left to expire");
     }
 }

@@ -292,6 +292,14 @@ impl Overlay {
         self.index.holds(user, node)
     }
 
+    /// How many times the pairs of user and device this owner holds changed (stored,
+    /// withdrawn, expired; a refresh is no change): [`Self::holds`] can only answer otherwise
+    /// for any pair once this moved, so a caller that polls it (the simulator's checks) can
+    /// keep its answers until then.
+    pub fn index_changes(&self) -> u64 {
+        self.index.changes()
+    }
+
     /// `user`'s owners in this supernode's view.
     pub fn owners_of(&self, user: &Username) -> Vec<NodeId> {
         self.ring.owners(user, self.config.replicas)
