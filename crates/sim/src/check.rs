@@ -468,7 +468,8 @@ impl World {
                 if seen.life != 0 {
                     remembered += 1;
                 }
-                let checked = index_holds(sn, client, Some(&mut seen.clone()));
+                let mut copy = seen;
+                let checked = index_holds(sn, client, Some(&mut copy));
                 if checked != sn.overlay.holds(&client.user, &client.node) {
                     let wrong = format!("client {index} on owner {owner}: remembered {seen:?}");
                     return (remembered, Some(wrong));
