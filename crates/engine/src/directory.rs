@@ -103,6 +103,10 @@ pub struct Directory {
     watching: HashMap<NodeId, HashSet<Username>>,
     notices: VecDeque<PresenceNotice>,
     dropped_notices: u64,
+    /// Bumped whenever the clients holding a lease change (a first registration, an
+    /// unregistration, an expiry), not on a refresh or a re-registration: what
+    /// [`Self::is_registered`] answers for any client can only have changed if this has.
+    lease_changes: u64,
 }
 
 impl Directory {
@@ -117,6 +121,7 @@ impl Directory {
             watching: HashMap::new(),
             notices: VecDeque::new(),
             dropped_notices: 0,
+            lease_changes: 0,
         }
     }
 
@@ -133,6 +138,14 @@ impl Directory {
     /// Whether `client` holds a live lease.
     pub fn is_registered(&self, client: &NodeId) -> bool {
         self.leases.contains_key(client)
+    }
+
+    /// How many times the clients holding a lease changed (a refresh or a re-registration is
+    /// no change): [`Self::is_registered`] can only answer otherwise for any client once this
+    /// moved, so a caller that polls it (the simulator's checks) can keep its answers until
+    /// then.
+    pub fn lease_changes(&self) -> u64 {
+        self.lease_changes
     }
 
     /// Registers (or replaces) `client`'s verified record; returns the lease granted.
@@ -168,6 +181,8 @@ impl Directory {
         if let Some(old) = self.leases.remove(&client) {
             self.expiries.remove(&(old.expires, client));
             self.forget_device(&old.user, &client);
+        } else {
+            self.lease_changes += 1;
         }
         let expires = now + lease;
         self.expiries.insert((expires, client));
@@ -200,6 +215,7 @@ impl Directory {
     /// Ends `client`'s lease now.
     pub fn unregister(&mut self, client: &NodeId) {
         if let Some(lease) = self.leases.remove(client) {
+            self.lease_changes += 1;
             self.expiries.remove(&(lease.expires, *client));
             self.forget_device(&lease.user, client);
             if !self.is_online(&lease.user) {
@@ -357,6 +373,7 @@ impl Directory {
             }
             self.expiries.pop_first();
             if let Some(lease) = self.leases.remove(&client) {
+                self.lease_changes += 1;
                 self.forget_device(&lease.user, &client);
                 if !self.is_online(&lease.user) {
                     self.notify(&lease.user, false);
@@ -463,6 +480,39 @@ mod tests {
         directory.handle_timeout(at(30));
         assert!(directory.lookup(&name("alice")).is_empty());
         assert_eq!(directory.registrations(), 0);
+    }
+
+    #[test]
+    fn the_lease_count_moves_when_a_client_gains_or_loses_its_lease_and_not_on_a_refresh() {
+        let mut directory = Directory::new(DirectoryConfig::default());
+        let (alice, first) = record(1, "alice", 1, 30);
+        let (bob, bobs) = record(2, "bob", 1, 30);
+        let (_, again) = record(1, "alice", 2, 30);
+        let mut seen = directory.lease_changes();
+        let mut moved = |directory: &Directory| {
+            let moved = directory.lease_changes() != seen;
+            seen = directory.lease_changes();
+            moved
+        };
+        directory.register(at(0), alice, first).unwrap();
+        assert!(moved(&directory), "a first registration");
+        directory.register(at(0), bob, bobs).unwrap();
+        assert!(moved(&directory), "another client");
+        directory.register(at(10), alice, again).unwrap();
+        directory.refresh(at(20), &alice).unwrap();
+        assert!(
+            !moved(&directory),
+            "a re-registration and a refresh: the same clients"
+        );
+        directory.unregister(&bob);
+        assert!(moved(&directory), "unregistered");
+        directory.unregister(&bob);
+        assert!(!moved(&directory), "nothing left to unregister");
+        directory.handle_timeout(at(50));
+        assert!(moved(&directory), "a lease ran out");
+        assert!(!directory.is_registered(&alice));
+        directory.handle_timeout(at(60));
+        assert!(!moved(&directory), "nothing left to expire");
     }
 
     #[test]

@@ -23,27 +23,32 @@ struct Coverage {
     violations: Vec<String>,
 }
 
-/// What a check last saw of one client's record on one of its owners: the answer stands while
-/// that owner's index is the same life with the same count of changes. Most checks then look
+/// What a check last saw of one client on one supernode (its record in the supernode's index as
+/// an owner, or its lease in its home's directory): the answer stands while the supernode is
+/// the same life and the count of changes of what was asked is the same. Most checks then look
 /// nothing up: every check asked every owner of every online client, a hash of the user name
 /// and three cache misses each, and that was a sixth of a 100,000-client run's samples.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Seen {
-    /// The owner's [`Supernode::life`]; 0 when nothing was seen.
+    /// The supernode's [`Supernode::life`]; 0 when nothing was seen.
     life: u64,
-    /// Its index's [`switchboard_engine::overlay::Overlay::index_changes`] then.
+    /// The count of changes then.
     changes: u64,
     held: bool,
 }
 
-/// Whether `sn`'s index holds `client`'s record: `seen`'s answer if the index has not changed
-/// since, else a lookup that `seen` then remembers.
-fn index_holds(sn: &Supernode, client: &Client, seen: Option<&mut Seen>) -> bool {
-    let changes = sn.overlay.index_changes();
+/// `seen`'s answer if `sn` is the life it saw with `changes` as it saw them, else `look`'s,
+/// which `seen` then remembers.
+fn remembered(
+    sn: &Supernode,
+    changes: u64,
+    seen: Option<&mut Seen>,
+    look: impl Fn() -> bool,
+) -> bool {
     match seen {
         Some(seen) if seen.life == sn.life && seen.changes == changes => seen.held,
         Some(seen) => {
-            let held = sn.overlay.holds(&client.user, &client.node);
+            let held = look();
             *seen = Seen {
                 life: sn.life,
                 changes,
@@ -51,8 +56,26 @@ fn index_holds(sn: &Supernode, client: &Client, seen: Option<&mut Seen>) -> bool
             };
             held
         }
-        None => sn.overlay.holds(&client.user, &client.node),
+        None => look(),
     }
+}
+
+/// Whether `sn`'s index holds `client`'s record, remembered in `seen` until the index changes
+/// ([`switchboard_engine::overlay::Overlay::index_changes`]).
+fn index_holds(sn: &Supernode, client: &Client, seen: Option<&mut Seen>) -> bool {
+    let changes = sn.overlay.index_changes();
+    remembered(sn, changes, seen, || {
+        sn.overlay.holds(&client.user, &client.node)
+    })
+}
+
+/// Whether `client` holds a lease in `sn`'s directory, remembered in `seen` until its leases
+/// change ([`switchboard_engine::directory::Directory::lease_changes`]).
+fn leased(sn: &Supernode, client: &Client, seen: &mut Seen) -> bool {
+    let changes = sn.directory.lease_changes();
+    remembered(sn, changes, Some(seen), || {
+        sn.directory.is_registered(&client.node)
+    })
 }
 
 /// How many of `clients` each thread of a check takes, at least `fewest`
@@ -83,25 +106,40 @@ impl World {
         }
         let per_thread =
             clients_per_thread(self.clients.len(), self.config.clients_per_check_thread);
-        let runs: Vec<_> = self.clients.chunks(per_thread).enumerate().collect();
-        let found = on_every_core(runs, |(run, clients)| {
-            self.client_violations(run * per_thread, clients)
+        let mut seen = std::mem::take(&mut self.lease_seen);
+        seen.resize(self.clients.len(), Seen::default());
+        let runs: Vec<_> = self
+            .clients
+            .chunks(per_thread)
+            .zip(seen.chunks_mut(per_thread))
+            .enumerate()
+            .collect();
+        let world = &*self;
+        let found = on_every_core(runs, |(run, (clients, seen))| {
+            world.client_violations(run * per_thread, clients, seen)
         });
+        self.lease_seen = seen;
         self.violations.extend(found.into_iter().flatten());
     }
 
-    /// The invariants of the clients from `first` on, `clients`.
-    fn client_violations(&self, first: usize, clients: &[crate::client::Client]) -> Vec<String> {
+    /// The invariants of the clients from `first` on, `clients`, whose homes' leases the
+    /// checks last saw as `seen`.
+    fn client_violations(
+        &self,
+        first: usize,
+        clients: &[Client],
+        seen: &mut [Seen],
+    ) -> Vec<String> {
         let now = self.now.0;
         let mut violations = Vec::new();
-        for (index, client) in (first..).zip(clients) {
+        for ((index, client), seen) in (first..).zip(clients).zip(seen) {
             match client.state {
                 ClientState::Online { home, .. } => {
                     let sn = &self.sns[home];
                     let at_home = sn.up && sn.sessions.contains(&index);
                     // While the home is dead and the client has not noticed yet, it has no
                     // home; that window is the keep-alive's and is allowed.
-                    if sn.up && (!at_home || !sn.directory.is_registered(&client.node)) {
+                    if sn.up && (!at_home || !leased(sn, client, seen)) {
                         violations.push(format!(
                             "t={now} online client {index} is not registered at its home {home}"
                         ));
@@ -455,8 +493,8 @@ impl World {
         }
     }
 
-    /// How many answers the checks remember, and the first client and owner, if any, for which
-    /// the check would now answer otherwise than a lookup.
+    /// How many answers the checks remember, and the first client and owner (or home), if any,
+    /// for which the check would now answer otherwise than a lookup.
     #[cfg(test)]
     fn remembered_answers(&self) -> (usize, Option<String>) {
         let stride = self.owner_stride();
@@ -474,6 +512,20 @@ impl World {
                     let wrong = format!("client {index} on owner {owner}: remembered {seen:?}");
                     return (remembered, Some(wrong));
                 }
+            }
+        }
+        for ((index, client), seen) in self.clients.iter().enumerate().zip(&self.lease_seen) {
+            let ClientState::Online { home, .. } = client.state else {
+                continue;
+            };
+            let sn = &self.sns[home];
+            if seen.life != 0 {
+                remembered += 1;
+            }
+            let mut copy = *seen;
+            if leased(sn, client, &mut copy) != sn.directory.is_registered(&client.node) {
+                let wrong = format!("client {index}'s lease at {home}: remembered {seen:?}");
+                return (remembered, Some(wrong));
             }
         }
         (remembered, None)
@@ -547,6 +599,40 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_lease_lost_at_the_home_of_an_online_client_is_reported_at_the_next_check() {
+        let seed = 7;
+        println!("seed {seed}");
+        let mut config = SimConfig::sweep(seed);
+        config.faults.clear();
+        config.loss = 0.0;
+        config.check_each_event = false;
+        let mut world = World::new(config).unwrap();
+        // Settled, and checked many times over: the checks remember every lease as held.
+        world.run_until(Time(22_000)).unwrap();
+        let (client, home) = world
+            .clients
+            .iter()
+            .enumerate()
+            .find_map(|(index, c)| match c.state {
+                ClientState::Online { home, .. } => Some((index, home)),
+                _ => None,
+            })
+            .expect("a client online");
+        let node = world.clients[client].node;
+        world.sns[home].directory.unregister(&node);
+        let next = world.now() + world.config.check_every;
+        let error = world
+            .run_until(next)
+            .expect_err("the lost lease is reported");
+        assert!(
+            error.contains(&format!(
+                "online client {client} is not registered at its home {home}"
+            )),
+            "{error}"
+        );
+    }
+
     /// A small scale run (20 supernodes, 2,000 clients, a crash of 30% at 10 s) with the
     /// checks' pass over the clients split from `per_thread` clients a thread: its figures,
     /// unfindable times and violations.
@@ -571,7 +657,7 @@ mod tests {
     }
 
     #[test]
-    fn an_answer_the_checks_remember_is_what_the_owner_answers_until_its_index_changes() {
+    fn an_answer_the_checks_remember_is_what_the_supernode_answers_until_what_it_holds_changes() {
         let seed = 3;
         println!("seed {seed}");
         // Every kind of fault: a partition, crashes, a restart (whose index counts again from

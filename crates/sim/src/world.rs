@@ -32,8 +32,9 @@ pub(crate) struct Supernode {
     /// Its node key and ticket: a restart signs its next generation with them.
     pub(crate) signer: Signer,
     pub(crate) up: bool,
-    /// Which life of this slot, unique in the process: a restart's index starts counting its
-    /// changes again, so a check's remembered answer names the life it came from.
+    /// Which life of this slot, unique in the process: a restart's index and directory start
+    /// counting their changes again, so a check's remembered answer names the life it came
+    /// from.
     pub(crate) life: u64,
     pub(crate) slow: Duration,
     pub(crate) draining: bool,
@@ -200,6 +201,8 @@ pub struct World {
     /// What the checks last saw on each client's owners, `owner_stride` entries a client in
     /// the order of `owner_cache` (see `check.rs`).
     pub(crate) held_seen: Vec<crate::check::Seen>,
+    /// What the checks last saw of each client's lease at its home (see `check.rs`).
+    pub(crate) lease_seen: Vec<crate::check::Seen>,
 }
 
 impl World {
@@ -279,6 +282,7 @@ impl World {
             client_by_node,
             unfindable_since,
             held_seen: Vec::new(),
+            lease_seen: Vec::new(),
             config,
         };
         world.start();
