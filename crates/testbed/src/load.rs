@@ -77,6 +77,23 @@ const OPENS_IN_FLIGHT: usize = 64;
 const TICKET_MARGIN_SECS: u64 = 600;
 /// Operations queued per logical client at most; beyond, the scheduler counts them skipped.
 const OPS_QUEUED: usize = 4;
+
+/// How long the load waits, once it stops scheduling, for the operations already queued to
+/// end (each is bounded by its own dial and answer timeouts, a few seconds). The receivers keep
+/// listening until then: a receiver that stopped as soon as its own queue was empty aborted the
+/// handshakes of messages still on their way to it (a flaky failure of the testbed's test).
+const LAST_OPERATIONS: Duration = Duration::from_secs(15);
+
+/// A logical client while the load runs.
+struct Running {
+    /// Its operations, in order.
+    queue: mpsc::Sender<(Op, Option<Username>)>,
+    /// What serves them; it ends when `queue` is dropped and emptied.
+    worker: tokio::task::JoinHandle<()>,
+    /// A receiver's direct listener, served until every worker has ended.
+    inbox: Option<tokio::task::JoinHandle<()>>,
+}
+
 /// Logical clients that also accept direct messages, each on a socket and a loopback address
 /// of its own (127.2.x.y) as a real client listens: one listener per device, so not all 5,000
 /// (a file descriptor each); the messages go to these.
@@ -270,7 +287,7 @@ async fn load(
     let mut rng = rand::thread_rng();
     while Instant::now() < end {
         ticker.tick().await;
-        let Some(queue) = queues.get(rng.gen_range(0..queues.len())) else {
+        let Some(Running { queue, .. }) = queues.get(rng.gen_range(0..queues.len())) else {
             continue;
         };
         let draw = rng.gen_range(0..1000);
@@ -301,9 +318,23 @@ async fn load(
     }
     bar.finish_and_clear();
     let took = load_started.elapsed();
-    drop(queues);
-    // Let the last operations finish.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Let the last operations finish, every receiver still listening.
+    let deadline = tokio::time::Instant::now() + LAST_OPERATIONS;
+    let mut inboxes = Vec::new();
+    let mut workers = Vec::new();
+    for running in queues {
+        drop(running.queue);
+        workers.push(running.worker);
+        inboxes.extend(running.inbox);
+    }
+    for worker in workers {
+        if tokio::time::timeout_at(deadline, worker).await.is_err() {
+            break;
+        }
+    }
+    for inbox in inboxes {
+        inbox.abort();
+    }
     let t = tally.lock().map_err(|_| anyhow!("tally poisoned"))?;
     let mut kinds = serde_json::Map::new();
     for (kind, h) in &t.latency {
@@ -422,7 +453,7 @@ fn receiver(profile: &Profile, i: usize) -> anyhow::Result<Arc<switchboard_net::
 
 /// Opens one logical client's session and registers it (with `local` as its endpoint; a
 /// receiver's is its `listener`, served until the load ends); then serves its operations until
-/// the scheduler drops its queue.
+/// the scheduler drops its queue (its [`Running`]).
 async fn open_client(
     user: Username,
     profile: Profile,
@@ -431,7 +462,7 @@ async fn open_client(
     listener: Option<Arc<switchboard_net::Listener>>,
     tally: Arc<Mutex<Tally>>,
     delivered: Arc<AtomicU64>,
-) -> Option<mpsc::Sender<(Op, Option<Username>)>> {
+) -> Option<Running> {
     let context = Context::load(profile, Some(endpoint)).ok()?;
     let inbox = listener.map(|listener| {
         tokio::spawn(switchboard_client::online::serve_direct(
@@ -451,7 +482,7 @@ async fn open_client(
         t.record("register", started.elapsed());
     }
     let (tx, mut rx) = mpsc::channel(OPS_QUEUED);
-    tokio::spawn(async move {
+    let worker = tokio::spawn(async move {
         while let Some((op, whom)) = rx.recv().await {
             let started = Instant::now();
             let (kind, outcome) = match (op, whom) {
@@ -479,11 +510,12 @@ async fn open_client(
             }
         }
         session.goodbye().await;
-        if let Some(inbox) = inbox {
-            inbox.abort();
-        }
     });
-    Some(tx)
+    Some(Running {
+        queue: tx,
+        worker,
+        inbox,
+    })
 }
 
 /// A direct message from `from` to `to`, as `client send` makes it: a lookup (on the open
