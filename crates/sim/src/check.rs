@@ -555,8 +555,10 @@ mod tests {
     use crate::world::World;
     use switchboard_engine::Time;
 
-    #[test]
-    fn a_replica_lost_after_the_membership_settled_is_reported_at_the_next_check() {
+    /// A fault-free, loss-free sweep world (seed 7) run to 22 s: settled for long, checked many
+    /// times over, and just after the first online client's lease refresh (which re-publishes
+    /// its record everywhere and so would mend a hole made now). With that client and its home.
+    fn settled_with_an_online_client() -> (World, usize, usize) {
         let seed = 7;
         println!("seed {seed}");
         let mut config = SimConfig::sweep(seed);
@@ -564,8 +566,6 @@ mod tests {
         config.loss = 0.0;
         config.check_each_event = false;
         let mut world = World::new(config).unwrap();
-        // Settled for long, and just after the chosen client's lease refresh (which re-publishes
-        // its record everywhere and so would mend the hole below).
         world.run_until(Time(22_000)).unwrap();
         let (client, home) = world
             .clients
@@ -576,6 +576,21 @@ mod tests {
                 _ => None,
             })
             .expect("a client online");
+        (world, client, home)
+    }
+
+    /// Runs `world` to its next check and asserts that it reports `violation`.
+    fn reported_at_the_next_check(mut world: World, violation: &str) {
+        let next = world.now() + world.config.check_every;
+        let error = world
+            .run_until(next)
+            .expect_err("the violation is reported");
+        assert!(error.contains(violation), "{error}");
+    }
+
+    #[test]
+    fn a_replica_lost_after_the_membership_settled_is_reported_at_the_next_check() {
+        let (mut world, client, home) = settled_with_an_online_client();
         let owner = *world.owner_cache.1[client].first().unwrap();
         // One owner loses the record, as if the home's publish never came; the others hold it,
         // so the client stays findable and only the replica check sees the hole.
@@ -587,50 +602,18 @@ mod tests {
         world.sns[owner]
             .overlay
             .handle_withdraw(from, vec![RecordKey { user, node }]);
-        let next = world.now() + world.config.check_every;
-        let error = world
-            .run_until(next)
-            .expect_err("the lost replica is reported");
-        assert!(
-            error.contains(&format!(
-                "owner {owner} lacks the record of client {client}"
-            )),
-            "{error}"
-        );
+        let violation = format!("owner {owner} lacks the record of client {client}");
+        reported_at_the_next_check(world, &violation);
     }
 
     #[test]
     fn a_lease_lost_at_the_home_of_an_online_client_is_reported_at_the_next_check() {
-        let seed = 7;
-        println!("seed {seed}");
-        let mut config = SimConfig::sweep(seed);
-        config.faults.clear();
-        config.loss = 0.0;
-        config.check_each_event = false;
-        let mut world = World::new(config).unwrap();
-        // Settled, and checked many times over: the checks remember every lease as held.
-        world.run_until(Time(22_000)).unwrap();
-        let (client, home) = world
-            .clients
-            .iter()
-            .enumerate()
-            .find_map(|(index, c)| match c.state {
-                ClientState::Online { home, .. } => Some((index, home)),
-                _ => None,
-            })
-            .expect("a client online");
+        // The checks have remembered every lease as held many times over.
+        let (mut world, client, home) = settled_with_an_online_client();
         let node = world.clients[client].node;
         world.sns[home].directory.unregister(&node);
-        let next = world.now() + world.config.check_every;
-        let error = world
-            .run_until(next)
-            .expect_err("the lost lease is reported");
-        assert!(
-            error.contains(&format!(
-                "online client {client} is not registered at its home {home}"
-            )),
-            "{error}"
-        );
+        let violation = format!("online client {client} is not registered at its home {home}");
+        reported_at_the_next_check(world, &violation);
     }
 
     /// A small scale run (20 supernodes, 2,000 clients, a crash of 30% at 10 s) with the
