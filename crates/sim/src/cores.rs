@@ -1,5 +1,5 @@
-//! Work the simulator spreads over the machine's cores outside its one event thread: the
-//! set-up's signing and the checks' pass over the clients. Each splits into contiguous runs
+//! Work the simulator spreads over the machine's cores besides a millisecond's local events
+//! (`local.rs`): the set-up's signing and the checks' pass over the clients. Each splits into contiguous runs
 //! whose results are taken in order, so a seed's run is the same whatever the core count.
 
 /// `work` on each of `runs`, the first on this thread and each other on its own, results in

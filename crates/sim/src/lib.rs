@@ -19,6 +19,7 @@ mod client;
 pub mod config;
 mod cores;
 mod faults;
+mod local;
 mod promotion;
 pub mod report;
 mod roles;

@@ -9,7 +9,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 use switchboard_engine::membership::{MemberInfo, MemberRole, Signer, VerifiedCache};
-use switchboard_engine::overlay::{LookupId, Overlay, OverlayConfig, OverlayOutput};
+use switchboard_engine::overlay::{LookupId, Overlay, OverlayConfig};
 use switchboard_engine::{
     Admission, AdmissionConfig, BackoffConfig, Directory, DirectoryConfig, Failover, Time,
     VerifiedRecords,
@@ -203,6 +203,10 @@ pub struct World {
     pub(crate) held_seen: Vec<crate::check::Seen>,
     /// What the checks last saw of each client's lease at its home (see `check.rs`).
     pub(crate) lease_seen: Vec<crate::check::Seen>,
+    /// The threads that run a millisecond's local events (see `local.rs`), if more than one.
+    pub(crate) pool: Option<rayon::ThreadPool>,
+    /// Rounds whose local events ran on more than one thread.
+    pub(crate) rounds_shared: u64,
 }
 
 impl World {
@@ -283,6 +287,8 @@ impl World {
             unfindable_since,
             held_seen: Vec::new(),
             lease_seen: Vec::new(),
+            pool: crate::local::pool(&config),
+            rounds_shared: 0,
             config,
         };
         world.start();
@@ -323,22 +329,46 @@ impl World {
         self.run_until(end)
     }
 
-    /// Runs the events up to `end`.
+    /// Runs the events up to `end`, a millisecond at a time in rounds (see `local.rs`): the
+    /// local events queued for it, then the others, until none is queued for it.
     pub fn run_until(&mut self, end: Time) -> Result<(), String> {
-        while let Some(entry) = self.queue.first_entry() {
-            if entry.key().0 > end {
+        match self.pool.take() {
+            Some(pool) => {
+                let result = pool.install(|| self.run_rounds(end));
+                self.pool = Some(pool);
+                result
+            }
+            None => self.run_rounds(end),
+        }
+    }
+
+    fn run_rounds(&mut self, end: Time) -> Result<(), String> {
+        while let Some((&(at, _), _)) = self.queue.first_key_value() {
+            if at > end {
                 break;
             }
-            let ((at, _), event) = entry.remove_entry();
             self.now = at;
-            self.events += 1;
-            self.record_trace(&event);
-            self.handle(event);
-            if self.config.check_each_event {
-                self.check_invariants();
-            }
-            if let Some(first) = self.violations.first() {
-                return Err(first.clone());
+            let round = match at.0.checked_add(1) {
+                Some(next) => {
+                    let later = self.queue.split_off(&(Time(next), 0));
+                    std::mem::replace(&mut self.queue, later)
+                }
+                None => std::mem::take(&mut self.queue),
+            };
+            let (local, other): (Vec<Event>, Vec<Event>) = round
+                .into_values()
+                .partition(|event| crate::local::local_to(event).is_some());
+            self.run_local(local)?;
+            for event in other {
+                self.events += 1;
+                self.record_line(&trace_line(&event));
+                self.handle(event);
+                if self.config.check_each_event {
+                    self.check_invariants();
+                }
+                if let Some(first) = self.violations.first() {
+                    return Err(first.clone());
+                }
             }
         }
         self.now = end;
@@ -431,12 +461,8 @@ impl World {
         &self.figures
     }
 
-    fn record_trace(&mut self, event: &Event) {
-        let line = match event {
-            Event::Packet { from, to, message } => format!("pkt {from}->{to} {}", kind(message)),
-            Event::Wake(sn) => format!("wake {sn}"),
-            other => format!("{other:?}"),
-        };
+    /// Adds an event's line (see [`trace_line`]) to the trace at the current time.
+    pub(crate) fn record_line(&mut self, line: &str) {
         self.trace.update(self.now.0.to_be_bytes());
         self.trace.update(line.as_bytes());
         if self.config.keep_trace {
@@ -464,18 +490,7 @@ impl World {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Packet { from, to, message } => self.deliver(from, to, *message),
-            Event::Wake(sn) => {
-                if self.sns[sn].up && self.sns[sn].wake.is_some_and(|at| at <= self.now) {
-                    self.sns[sn].wake = None;
-                    let now = self.now;
-                    let node = &mut self.sns[sn];
-                    node.overlay.handle_timeout(now);
-                    node.directory.handle_timeout(now);
-                    while node.directory.poll_notice().is_some() {}
-                    self.drain_outputs(sn);
-                }
-            }
+            Event::Packet { .. } | Event::Wake(_) => self.handle_local(event),
             Event::Attempt { client, epoch } => self.client_attempt(client, epoch),
             Event::Arrive { client, sn, epoch } => self.arrive(client, sn, epoch),
             Event::Reply {
@@ -525,126 +540,14 @@ impl World {
         }
     }
 
-    fn deliver(&mut self, from: usize, to: usize, message: OverlayMessage) {
-        let membership = matches!(
-            message,
-            OverlayMessage::Membership(_) | OverlayMessage::MembershipSync(_)
-        );
-        if !self.sns[to].up || !self.sns[from].up && membership {
-            return;
-        }
-        if self.cut(from, to) {
-            return;
-        }
-        let now = self.now;
-        let unix = self.unix_now();
-        let from_node = self.sns[from].info.node;
-        match message {
-            OverlayMessage::Membership(payload) => {
-                let _ = self.sns[to]
-                    .overlay
-                    .handle_membership(now, payload.as_slice());
-            }
-            OverlayMessage::MembershipSync(payload) => {
-                let _ = self.sns[to]
-                    .overlay
-                    .handle_membership_sync(now, payload.as_slice());
-            }
-            OverlayMessage::Publish { records } => {
-                let records: Vec<Record> = records
-                    .into_inner()
-                    .into_iter()
-                    .filter(|r| self.verified.verify(r, unix).is_ok())
-                    .collect();
-                self.sns[to].overlay.handle_publish(now, from_node, records);
-            }
-            OverlayMessage::Withdraw { keys } => {
-                self.sns[to]
-                    .overlay
-                    .handle_withdraw(from_node, keys.into_inner());
-            }
-            OverlayMessage::Lookup { user } => {
-                self.sns[to].overlay.handle_lookup_request(from_node, user);
-            }
-            OverlayMessage::LookupResult { user, records } => {
-                let records: Vec<Record> = records
-                    .into_inner()
-                    .into_iter()
-                    .filter(|r| self.verified.verify(r, unix).is_ok())
-                    .collect();
-                self.sns[to]
-                    .overlay
-                    .handle_lookup_result(from_node, &user, records);
-            }
-            OverlayMessage::Subscribe { users } => {
-                self.sns[to]
-                    .overlay
-                    .handle_subscribe(from_node, users.into_inner());
-            }
-            OverlayMessage::Unsubscribe { users } => {
-                self.sns[to]
-                    .overlay
-                    .handle_unsubscribe(from_node, users.into_inner());
-            }
-            OverlayMessage::Presence(event) => {
-                self.sns[to].overlay.handle_presence(from_node, event)
-            }
-            _ => {}
-        }
-        self.drain_outputs(to);
-    }
-
     /// Whether the partition separates two supernodes.
-    fn cut(&self, a: usize, b: usize) -> bool {
+    pub(crate) fn cut(&self, a: usize, b: usize) -> bool {
         self.partition
             .as_ref()
             .is_some_and(|side| side.get(a) != side.get(b))
     }
 
-    /// Takes everything a supernode's engine produced and schedules it.
-    pub(crate) fn drain_outputs(&mut self, sn: usize) {
-        while let Some(output) = self.sns[sn].overlay.poll_output() {
-            match output {
-                OverlayOutput::Send { to, message, .. } => {
-                    let Some(&target) = self.by_node.get(&to) else {
-                        continue;
-                    };
-                    self.figures.messages += 1;
-                    let lossy = matches!(message, OverlayMessage::Membership(_));
-                    if lossy && self.rng.gen_bool(self.config.loss) {
-                        continue;
-                    }
-                    let at = self.now + self.delay() + self.sns[target].slow;
-                    self.schedule(
-                        at,
-                        Event::Packet {
-                            from: sn,
-                            to: target,
-                            message: Box::new(message),
-                        },
-                    );
-                }
-                OverlayOutput::LookupDone { id, records, .. } => self.lookup_done(sn, id, &records),
-                OverlayOutput::Presence(_) | OverlayOutput::Member(_) => {}
-            }
-        }
-        let next = [
-            self.sns[sn].overlay.next_timeout(),
-            self.sns[sn].directory.next_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        if let Some(next) = next {
-            let next = next.max(self.now);
-            if self.sns[sn].wake.is_none_or(|at| next < at) {
-                self.sns[sn].wake = Some(next);
-                self.schedule(next, Event::Wake(sn));
-            }
-        }
-    }
-
-    fn lookup_done(&mut self, sn: usize, id: LookupId, records: &[Record]) {
+    pub(crate) fn lookup_done(&mut self, sn: usize, id: LookupId, records: &[Record]) {
         let Some(probe) = self.probes.remove(&(sn, id)) else {
             return;
         };
@@ -761,6 +664,15 @@ pub(crate) fn sim_addr(index: usize) -> std::net::SocketAddr {
     let index = u32::try_from(index).unwrap_or(u32::MAX);
     let ip = std::net::Ipv4Addr::from(0x0a00_0000 | index);
     std::net::SocketAddr::from((ip, 4433))
+}
+
+/// An event's line in the trace.
+pub(crate) fn trace_line(event: &Event) -> String {
+    match event {
+        Event::Packet { from, to, message } => format!("pkt {from}->{to} {}", kind(message)),
+        Event::Wake(sn) => format!("wake {sn}"),
+        other => format!("{other:?}"),
+    }
 }
 
 fn kind(message: &OverlayMessage) -> &'static str {

@@ -1,0 +1,366 @@
+//! What one supernode handles alone: a packet delivered to it and its own timer. These are most
+//! of a large run's events (at 1,000 supernodes and 100,000 clients, membership packets and
+//! timers were over half of the time in a profile), and those of one millisecond do not depend
+//! on each other: every message takes at least a millisecond to arrive, so nothing one of them
+//! sends is handled in the same millisecond, and each touches only its own supernode's engine.
+//! So the simulator runs a millisecond in rounds (see [`World::run_until`]): first every
+//! supernode-local event queued for it, each supernode's in queue order, the supernodes spread
+//! over the cores; then every other event (clients, faults, checks), one by one, in queue
+//! order; then again, for what those queued for the same millisecond, until none is left.
+//!
+//! What a local event does to the rest of the world (the messages it sends with their random
+//! delay and loss, a lookup's result, its supernode's next timer) is taken from its engine on
+//! the core that ran it and applied afterwards, on the event thread, in queue order: the random
+//! source and the queue see exactly what they would see if the events ran one by one, so a
+//! seed's run is the same on any number of cores (a test runs both and compares the traces).
+
+use rayon::iter::{IntoParallelIterator, ParallelIterator};
+use switchboard_engine::overlay::OverlayOutput;
+use switchboard_engine::{Time, VerifiedRecords};
+use switchboard_proto::messages::OverlayMessage;
+use switchboard_proto::{NodeId, Record, UnixTime};
+
+use crate::config::SimConfig;
+use crate::world::{Event, Supernode, World};
+
+/// What a local event left to apply to the rest of the world, in the order it happened.
+#[derive(Debug, Default)]
+pub(crate) struct Drained {
+    outputs: Vec<OverlayOutput>,
+    /// The supernode's timer, if it must be queued again earlier than it is.
+    wake: Option<Time>,
+}
+
+/// Takes what `node`'s engine produced at `now`, and moves its timer earlier if its engine now
+/// wants to run earlier.
+pub(crate) fn drain(node: &mut Supernode, now: Time) -> Drained {
+    let mut outputs = Vec::new();
+    while let Some(output) = node.overlay.poll_output() {
+        outputs.push(output);
+    }
+    let next = [node.overlay.next_timeout(), node.directory.next_timeout()]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|next| next.max(now));
+    let wake = next.filter(|next| node.wake.is_none_or(|at| *next < at));
+    if wake.is_some() {
+        node.wake = wake;
+    }
+    Drained { outputs, wake }
+}
+
+/// The supernode a local event happens at, if `event` is one.
+pub(crate) fn local_to(event: &Event) -> Option<usize> {
+    match event {
+        Event::Packet { to, .. } => Some(*to),
+        Event::Wake(sn) => Some(*sn),
+        _ => None,
+    }
+}
+
+/// What a local event needs from outside its supernode, read before the round's events run
+/// (none of it changes during the local part of a round: only faults bring a node up or down
+/// or cut a link).
+#[derive(Debug, Clone, Copy)]
+struct Sender {
+    /// Whether the packet is delivered at all.
+    delivered: bool,
+    node: NodeId,
+}
+
+/// The same for every local event of a round.
+struct Round<'w> {
+    now: Time,
+    unix: UnixTime,
+    verified: &'w VerifiedRecords,
+}
+
+/// Runs one local event at `node`; nothing drained when it did nothing (a packet to a stopped
+/// node or across a cut, a timer already moved).
+fn run(node: &mut Supernode, event: Event, sender: Option<Sender>, round: &Round<'_>) -> Drained {
+    let now = round.now;
+    match event {
+        Event::Packet { message, .. } => {
+            let Some(sender) = sender.filter(|s| s.delivered) else {
+                return Drained::default();
+            };
+            deliver(node, sender.node, *message, round);
+        }
+        Event::Wake(_) => {
+            if !node.up || node.wake.is_none_or(|at| at > now) {
+                return Drained::default();
+            }
+            node.wake = None;
+            node.overlay.handle_timeout(now);
+            node.directory.handle_timeout(now);
+            while node.directory.poll_notice().is_some() {}
+        }
+        _ => return Drained::default(),
+    }
+    drain(node, now)
+}
+
+/// A message from the member `from` arrives at `node`.
+fn deliver(node: &mut Supernode, from: NodeId, message: OverlayMessage, round: &Round<'_>) {
+    let now = round.now;
+    let verified = |records: Vec<Record>| -> Vec<Record> {
+        records
+            .into_iter()
+            .filter(|r| round.verified.verify(r, round.unix).is_ok())
+            .collect()
+    };
+    let overlay = &mut node.overlay;
+    match message {
+        OverlayMessage::Membership(payload) => {
+            let _ = overlay.handle_membership(now, payload.as_slice());
+        }
+        OverlayMessage::MembershipSync(payload) => {
+            let _ = overlay.handle_membership_sync(now, payload.as_slice());
+        }
+        OverlayMessage::Publish { records } => {
+            overlay.handle_publish(now, from, verified(records.into_inner()));
+        }
+        OverlayMessage::Withdraw { keys } => overlay.handle_withdraw(from, keys.into_inner()),
+        OverlayMessage::Lookup { user } => overlay.handle_lookup_request(from, user),
+        OverlayMessage::LookupResult { user, records } => {
+            overlay.handle_lookup_result(from, &user, verified(records.into_inner()));
+        }
+        OverlayMessage::Subscribe { users } => overlay.handle_subscribe(from, users.into_inner()),
+        OverlayMessage::Unsubscribe { users } => {
+            overlay.handle_unsubscribe(from, users.into_inner());
+        }
+        OverlayMessage::Presence(event) => overlay.handle_presence(from, event),
+        _ => {}
+    }
+}
+
+impl World {
+    /// Runs the local events of the millisecond `self.now` (in queue order): on several cores
+    /// when there are enough of them, their effects on the rest of the world applied in queue
+    /// order; stops at the first invariant violation.
+    pub(crate) fn run_local(&mut self, events: Vec<Event>) -> Result<(), String> {
+        let threads = self.local_threads(events.len());
+        if threads <= 1 {
+            for event in events {
+                self.run_one_local(event);
+                if self.config.check_each_event {
+                    self.check_invariants();
+                }
+                if let Some(first) = self.violations.first() {
+                    return Err(first.clone());
+                }
+            }
+            return Ok(());
+        }
+        let senders: Vec<Option<Sender>> = events.iter().map(|e| self.sender(e)).collect();
+        let targets: Vec<usize> = events.iter().filter_map(local_to).collect();
+        let lines: Vec<String> = events.iter().map(crate::world::trace_line).collect();
+        let round = Round {
+            now: self.now,
+            unix: self.unix_now(),
+            verified: &self.verified,
+        };
+        let drained = run_on_cores(&mut self.sns, events, &senders, &round, threads);
+        self.rounds_shared += 1;
+        for ((line, sn), drained) in lines.iter().zip(targets).zip(drained) {
+            self.events += 1;
+            self.record_line(line);
+            self.apply(sn, drained);
+            if let Some(first) = self.violations.first() {
+                return Err(first.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one local event here, now (counted and traced), and applies what it did.
+    fn run_one_local(&mut self, event: Event) {
+        self.events += 1;
+        self.record_line(&crate::world::trace_line(&event));
+        self.handle_local(event);
+    }
+
+    /// Runs one local event here, now, and applies what it did.
+    pub(crate) fn handle_local(&mut self, event: Event) {
+        let Some(sn) = local_to(&event) else { return };
+        let sender = self.sender(&event);
+        let round = Round {
+            now: self.now,
+            unix: self.unix_now(),
+            verified: &self.verified,
+        };
+        let drained = run(&mut self.sns[sn], event, sender, &round);
+        self.apply(sn, drained);
+    }
+
+    /// How many threads run `events` local events: one below
+    /// [`crate::SimConfig::local_events_per_thread`] events a thread, when the invariants are
+    /// checked after every event, or outside the simulator's pool.
+    fn local_threads(&self, events: usize) -> usize {
+        if self.config.check_each_event || rayon::current_thread_index().is_none() {
+            // Not inside the simulator's pool (see [`pool`]).
+            return 1;
+        }
+        let per_thread = self.config.local_events_per_thread.max(1);
+        (events / per_thread).clamp(1, rayon::current_num_threads())
+    }
+
+    /// Who sent a packet, and whether it arrives (read on the event thread, for every core).
+    fn sender(&self, event: &Event) -> Option<Sender> {
+        let Event::Packet { from, to, message } = event else {
+            return None;
+        };
+        let membership = matches!(
+            **message,
+            OverlayMessage::Membership(_) | OverlayMessage::MembershipSync(_)
+        );
+        let delivered =
+            self.sns[*to].up && (self.sns[*from].up || !membership) && !self.cut(*from, *to);
+        Some(Sender {
+            delivered,
+            node: self.sns[*from].info.node,
+        })
+    }
+
+    /// Takes everything a supernode's engine produced and schedules it.
+    pub(crate) fn drain_outputs(&mut self, sn: usize) {
+        let now = self.now;
+        let drained = drain(&mut self.sns[sn], now);
+        self.apply(sn, drained);
+    }
+
+    /// Applies what `sn` produced: its messages leave with a random delay (membership packets
+    /// may be lost), its finished lookups are scored, its timer is queued.
+    fn apply(&mut self, sn: usize, drained: Drained) {
+        for output in drained.outputs {
+            match output {
+                OverlayOutput::Send { to, message, .. } => {
+                    let Some(&target) = self.by_node.get(&to) else {
+                        continue;
+                    };
+                    self.figures.messages += 1;
+                    let lossy = matches!(message, OverlayMessage::Membership(_));
+                    if lossy && rand::Rng::gen_bool(&mut self.rng, self.config.loss) {
+                        continue;
+                    }
+                    let at = self.now + self.delay() + self.sns[target].slow;
+                    self.schedule(
+                        at,
+                        Event::Packet {
+                            from: sn,
+                            to: target,
+                            message: Box::new(message),
+                        },
+                    );
+                }
+                OverlayOutput::LookupDone { id, records, .. } => self.lookup_done(sn, id, &records),
+                OverlayOutput::Presence(_) | OverlayOutput::Member(_) => {}
+            }
+        }
+        if let Some(next) = drained.wake {
+            self.schedule(next, Event::Wake(sn));
+        }
+    }
+}
+
+/// Runs `events` (local, in queue order) on `threads` threads, the supernodes dealt out by
+/// index (`sn % threads`), each supernode's events in order on one thread; what each did, in
+/// the order of `events`.
+fn run_on_cores(
+    sns: &mut [Supernode],
+    events: Vec<Event>,
+    senders: &[Option<Sender>],
+    round: &Round<'_>,
+    threads: usize,
+) -> Vec<Drained> {
+    let count = events.len();
+    let mut shares: Vec<Vec<(usize, Event)>> = (0..threads).map(|_| Vec::new()).collect();
+    for (index, event) in events.into_iter().enumerate() {
+        let sn = local_to(&event).unwrap_or(0);
+        shares[sn % threads].push((index, event));
+    }
+    let mut nodes: Vec<Vec<&mut Supernode>> = (0..threads).map(|_| Vec::new()).collect();
+    for (sn, node) in sns.iter_mut().enumerate() {
+        nodes[sn % threads].push(node);
+    }
+    let work = |(share, mut nodes): (Vec<(usize, Event)>, Vec<&mut Supernode>)| {
+        share
+            .into_iter()
+            .map(|(index, event)| {
+                let sn = local_to(&event).unwrap_or(0);
+                let sender = senders.get(index).copied().flatten();
+                let drained = match nodes.get_mut(sn / threads) {
+                    Some(node) => run(node, event, sender, round),
+                    None => Drained::default(),
+                };
+                (index, drained)
+            })
+            .collect::<Vec<_>>()
+    };
+    let runs: Vec<_> = shares.into_iter().zip(nodes).collect();
+    let mut results: Vec<Option<Drained>> = (0..count).map(|_| None).collect();
+    let done: Vec<Vec<(usize, Drained)>> = runs.into_par_iter().map(work).collect();
+    for share in done {
+        for (index, drained) in share {
+            results[index] = Some(drained);
+        }
+    }
+    results.into_iter().map(Option::unwrap_or_default).collect()
+}
+
+/// The threads that run the local events, the event thread among them (it runs the whole
+/// simulation inside the pool, so that a round's first share runs on it and only the others
+/// wait for a thread to pick them up); `None` when one thread does everything.
+pub(crate) fn pool(config: &SimConfig) -> Option<rayon::ThreadPool> {
+    let threads = crate::cores::count();
+    if config.check_each_event || config.local_events_per_thread == usize::MAX || threads <= 1 {
+        return None;
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("sim-local-{i}"))
+        .build()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{SimConfig, World};
+
+    /// The fault sweep's world (a partition, crashes, a restart, a drain, a slow node, message
+    /// loss) checked every half second, its local events on every core from `per_thread` a
+    /// thread: what it did, and in how many rounds more than one thread ran.
+    fn run(seed: u64, per_thread: usize) -> (String, u64) {
+        let mut config = SimConfig::sweep(seed);
+        config.check_each_event = false;
+        config.local_events_per_thread = per_thread;
+        let mut world = World::new(config).unwrap();
+        let outcome = world.run();
+        let run = format!(
+            "{outcome:?} {} {:?} {:?} {:?}",
+            world.events(),
+            world.trace_digest(),
+            world.figures(),
+            world.violations
+        );
+        (run, world.rounds_shared)
+    }
+
+    #[test]
+    fn a_run_whose_local_events_are_spread_over_the_cores_is_the_run_on_one_thread() {
+        let seed = 4;
+        println!("seed {seed}");
+        if crate::cores::count() < 2 {
+            println!("one core here: nothing runs on two");
+            return;
+        }
+        let (alone, none_shared) = run(seed, usize::MAX);
+        assert!(alone.starts_with("Ok"), "{alone}");
+        assert_eq!(none_shared, 0);
+        let (spread, shared) = run(seed, 1);
+        println!("{shared} rounds on several threads");
+        assert!(shared > 1_000, "{shared} rounds on several threads");
+        assert_eq!(spread, alone);
+    }
+}
