@@ -14,6 +14,8 @@
 //! source and the queue see exactly what they would see if the events ran one by one, so a
 //! seed's run is the same on any number of cores (a test runs both and compares the traces).
 
+use std::collections::BTreeMap;
+
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 use switchboard_engine::overlay::OverlayOutput;
 use switchboard_engine::{Time, VerifiedRecords};
@@ -140,8 +142,7 @@ impl World {
     /// when there are enough of them, their effects on the rest of the world applied in queue
     /// order; stops at the first invariant violation.
     pub(crate) fn run_local(&mut self, events: Vec<Event>) -> Result<(), String> {
-        let threads = self.local_threads(events.len());
-        if threads <= 1 {
+        if !self.spread(events.len()) {
             for event in events {
                 self.run_one_local(event);
                 if self.config.check_each_event {
@@ -161,7 +162,7 @@ impl World {
             unix: self.unix_now(),
             verified: &self.verified,
         };
-        let drained = run_on_cores(&mut self.sns, events, &senders, &round, threads);
+        let drained = run_on_cores(&mut self.sns, events, &senders, &round);
         self.rounds_shared += 1;
         for ((line, sn), drained) in lines.iter().zip(targets).zip(drained) {
             self.events += 1;
@@ -194,16 +195,15 @@ impl World {
         self.apply(sn, drained);
     }
 
-    /// How many threads run `events` local events: one below
-    /// [`crate::SimConfig::local_events_per_thread`] events a thread, when the invariants are
-    /// checked after every event, or outside the simulator's pool.
-    fn local_threads(&self, events: usize) -> usize {
-        if self.config.check_each_event || rayon::current_thread_index().is_none() {
-            // Not inside the simulator's pool (see [`pool`]).
-            return 1;
-        }
+    /// Whether `events` local events are spread over the cores: inside the simulator's pool
+    /// (see [`pool`]), with at least [`crate::SimConfig::local_events_per_thread`] events for
+    /// each of two threads, and not when the invariants are checked after every event.
+    fn spread(&self, events: usize) -> bool {
         let per_thread = self.config.local_events_per_thread.max(1);
-        (events / per_thread).clamp(1, rayon::current_num_threads())
+        !self.config.check_each_event
+            && rayon::current_thread_index().is_some()
+            && rayon::current_num_threads() > 1
+            && events / per_thread >= 2
     }
 
     /// Who sent a packet, and whether it arrives (read on the event thread, for every core).
@@ -264,47 +264,50 @@ impl World {
     }
 }
 
-/// Runs `events` (local, in queue order) on `threads` threads, the supernodes dealt out by
-/// index (`sn % threads`), each supernode's events in order on one thread; what each did, in
-/// the order of `events`.
+/// Runs `events` (local, in queue order) on the pool's threads: one task per supernode, its
+/// events in order, the tasks shared out by rayon's work stealing (a packet full of load
+/// reports costs many times an acknowledgement, so a fixed deal of the supernodes left one
+/// thread waiting for the other); what each event did, in the order of `events`.
 fn run_on_cores(
     sns: &mut [Supernode],
     events: Vec<Event>,
     senders: &[Option<Sender>],
     round: &Round<'_>,
-    threads: usize,
 ) -> Vec<Drained> {
     let count = events.len();
-    let mut shares: Vec<Vec<(usize, Event)>> = (0..threads).map(|_| Vec::new()).collect();
+    let mut by_node: BTreeMap<usize, Vec<(usize, Event)>> = BTreeMap::new();
     for (index, event) in events.into_iter().enumerate() {
-        let sn = local_to(&event).unwrap_or(0);
-        shares[sn % threads].push((index, event));
-    }
-    let mut nodes: Vec<Vec<&mut Supernode>> = (0..threads).map(|_| Vec::new()).collect();
-    for (sn, node) in sns.iter_mut().enumerate() {
-        nodes[sn % threads].push(node);
-    }
-    let work = |(share, mut nodes): (Vec<(usize, Event)>, Vec<&mut Supernode>)| {
-        share
-            .into_iter()
-            .map(|(index, event)| {
-                let sn = local_to(&event).unwrap_or(0);
-                let sender = senders.get(index).copied().flatten();
-                let drained = match nodes.get_mut(sn / threads) {
-                    Some(node) => run(node, event, sender, round),
-                    None => Drained::default(),
-                };
-                (index, drained)
-            })
-            .collect::<Vec<_>>()
-    };
-    let runs: Vec<_> = shares.into_iter().zip(nodes).collect();
-    let mut results: Vec<Option<Drained>> = (0..count).map(|_| None).collect();
-    let done: Vec<Vec<(usize, Drained)>> = runs.into_par_iter().map(work).collect();
-    for share in done {
-        for (index, drained) in share {
-            results[index] = Some(drained);
+        if let Some(sn) = local_to(&event) {
+            by_node.entry(sn).or_default().push((index, event));
         }
+    }
+    let mut by_node = by_node.into_iter().peekable();
+    let mut tasks: Vec<(&mut Supernode, Vec<(usize, Event)>)> = Vec::new();
+    for (sn, node) in sns.iter_mut().enumerate() {
+        let Some((next, _)) = by_node.peek() else {
+            break;
+        };
+        if *next == sn {
+            if let Some((_, events)) = by_node.next() {
+                tasks.push((node, events));
+            }
+        }
+    }
+    let done: Vec<Vec<(usize, Drained)>> = tasks
+        .into_par_iter()
+        .map(|(node, events)| {
+            events
+                .into_iter()
+                .map(|(index, event)| {
+                    let sender = senders.get(index).copied().flatten();
+                    (index, run(node, event, sender, round))
+                })
+                .collect()
+        })
+        .collect();
+    let mut results: Vec<Option<Drained>> = (0..count).map(|_| None).collect();
+    for (index, drained) in done.into_iter().flatten() {
+        results[index] = Some(drained);
     }
     results.into_iter().map(Option::unwrap_or_default).collect()
 }
@@ -328,12 +331,9 @@ pub(crate) fn pool(config: &SimConfig) -> Option<rayon::ThreadPool> {
 mod tests {
     use crate::{SimConfig, World};
 
-    /// The fault sweep's world (a partition, crashes, a restart, a drain, a slow node, message
-    /// loss) checked every half second, its local events on every core from `per_thread` a
-    /// thread: what it did, and in how many rounds more than one thread ran.
-    fn run(seed: u64, per_thread: usize) -> (String, u64) {
-        let mut config = SimConfig::sweep(seed);
-        config.check_each_event = false;
+    /// What a run of `config` did, its local events on every core from `per_thread` a thread,
+    /// and in how many rounds more than one thread ran.
+    fn run(mut config: SimConfig, per_thread: usize) -> (String, u64) {
         config.local_events_per_thread = per_thread;
         let mut world = World::new(config).unwrap();
         let outcome = world.run();
@@ -347,20 +347,42 @@ mod tests {
         (run, world.rounds_shared)
     }
 
-    #[test]
-    fn a_run_whose_local_events_are_spread_over_the_cores_is_the_run_on_one_thread() {
-        let seed = 4;
-        println!("seed {seed}");
+    /// `config` run on one thread and on every core, from one local event a thread.
+    fn same_on_every_core(config: &SimConfig) {
         if crate::cores::count() < 2 {
             println!("one core here: nothing runs on two");
             return;
         }
-        let (alone, none_shared) = run(seed, usize::MAX);
+        let (alone, none_shared) = run(config.clone(), usize::MAX);
         assert!(alone.starts_with("Ok"), "{alone}");
         assert_eq!(none_shared, 0);
-        let (spread, shared) = run(seed, 1);
+        let (spread, shared) = run(config.clone(), 1);
         println!("{shared} rounds on several threads");
         assert!(shared > 1_000, "{shared} rounds on several threads");
         assert_eq!(spread, alone);
+    }
+
+    #[test]
+    fn the_fault_sweeps_world_spread_over_the_cores_runs_as_on_one_thread() {
+        let seed = 4;
+        println!("seed {seed}");
+        // A partition, crashes, a restart, a drain, a slow node, message loss, the supernodes
+        // joining at the start; checked every half second.
+        let mut config = SimConfig::sweep(seed);
+        config.check_each_event = false;
+        same_on_every_core(&config);
+    }
+
+    #[test]
+    fn a_scale_run_spread_over_the_cores_runs_as_on_one_thread() {
+        let seed = 6;
+        println!("seed {seed}");
+        // A formed overlay (its views restored on every core), a mass arrival, a crash.
+        let timing = crate::ScaleTiming {
+            arrival: std::time::Duration::from_secs(5),
+            crash_at: std::time::Duration::from_secs(10),
+            after: std::time::Duration::from_secs(10),
+        };
+        same_on_every_core(&SimConfig::scale(seed, 20, 2_000, 0.3, timing));
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
+use rayon::iter::{IntoParallelRefMutIterator, ParallelIterator};
 use sha2::{Digest, Sha256};
 use switchboard_engine::membership::{MemberInfo, MemberRole, Signer, VerifiedCache};
 use switchboard_engine::overlay::{LookupId, Overlay, OverlayConfig};
@@ -298,11 +299,19 @@ impl World {
     fn start(&mut self) {
         let seed = self.sns.first().map(|s| (s.info.node, s.info.addr));
         let everyone: Vec<MemberInfo> = self.sns.iter().map(|s| s.info.clone()).collect();
+        let now = self.now;
+        if self.config.formed {
+            // Each view restored on its own (on every core: a thousand views of a thousand
+            // members were 5% of a 100,000-client run), then drained in order.
+            let restore =
+                |node: &mut Supernode| node.overlay.restore(now, everyone.iter().cloned());
+            match &self.pool {
+                Some(pool) => pool.install(|| self.sns.par_iter_mut().for_each(restore)),
+                None => self.sns.iter_mut().for_each(restore),
+            }
+        }
         for sn in 0..self.sns.len() {
-            let now = self.now;
-            if self.config.formed {
-                self.sns[sn].overlay.restore(now, everyone.iter().cloned());
-            } else if let Some((seed, addr)) = seed {
+            if let (false, Some((seed, addr))) = (self.config.formed, seed) {
                 // Through the first one (and retry until it answers).
                 self.sns[sn].overlay.join(now, seed, addr);
             }
