@@ -13,6 +13,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc rather than glibc's allocator: the run allocates and frees per event on two threads
+/// (see the workspace's `Cargo.toml`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use switchboard_engine::Time;
 use switchboard_sim::{run, ScaleTiming, SimConfig, Targets, World};
 
