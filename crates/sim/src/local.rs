@@ -1,9 +1,10 @@
 //! What one supernode handles alone: a packet delivered to it and its own timer. These are most
 //! of a large run's events (at 1,000 supernodes and 100,000 clients, membership packets and
-//! timers were over half of the time in a profile), and those of one millisecond do not depend
-//! on each other: every message takes at least a millisecond to arrive, so nothing one of them
-//! sends is handled in the same millisecond, and each touches only its own supernode's engine.
-//! So the simulator runs a millisecond in rounds (see [`World::run_until`]): first every
+//! timers were over half of the time in a profile), and those queued for one millisecond do not
+//! depend on each other: each touches only its own supernode's engine, and what it sends or
+//! schedules is queued for a later round (a message takes at least a millisecond to arrive in
+//! the simulated network, so mostly for a later millisecond: rounds stay few and full). So the
+//! simulator runs a millisecond in rounds (see [`World::run_until`]): first every
 //! supernode-local event queued for it, each supernode's in queue order, the supernodes spread
 //! over the cores; then every other event (clients, faults, checks), one by one, in queue
 //! order; then again, for what those queued for the same millisecond, until none is left.

@@ -23,7 +23,8 @@
 //!   own timer, so a dead member is down everywhere `suspect_to_down_after` after the news.
 //! - **Anti-entropy**: every `sync_period` a member sends a random live member a sample of its
 //!   view, every member's state and incarnation (memberlist's push-pull, which foca lacks),
-//!   applied by SWIM's rules. At 1,000 members a simultaneous mass join otherwise left a few
+//!   applied by SWIM's rules and answered with a sample of the receiver's view (once per
+//!   sender and period). At 1,000 members a simultaneous mass join otherwise left a few
 //!   members unaware of a few others for minutes (a probe round is N periods long).
 //! - **Seeds**: while it knows no live member, a member re-announces itself to its seeds every
 //!   `seed_retry`, so that start-up order does not matter.
@@ -181,6 +182,12 @@ pub struct Membership {
     next_suspicion_scan: Time,
     next_sync: Time,
     sync_rng: u64,
+    /// When this member last sent a sync to each member, within the last `sync_period`: a
+    /// sync is answered with one unless one went to its sender that recently, so that an
+    /// exchange is both ways once (memberlist's push-pull) and a flood of syncs from one
+    /// member gets at most one answer a period. At most one entry per member that sent or was
+    /// sent a sync in the last period; older ones are dropped at every sync timer.
+    synced_with: std::collections::HashMap<NodeId, Time>,
     stats: MembershipStats,
 }
 
@@ -265,6 +272,7 @@ impl Membership {
             next_suspicion_scan: now,
             next_sync: now + sync_period,
             sync_rng: seed ^ 0x9e37_79b9_7f4a_7c15,
+            synced_with: std::collections::HashMap::new(),
             stats: MembershipStats::default(),
         };
         // A new member's load is news.
@@ -610,7 +618,7 @@ impl Membership {
         }
         if now >= self.next_sync {
             self.next_sync = now + self.config.sync_period;
-            self.send_sync();
+            self.send_sync(now);
         }
     }
 

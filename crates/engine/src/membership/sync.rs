@@ -1,5 +1,6 @@
 //! Anti-entropy (memberlist's push-pull, which foca lacks): every `sync_period` a member sends
-//! a random live member a sample of its view, applied there by SWIM's rules, with signed load
+//! a random live member a sample of its view, applied there by SWIM's rules and answered with
+//! a sample of the receiver's (once per sender and period), with signed load
 //! reports (the only way a load that moved by less than a step, or that a member missed,
 //! travels).
 
@@ -36,7 +37,9 @@ impl Membership {
     /// down members with their incarnations, this member included): memberlist's push-pull.
     /// Down members travel too, so that a member that learned of a since-dead member late
     /// (from a sample taken before the death was known) is corrected by the next sample.
-    pub(super) fn send_sync(&mut self) {
+    pub(super) fn send_sync(&mut self, now: Time) {
+        let period = self.config.sync_period;
+        self.synced_with.retain(|_, at| now < *at + period);
         if self.live.is_empty() {
             return;
         }
@@ -44,6 +47,12 @@ impl Membership {
         let Some(target) = self.live.values().nth(target_index).cloned() else {
             return;
         };
+        self.sync_to(now, target);
+    }
+
+    /// Sends `target` a sample of this member's view (see [`Membership::send_sync`]).
+    fn sync_to(&mut self, now: Time, target: MemberInfo) {
+        self.synced_with.insert(target.node, now);
         // Members not alive (suspect or down) get up to half of the sample, the rest the others,
         // each part from a random start: a death is what a member that missed its gossip most
         // needs to learn, and after a mass crash the dead are a third of the view, too many for
@@ -121,6 +130,8 @@ impl Membership {
                 loads.len()
             )));
         }
+        // The sender comes first; answered below if it is live here.
+        let sender = sample.first().map(|m| m.id().node);
         // Each entry on its own: a forged one is dropped (and counted), the rest applied.
         let updates: Vec<foca::Member<MemberInfo>> = {
             let mut verifier = verify::lock(&self.verifier);
@@ -147,6 +158,21 @@ impl Membership {
             };
             if load::take(&self.loads, &self.verifier, report, &bytes) {
                 self.stats.loads_synced += 1;
+            }
+        }
+        // Answered with a sample of this view, both ways as memberlist's push-pull is: a
+        // member that missed a death's gossip learns it from the syncs it receives, and twice
+        // as many come its way (issue #15's scale run, seed 5: one of 700 survivors still
+        // counted a dead member alive 40 s after a crash of 300, the random windows of its
+        // eight syncs having missed it). Once a period per member, so that an answer is not
+        // answered and a member flooding syncs gets one answer a period. The sender is whom
+        // the sample names first, as a sender names itself; a hostile member naming another
+        // live member first gets that one at most one sync a period, as big as its own.
+        let period = self.config.sync_period;
+        let answered = |at: &Time| now < *at + period;
+        if let Some(sender) = sender.and_then(|node| self.live.get(&node).cloned()) {
+            if !self.synced_with.get(&sender.node).is_some_and(answered) {
+                self.sync_to(now, sender);
             }
         }
         Ok(())

@@ -261,8 +261,9 @@ mod scenarios {
             .map(|m| m.stats().packets_sent)
             .sum::<u64>()
             - sent_before;
-        // A probe and its ack each second, a sync every five and an announce every ten: about
-        // 2.3 packets a second per member once nothing is gossiped (15 more while anything is).
+        // A probe and its ack each second, a sync every five and its answer, an announce every
+        // ten: about 2.5 packets a second per member once nothing is gossiped (15 more while
+        // anything is).
         let per_member_per_sec = sent as f64 / 4.0 / 120.0;
         assert!(
             per_member_per_sec < 3.0,
@@ -447,6 +448,54 @@ mod properties {
             membership.handle_sync(Time(3), &payload).unwrap();
             prop_assert_eq!(membership.live_count(), count);
         }
+    }
+
+    /// The syncs `membership` sends now: to whom, and the sample's first member.
+    fn syncs_sent(membership: &mut Membership) -> Vec<(NodeId, NodeId)> {
+        std::iter::from_fn(|| membership.poll_send())
+            .filter(|out| out.kind == PacketKind::Sync)
+            .map(|out| {
+                let sample: super::super::sync::SyncSample =
+                    postcard::from_bytes(&out.payload).unwrap();
+                (out.to.node, sample.members[0].id().node)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_sync_is_answered_to_its_sender_once_a_period() {
+        let mut membership = membership();
+        let period = MembershipConfig::default().sync_period;
+        let me = membership.me().node;
+        let sender = testkit::member(10, addr(8010), MemberRole::Supernode, 10);
+        let other = testkit::member(11, addr(8011), MemberRole::Supernode, 10);
+        let from_sender = testkit::sync_payload(
+            vec![
+                foca::Member::alive(sender.clone()),
+                foca::Member::alive(other.clone()),
+            ],
+            Vec::new(),
+        );
+        membership.handle_sync(Time(1), &from_sender).unwrap();
+        assert_eq!(syncs_sent(&mut membership), vec![(sender.node, me)]);
+        // Within the period: neither the sender's next sync nor its answer to ours.
+        membership.handle_sync(Time(2), &from_sender).unwrap();
+        assert_eq!(syncs_sent(&mut membership), Vec::new());
+        // Another member's sync is answered all the same.
+        let from_other =
+            testkit::sync_payload(vec![foca::Member::alive(other.clone())], Vec::new());
+        membership.handle_sync(Time(3), &from_other).unwrap();
+        assert_eq!(syncs_sent(&mut membership), vec![(other.node, me)]);
+        // A period later the sender is answered again.
+        let later = Time(1) + period;
+        membership.handle_sync(later, &from_sender).unwrap();
+        assert_eq!(syncs_sent(&mut membership), vec![(sender.node, me)]);
+        // A sync naming first a member not live here is not answered.
+        let stranger = testkit::member(12, addr(8012), MemberRole::Supernode, 10);
+        let dead = foca::Member::new(stranger, 0, foca::State::Down);
+        let from_dead = testkit::sync_payload(vec![dead], Vec::new());
+        membership.handle_sync(later + period, &from_dead).unwrap();
+        assert_eq!(syncs_sent(&mut membership), Vec::new());
     }
 
     #[test]
