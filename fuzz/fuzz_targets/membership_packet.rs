@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let _ = membership.handle_packet(Time(1), data);
-    let _ = membership.handle_sync(Time(2), data);
+    let _ = membership.handle_sync(Time(2), testkit::signer(8).key.node_id(), data);
     assert_eq!(membership.live_count(), 1, "bytes without a valid statement added a member");
     membership.handle_timeout(Time(10_000));
     while membership.poll_send().is_some() {}

@@ -119,7 +119,7 @@ fn deliver(node: &mut Supernode, from: NodeId, message: OverlayMessage, round: &
             let _ = overlay.handle_membership(now, payload.as_slice());
         }
         OverlayMessage::MembershipSync(payload) => {
-            let _ = overlay.handle_membership_sync(now, payload.as_slice());
+            let _ = overlay.handle_membership_sync(now, from, payload.as_slice());
         }
         OverlayMessage::Publish { records } => {
             overlay.handle_publish(now, from, verified(records.into_inner()));

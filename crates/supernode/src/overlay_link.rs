@@ -392,7 +392,7 @@ fn dispatch(shared: &Arc<Shared>, from: NodeId, message: OverlayMessage) {
             }
         }
         OverlayMessage::MembershipSync(payload) => {
-            let result = link.with(|o| o.handle_membership_sync(now, payload.as_slice()));
+            let result = link.with(|o| o.handle_membership_sync(now, from, payload.as_slice()));
             if let Err(e) = result {
                 tracing::debug!(peer = %from.short(), "{e}");
             }

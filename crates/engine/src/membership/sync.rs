@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use switchboard_proto::member::LoadReport;
+use switchboard_proto::NodeId;
 
 use super::{
     load, verify, MemberInfo, Membership, Outgoing, PacketError, PacketKind, MAX_SYNC_MEMBERS,
@@ -117,7 +118,15 @@ impl Membership {
     /// A sync sample from another member, applied as gossip is: SWIM's rules decide (a higher
     /// incarnation wins, suspect beats alive and down beats both at the same incarnation, down
     /// is final for an identity), so a stale sample cannot resurrect a member known down here.
-    pub fn handle_sync(&mut self, now: Time, payload: &[u8]) -> Result<(), PacketError> {
+    ///
+    /// `from` is the peer the sample came from, as its transport authenticated it: the one
+    /// answered.
+    pub fn handle_sync(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        payload: &[u8],
+    ) -> Result<(), PacketError> {
         let SyncSample {
             members: sample,
             loads,
@@ -130,8 +139,6 @@ impl Membership {
                 loads.len()
             )));
         }
-        // The sender comes first; answered below if it is live here.
-        let sender = sample.first().map(|m| m.id().node);
         // Each entry on its own: a forged one is dropped (and counted), the rest applied.
         let updates: Vec<foca::Member<MemberInfo>> = {
             let mut verifier = verify::lock(&self.verifier);
@@ -165,12 +172,12 @@ impl Membership {
         // as many come its way (issue #15's scale run, seed 5: one of 700 survivors still
         // counted a dead member alive 40 s after a crash of 300, the random windows of its
         // eight syncs having missed it). Once a period per member, so that an answer is not
-        // answered and a member flooding syncs gets one answer a period. The sender is whom
-        // the sample names first, as a sender names itself; a hostile member naming another
-        // live member first gets that one at most one sync a period, as big as its own.
+        // answered and a member flooding syncs gets one answer a period. The answer goes to
+        // the authenticated peer, not to whom the sample names: a sample cannot direct syncs
+        // at anyone else.
         let period = self.config.sync_period;
         let answered = |at: &Time| now < *at + period;
-        if let Some(sender) = sender.and_then(|node| self.live.get(&node).cloned()) {
+        if let Some(sender) = self.live.get(&from).cloned() {
             if !self.synced_with.get(&sender.node).is_some_and(answered) {
                 self.sync_to(now, sender);
             }

@@ -24,12 +24,15 @@ mod scenarios {
         NODES.with(|nodes| nodes.iter().position(|n| n == node).unwrap_or(usize::MAX))
     }
 
+    /// A packet on its way: from, to, which kind, the bytes.
+    type Packet = (usize, usize, PacketKind, Vec<u8>);
+
     /// A tiny in-memory network: packets arrive `delay` later (`slow` gets `slow_delay`
     /// on everything it receives), crashed members drop everything.
     struct Net {
         members: Vec<Membership>,
         crashed: Vec<bool>,
-        in_flight: BTreeMap<(Time, u64), (usize, PacketKind, Vec<u8>)>,
+        in_flight: BTreeMap<(Time, u64), Packet>,
         seq: u64,
         slow: Option<(usize, Duration)>,
         downs_of_healthy: u64,
@@ -104,7 +107,7 @@ mod scenarios {
                         };
                         self.seq += 1;
                         self.in_flight
-                            .insert((now + delay, self.seq), (to, out.kind, out.payload));
+                            .insert((now + delay, self.seq), (i, to, out.kind, out.payload));
                     }
                     while let Some(event) = self.members[i].poll_event() {
                         if let MemberEvent::Down(m) = event {
@@ -135,11 +138,14 @@ mod scenarios {
                     if entry.key().0 > now {
                         break;
                     }
-                    let (to, kind, payload) = entry.remove();
+                    let (from, to, kind, payload) = entry.remove();
                     if !self.crashed[to] {
                         let _ = match kind {
                             PacketKind::Swim => self.members[to].handle_packet(now, &payload),
-                            PacketKind::Sync => self.members[to].handle_sync(now, &payload),
+                            PacketKind::Sync => {
+                                let from = self.members[from].me().node;
+                                self.members[to].handle_sync(now, from, &payload)
+                            }
                         };
                     }
                 }
@@ -415,7 +421,7 @@ mod properties {
             if membership.handle_packet(Time(1), &bytes).is_err() {
                 prop_assert_eq!(membership.live_count(), 1);
             }
-            if membership.handle_sync(Time(2), &bytes).is_err() {
+            if membership.handle_sync(Time(2), peer(), &bytes).is_err() {
                 prop_assert!(membership.live_count() <= 2);
             }
             membership.handle_timeout(Time(5_000));
@@ -438,16 +444,21 @@ mod properties {
                 })
                 .collect();
             let payload = testkit::sync_payload(sample.clone(), Vec::new());
-            membership.handle_sync(Time(1), &payload).unwrap();
+            membership.handle_sync(Time(1), peer(), &payload).unwrap();
             prop_assert_eq!(membership.live_count(), count + 1);
             // The first one dies; a sample that knows it brings the news.
             let dead = foca::Member::new(sample[0].id().clone(), 0, foca::State::Down);
-            membership.handle_sync(Time(2), &testkit::sync_payload(vec![dead], Vec::new())).unwrap();
+            membership.handle_sync(Time(2), peer(), &testkit::sync_payload(vec![dead], Vec::new())).unwrap();
             prop_assert_eq!(membership.live_count(), count);
             // A stale sample naming it alive changes nothing.
-            membership.handle_sync(Time(3), &payload).unwrap();
+            membership.handle_sync(Time(3), peer(), &payload).unwrap();
             prop_assert_eq!(membership.live_count(), count);
         }
+    }
+
+    /// A peer that sent a sync whose answer the test does not look at.
+    fn peer() -> NodeId {
+        testkit::signer(99).key.node_id()
     }
 
     /// The syncs `membership` sends now: to whom, and the sample's first member.
@@ -463,38 +474,37 @@ mod properties {
     }
 
     #[test]
-    fn a_sync_is_answered_to_its_sender_once_a_period() {
+    fn a_sync_is_answered_to_the_peer_that_sent_it_once_a_period() {
         let mut membership = membership();
         let period = MembershipConfig::default().sync_period;
         let me = membership.me().node;
         let sender = testkit::member(10, addr(8010), MemberRole::Supernode, 10);
         let other = testkit::member(11, addr(8011), MemberRole::Supernode, 10);
-        let from_sender = testkit::sync_payload(
+        let both = testkit::sync_payload(
             vec![
                 foca::Member::alive(sender.clone()),
                 foca::Member::alive(other.clone()),
             ],
             Vec::new(),
         );
-        membership.handle_sync(Time(1), &from_sender).unwrap();
+        membership.handle_sync(Time(1), sender.node, &both).unwrap();
         assert_eq!(syncs_sent(&mut membership), vec![(sender.node, me)]);
         // Within the period: neither the sender's next sync nor its answer to ours.
-        membership.handle_sync(Time(2), &from_sender).unwrap();
+        membership.handle_sync(Time(2), sender.node, &both).unwrap();
         assert_eq!(syncs_sent(&mut membership), Vec::new());
-        // Another member's sync is answered all the same.
-        let from_other =
-            testkit::sync_payload(vec![foca::Member::alive(other.clone())], Vec::new());
-        membership.handle_sync(Time(3), &from_other).unwrap();
+        // Another peer's sync is answered all the same, to that peer, whoever its sample
+        // names first.
+        membership.handle_sync(Time(3), other.node, &both).unwrap();
         assert_eq!(syncs_sent(&mut membership), vec![(other.node, me)]);
         // A period later the sender is answered again.
         let later = Time(1) + period;
-        membership.handle_sync(later, &from_sender).unwrap();
+        membership.handle_sync(later, sender.node, &both).unwrap();
         assert_eq!(syncs_sent(&mut membership), vec![(sender.node, me)]);
-        // A sync naming first a member not live here is not answered.
+        // A peer that is not a live member here is not answered.
         let stranger = testkit::member(12, addr(8012), MemberRole::Supernode, 10);
-        let dead = foca::Member::new(stranger, 0, foca::State::Down);
-        let from_dead = testkit::sync_payload(vec![dead], Vec::new());
-        membership.handle_sync(later + period, &from_dead).unwrap();
+        membership
+            .handle_sync(later + period, stranger.node, &both)
+            .unwrap();
         assert_eq!(syncs_sent(&mut membership), Vec::new());
     }
 
@@ -503,7 +513,7 @@ mod properties {
         let mut membership = membership();
         let honest = testkit::member(10, addr(8010), MemberRole::Supernode, 10);
         membership
-            .handle_sync(Time(1), &testkit::sync_sample(vec![honest.clone()]))
+            .handle_sync(Time(1), peer(), &testkit::sync_sample(vec![honest.clone()]))
             .unwrap();
         assert_eq!(membership.live_count(), 2);
 
@@ -540,7 +550,7 @@ mod properties {
                 .chain(std::iter::once(foreign))
                 .collect(),
         );
-        membership.handle_sync(Time(2), &forged).unwrap();
+        membership.handle_sync(Time(2), peer(), &forged).unwrap();
         assert_eq!(membership.live_count(), 2, "no made-up member got in");
         assert_eq!(
             membership.member(&honest.node),
@@ -570,7 +580,7 @@ mod properties {
             vec![foca::Member::alive(named.clone())],
             vec![load(10, 3, 7), load(11, 1, 5)],
         );
-        membership.handle_sync(Time(1), &early).unwrap();
+        membership.handle_sync(Time(1), peer(), &early).unwrap();
         assert_eq!(membership.load_of(&named.node), Some(7));
         assert_eq!(membership.load_of(&other.node), None);
         assert_eq!(membership.stats().loads_synced, 1);
@@ -584,7 +594,7 @@ mod properties {
             vec![foca::Member::alive(other.clone())],
             vec![forged, load(10, 2, 1), load(11, 1, 5)],
         );
-        membership.handle_sync(Time(2), &bad).unwrap();
+        membership.handle_sync(Time(2), peer(), &bad).unwrap();
         assert_eq!(
             membership.load_of(&named.node),
             Some(7),
@@ -632,6 +642,6 @@ mod properties {
             "{} bytes",
             payload.len()
         );
-        membership.handle_sync(Time(1), &payload).unwrap();
+        membership.handle_sync(Time(1), peer(), &payload).unwrap();
     }
 }

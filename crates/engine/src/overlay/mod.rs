@@ -421,13 +421,15 @@ impl Overlay {
         result
     }
 
-    /// A membership sync sample from another member.
+    /// A membership sync sample from the member `from` (as the transport authenticated it; it
+    /// is answered with a sample of this view).
     pub fn handle_membership_sync(
         &mut self,
         now: Time,
+        from: NodeId,
         payload: &[u8],
     ) -> Result<(), crate::membership::PacketError> {
-        let result = self.membership.handle_sync(now, payload);
+        let result = self.membership.handle_sync(now, from, payload);
         self.pump(now);
         result
     }

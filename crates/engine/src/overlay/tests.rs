@@ -161,7 +161,7 @@ impl Net {
                         let _ = overlay.handle_membership(now, p.as_slice());
                     }
                     OverlayMessage::MembershipSync(p) => {
-                        let _ = overlay.handle_membership_sync(now, p.as_slice());
+                        let _ = overlay.handle_membership_sync(now, from, p.as_slice());
                     }
                     OverlayMessage::Publish { records } => {
                         overlay.handle_publish(now, from, records.into_inner());
