@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use foca::{BroadcastHandler, Invalidates};
-use switchboard_proto::member::LoadReport;
+use switchboard_proto::member::{LoadBody, LoadReport};
 use switchboard_proto::NodeId;
 
 use super::verify::{self, SharedVerifier};
@@ -120,6 +120,15 @@ pub(super) fn lock(table: &LoadTable) -> std::sync::MutexGuard<'_, LoadState> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Whether a report of `body`'s member and sequence number would be newer than the one held
+/// (unverified: a cheap test before the work of taking it).
+pub(super) fn is_news(table: &LoadTable, body: &LoadBody) -> bool {
+    lock(table)
+        .latest
+        .get(&body.node)
+        .is_none_or(|known| body.seq > known.seq)
+}
+
 /// Takes `report` (whose encoding is `bytes`) into `table` if its member signed it, is live
 /// here, and had not reported anything newer; whether it was taken. A forged one is counted.
 /// Verified once per distinct report (by this member, or by all the simulator's).
@@ -130,11 +139,7 @@ pub(super) fn take(
     bytes: &[u8],
 ) -> bool {
     let body = *report.body_unverified();
-    let newer = lock(table)
-        .latest
-        .get(&body.node)
-        .is_none_or(|known| body.seq > known.seq);
-    if !newer || !verify::lock(verifier).live.contains(&body.node) {
+    if !is_news(table, &body) || !verify::lock(verifier).live.contains_key(&body.node) {
         // Old news, or about no live member.
         return false;
     }
@@ -253,12 +258,18 @@ mod tests {
         (key.node_id(), postcard::to_stdvec(&signed).unwrap())
     }
 
+    /// Makes the member of `seed` live in `verifier`'s view.
+    fn mark_live(verifier: &SharedVerifier, seed: u8) {
+        let addr = "127.0.0.1:4000".parse().unwrap();
+        let info = testkit::member(seed, addr, super::super::MemberRole::Supernode, 10);
+        verify::lock(verifier).live.insert(info.node, info);
+    }
+
     /// A handler whose members 1..=20 are live, passing on per `window` and `min_gap`.
     fn handler(window: usize, min_gap: Duration) -> Loads {
         let verifier: SharedVerifier = Arc::new(Mutex::new(Verifier::new(testkit::anchor(), None)));
         for seed in 1..=20u8 {
-            let node = testkit::signer(seed).key.node_id();
-            verify::lock(&verifier).live.insert(node);
+            mark_live(&verifier, seed);
         }
         Loads::new(verifier, window, min_gap)
     }
@@ -269,9 +280,7 @@ mod tests {
         let member = || {
             let verifier = Verifier::new(testkit::anchor(), Some(shared.clone()));
             let verifier: SharedVerifier = Arc::new(Mutex::new(verifier));
-            verify::lock(&verifier)
-                .live
-                .insert(testkit::signer(1).key.node_id());
+            mark_live(&verifier, 1);
             Loads::new(verifier, 64, Duration::ZERO)
         };
         let (mut first, mut second) = (member(), member());
@@ -338,9 +347,7 @@ mod tests {
     fn the_members_whose_reports_were_taken_last_are_remembered_newest_first_once_each() {
         let loads = handler(64, Duration::ZERO);
         for seed in 21..=100u8 {
-            verify::lock(&loads.verifier)
-                .live
-                .insert(testkit::signer(seed).key.node_id());
+            mark_live(&loads.verifier, seed);
         }
         for seed in 1..=100u8 {
             let (node, bytes) = report(seed, 1, 10);

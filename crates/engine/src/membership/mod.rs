@@ -224,7 +224,7 @@ impl Membership {
                 .check(&mut me)
                 .map_err(MembershipConfigError::Identity)?;
             check.statements_refused = 0;
-            check.live.insert(me.node);
+            check.live.insert(me.node, me.clone());
         }
         let loads = Loads::new(
             Arc::clone(&verifier),
@@ -433,6 +433,9 @@ impl Membership {
         )?;
         let result = self.foca.change_identity(next.clone(), &mut self.runtime);
         if result.is_ok() {
+            verify::lock(&self.verifier)
+                .live
+                .insert(next.node, next.clone());
             self.me = next;
             self.own_incarnation = 0;
         }
@@ -736,7 +739,9 @@ impl Membership {
     fn notice(&mut self, notification: OwnedNotification<MemberInfo>) {
         match notification {
             OwnedNotification::MemberUp(member) => {
-                verify::lock(&self.verifier).live.insert(member.node);
+                verify::lock(&self.verifier)
+                    .live
+                    .insert(member.node, member.clone());
                 if self.live.insert(member.node, member.clone()).is_none() {
                     self.live_digest ^= node_prefix(&member.node);
                 }
@@ -759,6 +764,9 @@ impl Membership {
             OwnedNotification::Rename(_, new) => {
                 if let Some(held) = self.live.get_mut(&new.node) {
                     *held = new.clone();
+                    verify::lock(&self.verifier)
+                        .live
+                        .insert(new.node, new.clone());
                     self.events.push_back(MemberEvent::Up(new));
                 }
             }

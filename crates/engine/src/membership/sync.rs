@@ -59,23 +59,44 @@ impl Membership {
         // needs to learn, and after a mass crash the dead are a third of the view, too many for
         // a slice of the whole to reach every straggler soon (issue #15's scale run: one of 700
         // survivors still counted a dead member alive 40 s after the crash).
-        let (troubled, alive): (Vec<foca::Member<MemberInfo>>, Vec<foca::Member<MemberInfo>>) =
-            self.foca
-                .iter_membership_state()
-                .cloned()
-                .partition(|m| m.state() != foca::State::Alive);
+        // Counted first and drawn, then only the chosen cloned: a view's members share their
+        // statements with every other view of the simulator, and cloning the whole view for
+        // each sync (an atomic increment per member, on a count the other cores touch too) was
+        // a sixth of a steady-state run.
+        let troubled_len = self
+            .foca
+            .iter_membership_state()
+            .filter(|m| m.state() != foca::State::Alive)
+            .count();
+        let alive_len = self.foca.iter_membership_state().count() - troubled_len;
         let room = MAX_SYNC_MEMBERS - 1;
-        let troubled_room = troubled.len().min(room / 2);
-        let alive_room = alive.len().min(room - troubled_room);
+        let troubled_room = troubled_len.min(room / 2);
+        let alive_room = alive_len.min(room - troubled_room);
+        let starts = [self.draw(troubled_len), self.draw(alive_len)];
+        let (troubled, alive): (
+            Vec<&foca::Member<MemberInfo>>,
+            Vec<&foca::Member<MemberInfo>>,
+        ) = self
+            .foca
+            .iter_membership_state()
+            .partition(|m| m.state() != foca::State::Alive);
         let mut sample: Vec<foca::Member<MemberInfo>> = vec![foca::Member::new(
             self.me.clone(),
             self.own_incarnation,
             foca::State::Alive,
         )];
-        for (part, take) in [(troubled, troubled_room), (alive, alive_room)] {
-            let start = self.draw(part.len());
+        for ((part, take), start) in [(troubled, troubled_room), (alive, alive_room)]
+            .into_iter()
+            .zip(starts)
+        {
             let len = part.len();
-            sample.extend(part.into_iter().cycle().skip(start).take(take.min(len)));
+            sample.extend(
+                part.into_iter()
+                    .cycle()
+                    .skip(start)
+                    .take(take.min(len))
+                    .cloned(),
+            );
         }
         // This member's load, then the latest changes it took, then the loads of the live
         // members sampled.
@@ -139,13 +160,20 @@ impl Membership {
                 loads.len()
             )));
         }
-        // Each entry on its own: a forged one is dropped (and counted), the rest applied.
+        // Each entry on its own: one that would change nothing here is dropped unread, a forged
+        // one is dropped (and counted), the rest applied.
+        let sample: Vec<foca::Member<MemberInfo>> = sample
+            .into_iter()
+            .filter(|m| m.id().node != self.me.node)
+            .collect();
+        let known = self.known_already(&sample);
         let updates: Vec<foca::Member<MemberInfo>> = {
             let mut verifier = verify::lock(&self.verifier);
             sample
                 .into_iter()
-                .filter(|m| m.id().node != self.me.node)
-                .filter_map(|m| verifier.checked_member(&m).ok())
+                .zip(known)
+                .filter(|(_, known)| !known)
+                .filter_map(|(m, _)| verifier.checked_member(&m).ok())
                 .collect()
         };
         if !updates.is_empty() {
@@ -157,7 +185,8 @@ impl Membership {
         // After the members, so that a member this sample taught has its load taken too. Kept,
         // not gossiped: a repetition is not news.
         for report in loads {
-            if report.body_unverified().node == self.me.node {
+            let body = report.body_unverified();
+            if body.node == self.me.node || !load::is_news(&self.loads, body) {
                 continue;
             }
             let Ok(bytes) = postcard::to_stdvec(&report) else {
@@ -183,5 +212,104 @@ impl Membership {
             }
         }
         Ok(())
+    }
+
+    /// For each entry of a sample, whether this view already holds that very statement in a
+    /// state the entry cannot change by SWIM's rules (foca's `Member::can_change`, section 4.2
+    /// of the SWIM paper): such an entry is neither verified again nor handed to foca, whose
+    /// lookup is a scan of the whole view per entry. Most entries of a sync are such repeats;
+    /// checking them was half of a steady-state run of the simulator. The statement must equal
+    /// the one held, proof and all, so nothing unverified is skipped that could matter.
+    fn known_already(&self, sample: &[foca::Member<MemberInfo>]) -> Vec<bool> {
+        let mut known = vec![false; sample.len()];
+        let index: std::collections::HashMap<NodeId, usize> = sample
+            .iter()
+            .enumerate()
+            .map(|(at, m)| (m.id().node, at))
+            .collect();
+        for held in self.foca.iter_membership_state() {
+            let Some(&at) = index.get(&held.id().node) else {
+                continue;
+            };
+            let (Some(entry), Some(flag)) = (sample.get(at), known.get_mut(at)) else {
+                continue;
+            };
+            *flag = held.id() == entry.id()
+                && !can_change(
+                    (held.state(), held.incarnation()),
+                    (entry.state(), entry.incarnation()),
+                );
+        }
+        known
+    }
+}
+
+/// Whether a member known in `held` (state, incarnation) takes an update to `update`: the
+/// order of preference of SWIM's suspicion subprotocol, as foca applies it (its
+/// `Member::can_change`, which it does not export; the unit test below holds the two together).
+pub(super) fn can_change(
+    held: (foca::State, foca::Incarnation),
+    update: (foca::State, foca::Incarnation),
+) -> bool {
+    use foca::State::{Alive, Down, Suspect};
+    let ((state, incarnation), (other, other_incarnation)) = (held, update);
+    match (state, other) {
+        (Alive, Alive) | (Suspect, Alive | Suspect) => other_incarnation > incarnation,
+        (Alive, Suspect) => other_incarnation >= incarnation,
+        (Alive | Suspect, Down) => true,
+        (Down, _) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddrV4;
+
+    use foca::{AccumulatingRuntime, Foca, Member, NoCustomBroadcast, PostcardCodec, State};
+    use rand10::rngs::SmallRng;
+    use rand10::SeedableRng;
+
+    use super::can_change;
+
+    /// What foca holds of `other` after it learned `held` and then `update` about it.
+    fn foca_after(
+        held: (State, foca::Incarnation),
+        update: (State, foca::Incarnation),
+    ) -> (State, foca::Incarnation) {
+        let me: SocketAddrV4 = "10.0.0.1:1".parse().unwrap();
+        let other: SocketAddrV4 = "10.0.0.2:1".parse().unwrap();
+        let mut foca = Foca::with_custom_broadcast(
+            me,
+            foca::Config::simple(),
+            SmallRng::seed_from_u64(1),
+            PostcardCodec,
+            NoCustomBroadcast,
+        );
+        let mut runtime = AccumulatingRuntime::new();
+        for (state, incarnation) in [held, update] {
+            foca.apply_many(
+                std::iter::once(Member::new(other, incarnation, state)),
+                false,
+                &mut runtime,
+            )
+            .unwrap();
+        }
+        let member = foca.iter_membership_state().next().unwrap();
+        (member.state(), member.incarnation())
+    }
+
+    #[test]
+    fn an_entry_is_skipped_exactly_when_foca_would_not_change_what_it_holds() {
+        let states = [State::Alive, State::Suspect, State::Down];
+        for held in states.iter().flat_map(|s| (0..3).map(move |i| (*s, i))) {
+            for update in states.iter().flat_map(|s| (0..3).map(move |i| (*s, i))) {
+                let changed = foca_after(held, update) != held;
+                assert_eq!(
+                    can_change(held, update),
+                    changed,
+                    "held {held:?}, update {update:?}"
+                );
+            }
+        }
     }
 }

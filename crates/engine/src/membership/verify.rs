@@ -11,7 +11,7 @@
 //! Each statement is verified once (two Ed25519 verifications, ~80 µs) and remembered by the
 //! SHA-256 of its encoding, so a statement relayed a thousand times costs one verification.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::{Buf, BufMut};
@@ -114,8 +114,11 @@ impl Eq for VerifiedCache {}
 pub(crate) struct Verifier {
     pub(crate) anchor: TrustAnchor,
     pub(crate) verified: VerifiedCache,
-    /// Live members (this one included): load reports are taken only for them.
-    pub(crate) live: HashSet<NodeId>,
+    /// Live members (this one included) with the statement this view holds of each, as
+    /// verified: load reports are taken only for them, and a statement that arrives again
+    /// byte for byte (every packet names its sender, every piggybacked update its member) is
+    /// known by comparison instead of by the digest of its encoding.
+    pub(crate) live: HashMap<NodeId, MemberInfo>,
     /// Statements refused (in packets, syncs).
     pub(crate) statements_refused: u64,
     /// Load reports refused (bad signature).
@@ -136,7 +139,7 @@ impl Verifier {
         Self {
             anchor,
             verified: shared.unwrap_or_else(|| VerifiedCache::new(MAX_VERIFIED_STATEMENTS)),
-            live: HashSet::new(),
+            live: HashMap::new(),
             statements_refused: 0,
             loads_refused: 0,
         }
@@ -145,6 +148,13 @@ impl Verifier {
     /// Checks `info`'s proof (once per distinct statement); counts a refusal. A statement
     /// verified before takes the proof kept then, so that its copies share one.
     pub(crate) fn check(&mut self, info: &mut MemberInfo) -> Result<(), MemberError> {
+        if let Some(held) = self.live.get(&info.node) {
+            if held == info {
+                // The statement held, verified when it was taken: no digest, no lookup.
+                info.proof = Arc::clone(&held.proof);
+                return Ok(());
+            }
+        }
         let Some(digest) = crate::digest::of_encoding(&self.anchor, b"statement", &*info) else {
             self.statements_refused += 1;
             return Err(MemberError::BadSignature(
@@ -295,5 +305,33 @@ mod tests {
         let mut theirs = Verifier::new(other, Some(shared));
         assert!(theirs.check(&mut info).is_err());
         assert_eq!(theirs.statements_refused, 1);
+    }
+
+    #[test]
+    fn a_held_statement_is_known_again_only_with_its_own_proof() {
+        let mut held = statement();
+        let mut verifier = Verifier::new(testkit::anchor(), None);
+        assert!(verifier.check(&mut held).is_ok());
+        verifier.live.insert(held.node, held.clone());
+        // The same statement decoded again: taken, sharing the proof held.
+        let mut again: MemberInfo =
+            postcard::from_bytes(&postcard::to_stdvec(&held).unwrap()).unwrap();
+        assert!(verifier.check(&mut again).is_ok());
+        assert!(Arc::ptr_eq(&again.proof, &held.proof));
+        // The held body with the proof of another statement of the same member: refused.
+        let next = MemberInfo::signed(
+            &testkit::signer(3),
+            held.addr,
+            held.role,
+            held.capacity,
+            held.generation + 1,
+        )
+        .unwrap();
+        let mut forged = MemberInfo {
+            proof: Arc::clone(&next.proof),
+            ..held.clone()
+        };
+        assert!(verifier.check(&mut forged).is_err());
+        assert_eq!(verifier.statements_refused, 1);
     }
 }
