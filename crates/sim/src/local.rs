@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use rayon::iter::{IntoParallelIterator, ParallelIterator};
+use rayon::iter::{IntoParallelIterator, IntoParallelRefIterator, ParallelIterator};
 use switchboard_engine::overlay::OverlayOutput;
 use switchboard_engine::{Time, VerifiedRecords};
 use switchboard_proto::messages::OverlayMessage;
@@ -142,8 +142,17 @@ impl World {
     /// Runs the local events of the millisecond `self.now` (in queue order): on several cores
     /// when there are enough of them, their effects on the rest of the world applied in queue
     /// order; stops at the first invariant violation.
-    pub(crate) fn run_local(&mut self, events: Vec<Event>) -> Result<(), String> {
+    ///
+    /// `later` are the round's other events, run after these on the event thread: the records
+    /// its clients' registrations will carry are verified meanwhile on the other cores (see
+    /// [`verify_ahead`]).
+    pub(crate) fn run_local(&mut self, events: Vec<Event>, later: &[Event]) -> Result<(), String> {
+        let ahead = self.records_ahead(later);
+        let unix = self.unix_now();
         if !self.spread(events.len()) {
+            if ahead.len() >= 2 && self.in_pool() {
+                verify_ahead(&ahead, &self.verified, unix);
+            }
             for event in events {
                 self.run_one_local(event);
                 if self.config.check_each_event {
@@ -160,10 +169,13 @@ impl World {
         let lines: Vec<String> = events.iter().map(crate::world::trace_line).collect();
         let round = Round {
             now: self.now,
-            unix: self.unix_now(),
+            unix,
             verified: &self.verified,
         };
-        let drained = run_on_cores(&mut self.sns, events, &senders, &round);
+        let (drained, ()) = rayon::join(
+            || run_on_cores(&mut self.sns, events, &senders, &round),
+            || verify_ahead(&ahead, round.verified, unix),
+        );
         self.rounds_shared += 1;
         for ((line, sn), drained) in lines.iter().zip(targets).zip(drained) {
             self.events += 1;
@@ -201,10 +213,25 @@ impl World {
     /// each of two threads, and not when the invariants are checked after every event.
     fn spread(&self, events: usize) -> bool {
         let per_thread = self.config.local_events_per_thread.max(1);
-        !self.config.check_each_event
-            && rayon::current_thread_index().is_some()
-            && rayon::current_num_threads() > 1
-            && events / per_thread >= 2
+        !self.config.check_each_event && self.in_pool() && events / per_thread >= 2
+    }
+
+    /// Whether this thread is one of the simulator's pool (see [`pool`]).
+    fn in_pool(&self) -> bool {
+        rayon::current_thread_index().is_some() && rayon::current_num_threads() > 1
+    }
+
+    /// The records that registrations among `later` (a client's first, or its refresh) carry.
+    fn records_ahead(&self, later: &[Event]) -> Vec<Record> {
+        later
+            .iter()
+            .filter_map(|event| match event {
+                Event::Arrive { client, .. } | Event::RefreshArrive { client, .. } => {
+                    self.clients.get(*client)?.record.clone()
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// Who sent a packet, and whether it arrives (read on the event thread, for every core).
@@ -311,6 +338,17 @@ fn run_on_cores(
         results[index] = Some(drained);
     }
     results.into_iter().map(Option::unwrap_or_default).collect()
+}
+
+/// Verifies `records` on the pool's threads into the shared cache, so that the registrations
+/// that carry them, run afterwards on the event thread, find them verified: a home's check of a
+/// client's fresh record was the largest cost left on the event thread alone (5% of a 100,000-
+/// client run). Nothing else changes: the event verifies again, and a record that failed here
+/// fails there (a failure is not remembered).
+fn verify_ahead(records: &[Record], verified: &VerifiedRecords, unix: UnixTime) {
+    records.par_iter().for_each(|record| {
+        let _ = verified.verify(record, unix);
+    });
 }
 
 /// The threads that run the local events, the event thread among them (it runs the whole

@@ -367,7 +367,7 @@ impl World {
             let (local, other): (Vec<Event>, Vec<Event>) = round
                 .into_values()
                 .partition(|event| crate::local::local_to(event).is_some());
-            self.run_local(local)?;
+            self.run_local(local, &other)?;
             for event in other {
                 self.events += 1;
                 self.record_line(&trace_line(&event));
