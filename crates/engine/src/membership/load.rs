@@ -26,7 +26,7 @@ use switchboard_proto::member::{LoadBody, LoadReport};
 use switchboard_proto::NodeId;
 
 use super::verify::{self, SharedVerifier};
-use super::MemberInfo;
+use super::{MemberInfo, NodeHasher};
 use crate::time::Time;
 
 /// The dissemination key of a load report: a newer report of the same node replaces it, and
@@ -62,14 +62,14 @@ pub(super) struct LoadState {
     /// Shared through the verified cache: the simulator's thousand views of one report point
     /// at one copy (a copy each was 112 bytes per pair of members, the largest per-pair cost
     /// after foca's own member list).
-    latest: HashMap<NodeId, Known>,
+    latest: HashMap<NodeId, Known, NodeHasher>,
     /// The members whose reports were taken last, newest at the back, at most
     /// [`RECENT_LOADS`]: what a sync carries first, since after a burst of changes (a mass
     /// arrival, a crash's orphans re-homing) gossip pruned from full backlogs is what most
     /// members missed.
     recent: VecDeque<NodeId>,
     /// When this member last passed on a report of each member.
-    passed_on: HashMap<NodeId, Time>,
+    passed_on: HashMap<NodeId, Time, NodeHasher>,
     /// Reports passed on so far (the arrival number of the next one).
     arrivals: u64,
     /// The wrapper's clock, set before it hands foca anything.
@@ -123,10 +123,22 @@ pub(super) fn lock(table: &LoadTable) -> std::sync::MutexGuard<'_, LoadState> {
 /// Whether a report of `body`'s member and sequence number would be newer than the one held
 /// (unverified: a cheap test before the work of taking it).
 pub(super) fn is_news(table: &LoadTable, body: &LoadBody) -> bool {
+    is_newer(table, &body.node, body.seq)
+}
+
+fn is_newer(table: &LoadTable, node: &NodeId, seq: u64) -> bool {
     lock(table)
         .latest
-        .get(&body.node)
-        .is_none_or(|known| body.seq > known.seq)
+        .get(node)
+        .is_none_or(|known| seq > known.seq)
+}
+
+/// The member and sequence number an encoded report starts with (its body's first two
+/// fields), read without decoding the rest.
+fn peek(data: &[u8]) -> Result<(NodeId, u64), LoadDecodeError> {
+    postcard::take_from_bytes::<(NodeId, u64)>(data)
+        .map(|(prefix, _)| prefix)
+        .map_err(LoadDecodeError)
 }
 
 /// Takes `report` (whose encoding is `bytes`) into `table` if its member signed it, is live
@@ -212,6 +224,13 @@ impl BroadcastHandler<MemberInfo> for Loads {
         data: &[u8],
         _sender: Option<&MemberInfo>,
     ) -> Result<Option<LoadKey>, LoadDecodeError> {
+        // A repeat of a report held (most of what arrives: each is piggybacked many times)
+        // is told by its first two fields; the rest is decoded only for news. A repeat with a
+        // damaged tail is dropped as the repeat it claims to be, not refused.
+        let (node, seq) = peek(data)?;
+        if !is_newer(&self.table, &node, seq) {
+            return Ok(None);
+        }
         let report: LoadReport = postcard::from_bytes(data).map_err(LoadDecodeError)?;
         let body = *report.body_unverified();
         if !take(&self.table, &self.verifier, report, data) {
@@ -272,6 +291,16 @@ mod tests {
             mark_live(&verifier, seed);
         }
         Loads::new(verifier, window, min_gap)
+    }
+
+    #[test]
+    fn a_reports_member_and_sequence_number_are_read_without_decoding_the_rest() {
+        for (seed, seq) in [(1u8, 1u64), (2, 127), (3, 128), (4, u64::MAX)] {
+            let (node, bytes) = report(seed, seq, 10);
+            assert_eq!(peek(&bytes).unwrap(), (node, seq));
+            assert!(peek(&bytes[..33]).is_err() || seq < 128);
+            assert!(peek(&bytes[..31]).is_err());
+        }
     }
 
     #[test]
