@@ -281,7 +281,9 @@ mod tests {
     fn mark_live(verifier: &SharedVerifier, seed: u8) {
         let addr = "127.0.0.1:4000".parse().unwrap();
         let info = testkit::member(seed, addr, super::super::MemberRole::Supernode, 10);
-        verify::lock(verifier).live.insert(info.node, info);
+        verify::lock(verifier)
+            .live
+            .insert(info.node, Arc::new(info));
     }
 
     /// A handler whose members 1..=20 are live, passing on per `window` and `min_gap`.

@@ -118,7 +118,7 @@ pub(crate) struct Verifier {
     /// verified: load reports are taken only for them, and a statement that arrives again
     /// byte for byte (every packet names its sender, every piggybacked update its member) is
     /// known by comparison instead of by the digest of its encoding.
-    pub(crate) live: HashMap<NodeId, MemberInfo, super::NodeHasher>,
+    pub(crate) live: HashMap<NodeId, Arc<MemberInfo>, super::NodeHasher>,
     /// Statements refused (in packets, syncs).
     pub(crate) statements_refused: u64,
     /// Load reports refused (bad signature).
@@ -149,7 +149,7 @@ impl Verifier {
     /// verified before takes the proof kept then, so that its copies share one.
     pub(crate) fn check(&mut self, info: &mut MemberInfo) -> Result<(), MemberError> {
         if let Some(held) = self.live.get(&info.node) {
-            if held == info {
+            if **held == *info {
                 // The statement held, verified when it was taken: no digest, no lookup.
                 info.proof = Arc::clone(&held.proof);
                 return Ok(());
@@ -312,7 +312,7 @@ mod tests {
         let mut held = statement();
         let mut verifier = Verifier::new(testkit::anchor(), None);
         assert!(verifier.check(&mut held).is_ok());
-        verifier.live.insert(held.node, held.clone());
+        verifier.live.insert(held.node, Arc::new(held.clone()));
         // The same statement decoded again: taken, sharing the proof held.
         let mut again: MemberInfo =
             postcard::from_bytes(&postcard::to_stdvec(&held).unwrap()).unwrap();
