@@ -33,6 +33,7 @@ pub mod membership;
 pub mod overlay;
 pub mod placement;
 pub mod promotion;
+mod queue;
 pub mod rate;
 pub mod records;
 pub mod relay;

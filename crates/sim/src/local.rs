@@ -39,7 +39,14 @@ pub(crate) struct Drained {
 pub(crate) fn drain(node: &mut Supernode, now: Time) -> Drained {
     let mut outputs = Vec::new();
     while let Some(output) = node.overlay.poll_output() {
-        outputs.push(output);
+        // Membership changes and presence events are the daemon's to log and forward; nothing
+        // in the simulated world reads them (see `apply`), so they are not kept.
+        if !matches!(
+            output,
+            OverlayOutput::Member(_) | OverlayOutput::Presence(_)
+        ) {
+            outputs.push(output);
+        }
     }
     let next = [node.overlay.next_timeout(), node.directory.next_timeout()]
         .into_iter()
@@ -260,7 +267,7 @@ impl World {
 
     /// Applies what `sn` produced: its messages leave with a random delay (membership packets
     /// may be lost), its finished lookups are scored, its timer is queued.
-    fn apply(&mut self, sn: usize, drained: Drained) {
+    pub(crate) fn apply(&mut self, sn: usize, drained: Drained) {
         for output in drained.outputs {
             match output {
                 OverlayOutput::Send { to, message, .. } => {

@@ -301,21 +301,27 @@ impl World {
         let everyone: Vec<MemberInfo> = self.sns.iter().map(|s| s.info.clone()).collect();
         let now = self.now;
         if self.config.formed {
-            // Each view restored on its own (on every core: a thousand views of a thousand
-            // members were 5% of a 100,000-client run), then drained in order.
-            let restore =
-                |node: &mut Supernode| node.overlay.restore(now, everyone.iter().cloned());
-            match &self.pool {
-                Some(pool) => pool.install(|| self.sns.par_iter_mut().for_each(restore)),
-                None => self.sns.iter_mut().for_each(restore),
+            // Each view restored and drained on its own (on every core: a thousand views of a
+            // thousand members were 5% of a 100,000-client run; drained at once, so that its
+            // thousand membership events do not wait for the last view's: at 2,000 supernodes
+            // that wait was most of the peak), then what each produced applied in order.
+            let restore = |node: &mut Supernode| {
+                node.overlay.restore(now, everyone.iter().cloned());
+                crate::local::drain(node, now)
+            };
+            let drained: Vec<crate::local::Drained> = match &self.pool {
+                Some(pool) => pool.install(|| self.sns.par_iter_mut().map(restore).collect()),
+                None => self.sns.iter_mut().map(restore).collect(),
+            };
+            for (sn, drained) in drained.into_iter().enumerate() {
+                self.apply(sn, drained);
             }
-        }
-        for sn in 0..self.sns.len() {
-            if let (false, Some((seed, addr))) = (self.config.formed, seed) {
+        } else if let Some((seed, addr)) = seed {
+            for sn in 0..self.sns.len() {
                 // Through the first one (and retry until it answers).
                 self.sns[sn].overlay.join(now, seed, addr);
+                self.drain_outputs(sn);
             }
-            self.drain_outputs(sn);
         }
         let arrival = u64::try_from(self.config.arrival.as_millis()).unwrap_or(0);
         for client in 0..self.clients.len() {

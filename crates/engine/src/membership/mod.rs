@@ -483,6 +483,11 @@ impl Membership {
             .foca
             .apply_many(updates.into_iter(), false, &mut self.runtime);
         self.absorb(now, result.err());
+        if self.runtime.backlog() == 0 {
+            // Its queues took a notification per member; foca's runtime offers no way to give
+            // that room back but a fresh one (see `crate::queue`).
+            self.runtime = AccumulatingRuntime::new();
+        }
     }
 
     fn announce_to(&mut self, now: Time, node: NodeId, addr: SocketAddr) {
@@ -674,12 +679,12 @@ impl Membership {
 
     /// The next packet to send.
     pub fn poll_send(&mut self) -> Option<Outgoing> {
-        self.outbox.pop_front()
+        crate::queue::pop_front_shrinking(&mut self.outbox)
     }
 
     /// The next membership change.
     pub fn poll_event(&mut self) -> Option<MemberEvent> {
-        self.events.pop_front()
+        crate::queue::pop_front_shrinking(&mut self.events)
     }
 
     /// Moves what foca asked for into the timer queue, the outbox and the event queue, and

@@ -551,7 +551,7 @@ impl Overlay {
 
     /// The next output.
     pub fn poll_output(&mut self) -> Option<OverlayOutput> {
-        self.outputs.pop_front()
+        crate::queue::pop_front_shrinking(&mut self.outputs)
     }
 
     /// Moves membership packets and events into the overlay's outputs and reacts to changes.
