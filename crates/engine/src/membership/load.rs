@@ -68,8 +68,6 @@ pub(super) struct LoadState {
     /// arrival, a crash's orphans re-homing) gossip pruned from full backlogs is what most
     /// members missed.
     recent: VecDeque<NodeId>,
-    /// When this member last passed on a report of each member.
-    passed_on: HashMap<NodeId, Time, NodeHasher>,
     /// Reports passed on so far (the arrival number of the next one).
     arrivals: u64,
     /// The wrapper's clock, set before it hands foca anything.
@@ -95,7 +93,6 @@ impl LoadState {
     /// Forgets a member that went down.
     pub(super) fn forget(&mut self, node: &NodeId) {
         self.latest.remove(node);
-        self.passed_on.remove(node);
     }
 }
 
@@ -108,6 +105,9 @@ struct Known {
     seq: u64,
     clients: u32,
     report: Arc<LoadReport>,
+    /// When this member last passed on a report of this member (kept here rather than in a
+    /// map of its own: one entry per member, 48 bytes a pair of members less).
+    passed_on: Option<Time>,
 }
 
 /// The shared [`LoadState`].
@@ -173,12 +173,17 @@ pub(super) fn take(
         }
     };
     let mut table = lock(table);
+    let passed_on = table
+        .latest
+        .get(&body.node)
+        .and_then(|known| known.passed_on);
     table.latest.insert(
         body.node,
         Known {
             seq: body.seq,
             clients: body.clients,
             report: shared,
+            passed_on,
         },
     );
     table.recent.retain(|node| *node != body.node);
@@ -239,15 +244,14 @@ impl BroadcastHandler<MemberInfo> for Loads {
         }
         let mut table = lock(&self.table);
         let now = table.now;
-        let recent = table
-            .passed_on
-            .get(&body.node)
-            .is_some_and(|at| now < *at + self.min_gap);
-        if recent {
+        let Some(known) = table.latest.get_mut(&body.node) else {
+            return Ok(None);
+        };
+        if known.passed_on.is_some_and(|at| now < at + self.min_gap) {
             // Kept, not passed on: its member's next report carries the news further.
             return Ok(None);
         }
-        table.passed_on.insert(body.node, now);
+        known.passed_on = Some(now);
         let arrival = table.arrivals;
         table.arrivals += 1;
         Ok(Some(LoadKey {

@@ -72,8 +72,11 @@ pub(crate) type NodeHasher = foldhash::fast::RandomState;
 /// A change in the live membership, for the overlay above.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MemberEvent {
-    /// A member is live (new, back, or renamed to a newer generation).
+    /// A member is live (new, or back after it was declared down).
     Up(MemberInfo),
+    /// A live member's newer generation replaced the one held (a restart or a rejoin noticed
+    /// late, a mega's role change): what it held as an owner may be gone.
+    Renewed(MemberInfo),
     /// A member was declared down or left.
     Down(MemberInfo),
 }
@@ -782,7 +785,7 @@ impl Membership {
                     let shared = Arc::new(new.clone());
                     *held = Arc::clone(&shared);
                     verify::lock(&self.verifier).live.insert(new.node, shared);
-                    self.events.push_back(MemberEvent::Up(new));
+                    self.events.push_back(MemberEvent::Renewed(new));
                 }
             }
             OwnedNotification::Defunct => self.rejoin_pending = true,

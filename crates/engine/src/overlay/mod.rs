@@ -188,7 +188,6 @@ pub struct Overlay {
     // only if the same inputs give the same outputs in the same order.
     homed: BTreeMap<RecordKey, Homed>,
     homed_expiries: BTreeSet<(Time, RecordKey)>,
-    generations: BTreeMap<NodeId, u64>,
     watched: BTreeMap<Username, Watched>,
     lookups: BTreeMap<LookupId, PendingLookup>,
     next_lookup: u64,
@@ -225,7 +224,6 @@ impl Overlay {
             index: OwnerIndex::default(),
             homed: BTreeMap::new(),
             homed_expiries: BTreeSet::new(),
-            generations: BTreeMap::new(),
             watched: BTreeMap::new(),
             lookups: BTreeMap::new(),
             next_lookup: 0,
@@ -575,8 +573,8 @@ impl Overlay {
         }
         while let Some(event) = self.membership.poll_event() {
             match &event {
-                MemberEvent::Up(member) => {
-                    let previous = self.generations.insert(member.node, member.generation);
+                MemberEvent::Up(member) | MemberEvent::Renewed(member) => {
+                    let renewed = matches!(event, MemberEvent::Renewed(_));
                     if member.role == MemberRole::Standby {
                         // A standby mega (or one that stepped back) owns nothing: its users
                         // move to the next owners.
@@ -586,14 +584,13 @@ impl Overlay {
                         }
                     } else if self.ring.insert(member.node) {
                         self.rebalance(now, Change::Joined(member.node));
-                    } else if previous.is_some_and(|g| g != member.generation) {
+                    } else if renewed {
                         // Restarted (or rejoined after being declared down) before anyone
                         // noticed: what it held as an owner may be gone.
                         self.refill(now, member.node);
                     }
                 }
                 MemberEvent::Down(member) => {
-                    self.generations.remove(&member.node);
                     if self.ring.remove(&member.node) {
                         self.index.forget_subscriber(&member.node);
                         self.batches.remove(&member.node);

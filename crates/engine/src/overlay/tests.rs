@@ -413,3 +413,45 @@ fn a_standby_mega_owns_no_user_until_it_steps_in_and_none_after_it_steps_back() 
         "stepped in, it owns its share again"
     );
 }
+
+#[test]
+fn an_owner_seen_under_a_newer_generation_is_given_its_records_again() {
+    let mut net = Net::new(4);
+    net.run_for(Duration::from_secs(5));
+    let alice = record("alice");
+    let now = net.now;
+    net.overlays[2].publish(now, alice, Duration::from_secs(120));
+    net.run_for(Duration::from_millis(200));
+    let user = Username::new("alice").unwrap();
+    let owner = net.overlays[2]
+        .owners_of(&user)
+        .into_iter()
+        .map(|node| Net::index_of(&node))
+        .find(|i| *i != 2)
+        .unwrap();
+    // The owner restarted (its records gone) and says so under its next generation.
+    let restarted = MemberInfo::signed(
+        &testkit::signer_from(
+            &testkit::auth_key(),
+            u8::try_from(owner + 1).unwrap(),
+            Role::Mega,
+        ),
+        info(owner).addr,
+        MemberRole::Supernode,
+        100,
+        2,
+    )
+    .unwrap();
+    let before = net.overlays[2].stats().republished;
+    let now = net.now;
+    net.overlays[2]
+        .handle_membership_sync(now, restarted.node, &testkit::sync_sample(vec![restarted]))
+        .unwrap();
+    assert_eq!(net.overlays[2].stats().republished, before + 1);
+    // A member that is merely still alive changes nothing.
+    let now = net.now;
+    net.overlays[2]
+        .handle_membership_sync(now, info(1).node, &testkit::sync_sample(vec![info(1)]))
+        .unwrap();
+    assert_eq!(net.overlays[2].stats().republished, before + 1);
+}
