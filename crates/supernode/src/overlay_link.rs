@@ -187,9 +187,12 @@ fn flush(shared: &Arc<Shared>) {
             // Delivered now, or held and batched while shedding.
             OverlayOutput::Presence(event) => crate::shedding::presence(shared, event),
             OverlayOutput::Member(event) => match event {
-                switchboard_engine::membership::MemberEvent::Up(member)
-                | switchboard_engine::membership::MemberEvent::Renewed(member) => {
+                switchboard_engine::membership::MemberEvent::Up(member) => {
                     tracing::info!(peer = %member.node.short(), addr = %member.addr, "supernode joined the overlay");
+                    lock(&shared.status).member_up(&member);
+                }
+                switchboard_engine::membership::MemberEvent::Renewed(member) => {
+                    tracing::info!(peer = %member.node.short(), addr = %member.addr, generation = member.generation, "supernode renewed its statement");
                     lock(&shared.status).member_up(&member);
                 }
                 switchboard_engine::membership::MemberEvent::Down(member) => {

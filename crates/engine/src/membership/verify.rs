@@ -9,7 +9,9 @@
 //! must be signed by their member and name a live one.
 //!
 //! Each statement is verified once (two Ed25519 verifications, ~80 µs) and remembered by the
-//! SHA-256 of its encoding, so a statement relayed a thousand times costs one verification.
+//! SHA-256 of its encoding, so a statement relayed a thousand times costs one verification; the
+//! statement this view holds of a live member is known again by comparison alone, without the
+//! digest (most identities a packet names are such).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
