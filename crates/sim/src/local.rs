@@ -154,10 +154,16 @@ impl World {
     /// its clients' registrations will carry are verified meanwhile on the other cores (see
     /// [`verify_ahead`]).
     pub(crate) fn run_local(&mut self, events: Vec<Event>, later: &[Event]) -> Result<(), String> {
-        let ahead = self.records_ahead(later);
+        // Only where another core can verify them: on one thread they would be cloned for
+        // nothing.
+        let ahead = if self.in_pool() {
+            self.records_ahead(later)
+        } else {
+            Vec::new()
+        };
         let unix = self.unix_now();
         if !self.spread(events.len()) {
-            if ahead.len() >= 2 && self.in_pool() {
+            if ahead.len() >= 2 {
                 verify_ahead(&ahead, &self.verified, unix);
             }
             for event in events {

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use foca::{BroadcastHandler, Invalidates};
-use switchboard_proto::member::{LoadBody, LoadReport};
+use switchboard_proto::member::LoadReport;
 use switchboard_proto::NodeId;
 
 use super::verify::{self, SharedVerifier};
@@ -120,13 +120,9 @@ pub(super) fn lock(table: &LoadTable) -> std::sync::MutexGuard<'_, LoadState> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Whether a report of `body`'s member and sequence number would be newer than the one held
+/// Whether a report of `node` under sequence number `seq` would be newer than the one held
 /// (unverified: a cheap test before the work of taking it).
-pub(super) fn is_news(table: &LoadTable, body: &LoadBody) -> bool {
-    is_newer(table, &body.node, body.seq)
-}
-
-fn is_newer(table: &LoadTable, node: &NodeId, seq: u64) -> bool {
+pub(super) fn is_newer(table: &LoadTable, node: &NodeId, seq: u64) -> bool {
     lock(table)
         .latest
         .get(node)
@@ -151,7 +147,9 @@ pub(super) fn take(
     bytes: &[u8],
 ) -> bool {
     let body = *report.body_unverified();
-    if !is_news(table, &body) || !verify::lock(verifier).live.contains_key(&body.node) {
+    if !is_newer(table, &body.node, body.seq)
+        || !verify::lock(verifier).live.contains_key(&body.node)
+    {
         // Old news, or about no live member.
         return false;
     }

@@ -186,7 +186,7 @@ impl Membership {
         // not gossiped: a repetition is not news.
         for report in loads {
             let body = report.body_unverified();
-            if body.node == self.me.node || !load::is_news(&self.loads, body) {
+            if body.node == self.me.node || !load::is_newer(&self.loads, &body.node, body.seq) {
                 continue;
             }
             let Ok(bytes) = postcard::to_stdvec(&report) else {
