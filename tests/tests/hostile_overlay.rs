@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::{client, metric, online, wait_for_index, wait_for_overlay, wait_until, Network};
 use switchboard_client::profile::Profile;
-use switchboard_engine::membership::{testkit, MemberInfo, MemberRole, Signer};
+use switchboard_engine::membership::{testkit, MemberInfo, MemberRole, Signer, Statement};
 use switchboard_net::config::Role as TransportRole;
 use switchboard_net::framed::{read_frame, write_frame};
 use switchboard_net::{
@@ -91,12 +91,12 @@ async fn attack(network: &Network, sn1: SocketAddr, sn2: SocketAddr, sn3: Socket
     // sn2 "moved" to a dead address with a generation it can never beat, and twenty made-up
     // members, each with a key of its own: all carrying the attacker's proof.
     let sn2_node = node_of(network, "sn2");
-    let mut forged = vec![MemberInfo {
+    let mut forged = vec![MemberInfo::from(Statement {
         node: sn2_node,
         addr: "127.0.0.1:9".parse().unwrap(),
         generation: u64::MAX,
-        ..me.clone()
-    }];
+        ..me.to_statement()
+    })];
     for i in 0..20u8 {
         let fresh = testkit::member(
             100 + i,
@@ -104,10 +104,10 @@ async fn attack(network: &Network, sn1: SocketAddr, sn2: SocketAddr, sn3: Socket
             MemberRole::Supernode,
             1_000_000,
         );
-        forged.push(MemberInfo {
+        forged.push(MemberInfo::from(Statement {
             proof: me.proof.clone(),
-            ..fresh
-        });
+            ..fresh.to_statement()
+        }));
     }
     let sample = testkit::sync_sample(forged);
     for target in [sn1, sn3] {
@@ -127,10 +127,10 @@ async fn attack(network: &Network, sn1: SocketAddr, sn2: SocketAddr, sn3: Socket
     // The forged load needs a SWIM packet addressed to sn1 exactly as it knows itself: announce
     // to it, read its identity from its answer, then gossip the report.
     let to_sn1 = dialer.connect(sn1, Duration::from_secs(5)).await.unwrap();
-    let placeholder = MemberInfo {
+    let placeholder = MemberInfo::from(Statement {
         node: node_of(network, "sn1"),
-        ..me.clone()
-    };
+        ..me.to_statement()
+    });
     let announce = testkit::swim_packet(me.clone(), placeholder, foca::Message::Announce, &[]);
     send(
         &to_sn1,

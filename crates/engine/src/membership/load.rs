@@ -147,9 +147,7 @@ pub(super) fn take(
     bytes: &[u8],
 ) -> bool {
     let body = *report.body_unverified();
-    if !is_newer(table, &body.node, body.seq)
-        || !verify::lock(verifier).live.contains_key(&body.node)
-    {
+    if !is_newer(table, &body.node, body.seq) || !verify::lock(verifier).live.contains(&body.node) {
         // Old news, or about no live member.
         return false;
     }
@@ -283,9 +281,7 @@ mod tests {
     fn mark_live(verifier: &SharedVerifier, seed: u8) {
         let addr = "127.0.0.1:4000".parse().unwrap();
         let info = testkit::member(seed, addr, super::super::MemberRole::Supernode, 10);
-        verify::lock(verifier)
-            .live
-            .insert(info.node, Arc::new(info));
+        verify::lock(verifier).live.insert(info);
     }
 
     /// A handler whose members 1..=20 are live, passing on per `window` and `min_gap`.

@@ -49,6 +49,7 @@ use crate::time::Time;
 
 mod config;
 mod info;
+mod live;
 mod load;
 mod sync;
 #[cfg(any(test, feature = "testing"))]
@@ -56,7 +57,8 @@ pub mod testkit;
 pub mod verify;
 
 pub use config::{MembershipConfig, MembershipConfigError};
-pub use info::{MemberInfo, Signer};
+pub use info::{MemberInfo, Signer, Statement};
+use live::LiveSet;
 use load::{LoadTable, Loads};
 pub use verify::VerifiedCache;
 use verify::{SharedVerifier, Verifier, VerifyingCodec};
@@ -162,9 +164,9 @@ pub struct Membership {
     loads: LoadTable,
     me: MemberInfo,
     seeds: BTreeMap<NodeId, SocketAddr>,
-    /// The live members' statements, each shared with the verifier's live set (one copy per
-    /// view: a copy each was 166 bytes more per pair of members in the simulator).
-    live: BTreeMap<NodeId, Arc<MemberInfo>>,
+    /// The live members other than this one (each a pointer to the one copy the verifier
+    /// holds).
+    live: LiveSet,
     /// XOR of [`node_prefix`] over `live`'s keys, kept as it changes: a driver (the simulator,
     /// twice a simulated second for each of its thousand members) compares views in O(1).
     live_digest: u64,
@@ -235,7 +237,7 @@ impl Membership {
                 .check(&mut me)
                 .map_err(MembershipConfigError::Identity)?;
             check.statements_refused = 0;
-            check.live.insert(me.node, Arc::new(me.clone()));
+            check.live.insert(me.clone());
         }
         let loads = Loads::new(
             Arc::clone(&verifier),
@@ -265,7 +267,7 @@ impl Membership {
             loads: table,
             me,
             seeds: BTreeMap::new(),
-            live: BTreeMap::new(),
+            live: LiveSet::default(),
             live_digest: 0,
             timers: BTreeMap::new(),
             timer_seq: 0,
@@ -313,7 +315,7 @@ impl Membership {
 
     /// Live members other than this one, ordered by node id.
     pub fn live(&self) -> impl Iterator<Item = &MemberInfo> {
-        self.live.values().map(|m| &**m)
+        self.live.iter()
     }
 
     /// Number of live members, this one included.
@@ -329,7 +331,7 @@ impl Membership {
 
     /// Whether `node` is live in this view (this member counts as live).
     pub fn is_live(&self, node: &NodeId) -> bool {
-        *node == self.me.node || self.live.contains_key(node)
+        *node == self.me.node || self.live.contains(node)
     }
 
     /// A live member's identity, this one included.
@@ -337,7 +339,7 @@ impl Membership {
         if *node == self.me.node {
             return Some(&self.me);
         }
-        self.live.get(node).map(|m| &**m)
+        self.live.get(node)
     }
 
     /// The latest client count of `node` known here, if a report arrived (this member's own
@@ -403,7 +405,7 @@ impl Membership {
     /// again and wait for capacity that could not come back; found by the simulator).
     pub fn serving(&self) -> (u64, u64) {
         self.live
-            .values()
+            .iter()
             .filter(|m| m.role == MemberRole::Supernode)
             .fold((0, 0), |(capacity, clients), m| {
                 (
@@ -416,36 +418,29 @@ impl Membership {
     /// Changes this member's role (a standby mega stepping in, or back): its statement is
     /// signed anew under the next generation.
     pub fn change_role(&mut self, now: Time, role: MemberRole) -> Result<(), MemberError> {
-        let previous = self.me.role;
-        self.me.role = role;
-        let changed = self.change_generation(now);
-        if changed.is_err() {
-            self.me.role = previous;
-        }
-        changed
+        self.change_generation(now, role)
     }
 
     /// Takes a refreshed ticket: this member's statement is signed again with it, under the
     /// next generation, and spread (the old one stays valid for those who hold it).
     pub fn renew(&mut self, now: Time, ticket: Ticket) -> Result<(), MemberError> {
         self.signer.ticket = ticket;
-        self.change_generation(now)
+        self.change_generation(now, self.me.role)
     }
 
-    /// Signs this member's statement anew under the next generation and hands it to foca.
-    fn change_generation(&mut self, now: Time) -> Result<(), MemberError> {
+    /// Signs this member's statement anew, in `role`, under the next generation and hands it
+    /// to foca.
+    fn change_generation(&mut self, now: Time, role: MemberRole) -> Result<(), MemberError> {
         let next = MemberInfo::signed(
             &self.signer,
             self.me.addr,
-            self.me.role,
+            role,
             self.me.capacity,
             self.me.generation.saturating_add(1),
         )?;
         let result = self.foca.change_identity(next.clone(), &mut self.runtime);
         if result.is_ok() {
-            verify::lock(&self.verifier)
-                .live
-                .insert(next.node, Arc::new(next.clone()));
+            verify::lock(&self.verifier).live.insert(next.clone());
             self.me = next;
             self.own_incarnation = 0;
         }
@@ -494,12 +489,12 @@ impl Membership {
     }
 
     fn announce_to(&mut self, now: Time, node: NodeId, addr: SocketAddr) {
-        let placeholder = MemberInfo {
+        let placeholder = MemberInfo::from(Statement {
             node,
             addr,
             generation: 0,
-            ..self.me.clone()
-        };
+            ..self.me.to_statement()
+        });
         let result = self.foca.announce(placeholder, &mut self.runtime);
         self.absorb(now, result.err());
     }
@@ -699,7 +694,7 @@ impl Membership {
         if std::mem::take(&mut self.rejoin_pending) {
             // Declared down (a partition, a pause): rejoin at once under the next generation,
             // which wins over the old identity everywhere.
-            let _ = self.change_generation(now);
+            let _ = self.change_generation(now, self.me.role);
         }
         while let Some((to, payload)) = self.runtime.to_send() {
             self.stats.packets_sent += 1;
@@ -754,11 +749,8 @@ impl Membership {
     fn notice(&mut self, notification: OwnedNotification<MemberInfo>) {
         match notification {
             OwnedNotification::MemberUp(member) => {
-                let shared = Arc::new(member.clone());
-                verify::lock(&self.verifier)
-                    .live
-                    .insert(member.node, Arc::clone(&shared));
-                if self.live.insert(member.node, shared).is_none() {
+                verify::lock(&self.verifier).live.insert(member.clone());
+                if self.live.insert(member.clone()).is_none() {
                     self.live_digest ^= node_prefix(&member.node);
                 }
                 self.events.push_back(MemberEvent::Up(member));
@@ -769,7 +761,7 @@ impl Membership {
                 if self
                     .live
                     .get(&member.node)
-                    .is_some_and(|held| **held == member) =>
+                    .is_some_and(|held| *held == member) =>
             {
                 if self.live.remove(&member.node).is_some() {
                     self.live_digest ^= node_prefix(&member.node);
@@ -780,13 +772,10 @@ impl Membership {
                 self.events.push_back(MemberEvent::Down(member));
                 self.scale_transmissions();
             }
-            OwnedNotification::Rename(_, new) => {
-                if let Some(held) = self.live.get_mut(&new.node) {
-                    let shared = Arc::new(new.clone());
-                    *held = Arc::clone(&shared);
-                    verify::lock(&self.verifier).live.insert(new.node, shared);
-                    self.events.push_back(MemberEvent::Renewed(new));
-                }
+            OwnedNotification::Rename(_, new) if self.live.contains(&new.node) => {
+                self.live.insert(new.clone());
+                verify::lock(&self.verifier).live.insert(new.clone());
+                self.events.push_back(MemberEvent::Renewed(new));
             }
             OwnedNotification::Defunct => self.rejoin_pending = true,
             OwnedNotification::DataSent(header) => {

@@ -45,7 +45,7 @@ impl Membership {
             return;
         }
         let target_index = self.draw(self.live.len());
-        let Some(target) = self.live.values().nth(target_index).map(|m| (**m).clone()) else {
+        let Some(target) = self.live.nth(target_index).cloned() else {
             return;
         };
         self.sync_to(now, target);
@@ -108,7 +108,7 @@ impl Membership {
                 .chain(
                     table
                         .recent()
-                        .filter(|node| self.live.contains_key(*node))
+                        .filter(|node| self.live.contains(node))
                         .copied()
                         .chain(
                             sample
@@ -206,7 +206,7 @@ impl Membership {
         // at anyone else.
         let period = self.config.sync_period;
         let answered = |at: &Time| now < *at + period;
-        if let Some(sender) = self.live.get(&from).map(|m| (**m).clone()) {
+        if let Some(sender) = self.live.get(&from).cloned() {
             if !self.synced_with.get(&sender.node).is_some_and(answered) {
                 self.sync_to(now, sender);
             }

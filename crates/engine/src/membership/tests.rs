@@ -209,10 +209,10 @@ mod scenarios {
     fn a_restored_statement_that_does_not_verify_is_left_out_and_counted() {
         let mut m = Net::new(1, true).members.remove(0);
         let honest = info(1);
-        let stolen = MemberInfo {
-            proof: info(2).proof,
-            ..info(3)
-        };
+        let stolen = MemberInfo::from(Statement {
+            proof: info(2).proof.clone(),
+            ..info(3).to_statement()
+        });
         m.restore(Time::ZERO, [honest.clone(), stolen.clone()]);
         assert!(m.is_live(&honest.node));
         assert!(!m.is_live(&stolen.node));
@@ -519,11 +519,11 @@ mod properties {
 
         // Member 10 moved to a dead address with a generation it could never beat, its proof
         // kept: the signature no longer matches.
-        let moved = MemberInfo {
+        let moved = MemberInfo::from(Statement {
             addr: addr(1),
             generation: u64::MAX,
-            ..honest.clone()
-        };
+            ..honest.to_statement()
+        });
         // Twenty made-up node ids, each with a key of its own but the attacker's ticket.
         let attacker = testkit::member(11, addr(8011), MemberRole::Supernode, 10);
         let made_up = (0..20u8).map(|i| {
@@ -533,10 +533,10 @@ mod properties {
                 MemberRole::Supernode,
                 10_000,
             );
-            MemberInfo {
+            MemberInfo::from(Statement {
                 proof: attacker.proof.clone(),
-                ..fresh
-            }
+                ..fresh.to_statement()
+            })
         });
         // A node whose ticket another auth-server signed.
         let foreign = {

@@ -9,17 +9,18 @@
 //! must be signed by their member and name a live one.
 //!
 //! Each statement is verified once (two Ed25519 verifications, ~80 µs) and remembered by the
-//! SHA-256 of its encoding, so a statement relayed a thousand times costs one verification; the
-//! statement this view holds of a live member is known again by comparison alone, without the
-//! digest (most identities a packet names are such).
+//! SHA-256 of its encoding, so a statement relayed a thousand times costs one verification, and
+//! every copy taken is replaced by the one verified first (one allocation per statement, however
+//! many views hold it); the statement this view holds of a live member is known again by
+//! comparison alone, without the digest (most identities a packet names are such).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::{Buf, BufMut};
 use foca::{Codec, Header, Member, Message, PostcardCodec};
-use switchboard_proto::member::{LoadReport, MemberError, MemberProof};
-use switchboard_proto::{NodeId, TrustAnchor};
+use switchboard_proto::member::{LoadReport, MemberError};
+use switchboard_proto::TrustAnchor;
 
 use super::MemberInfo;
 
@@ -30,9 +31,9 @@ pub const MAX_VERIFIED_STATEMENTS: usize = 65_536;
 
 /// What has been verified, remembered by the SHA-256 of the trust anchor and the verified bytes
 /// (so that a statement verified under one auth-server's key is never taken under another's).
-/// A verified member statement also keeps its proof, and a verified load report itself, so that
-/// every later copy of the same statement or report shares that one allocation instead of its
-/// own decoded ticket and signatures.
+/// A verified member statement and a verified load report are kept themselves, so that every
+/// later copy of the same statement or report shares that one allocation instead of its own
+/// decoded ticket and signatures.
 ///
 /// A daemon's member has its own. The simulator's members share one
 /// ([`super::MembershipConfig::shared_verification`]): each of its thousands of supernodes would
@@ -49,8 +50,8 @@ pub struct VerifiedCache {
 enum Verified {
     /// A load report, to share.
     Load(Arc<LoadReport>),
-    /// A member statement, with its proof to share.
-    Statement(Arc<MemberProof>),
+    /// A member statement, to share.
+    Statement(MemberInfo),
 }
 
 impl VerifiedCache {
@@ -80,17 +81,17 @@ impl VerifiedCache {
         self.remember(digest, Verified::Load(report));
     }
 
-    /// The shared proof of the statement `digest`, if it was verified.
-    fn statement(&self, digest: &[u8; 32]) -> Option<Arc<MemberProof>> {
+    /// The shared copy of the statement `digest`, if it was verified.
+    fn statement(&self, digest: &[u8; 32]) -> Option<MemberInfo> {
         match self.digests().get(digest) {
-            Some(Verified::Statement(proof)) => Some(Arc::clone(proof)),
+            Some(Verified::Statement(statement)) => Some(statement.clone()),
             Some(Verified::Load(_)) | None => None,
         }
     }
 
-    /// Remembers the statement `digest` as verified, with its proof to share.
-    fn insert_statement(&self, digest: [u8; 32], proof: Arc<MemberProof>) {
-        self.remember(digest, Verified::Statement(proof));
+    /// Remembers the statement `digest` as verified, to share.
+    fn insert_statement(&self, digest: [u8; 32], statement: MemberInfo) {
+        self.remember(digest, Verified::Statement(statement));
     }
 
     fn remember(&self, digest: [u8; 32], verified: Verified) {
@@ -120,7 +121,7 @@ pub(crate) struct Verifier {
     /// verified: load reports are taken only for them, and a statement that arrives again
     /// byte for byte (every packet names its sender, every piggybacked update its member) is
     /// known by comparison instead of by the digest of its encoding.
-    pub(crate) live: HashMap<NodeId, Arc<MemberInfo>, super::NodeHasher>,
+    pub(crate) live: super::live::LiveSet,
     /// Statements refused (in packets, syncs).
     pub(crate) statements_refused: u64,
     /// Load reports refused (bad signature).
@@ -141,19 +142,19 @@ impl Verifier {
         Self {
             anchor,
             verified: shared.unwrap_or_else(|| VerifiedCache::new(MAX_VERIFIED_STATEMENTS)),
-            live: HashMap::default(),
+            live: super::live::LiveSet::default(),
             statements_refused: 0,
             loads_refused: 0,
         }
     }
 
     /// Checks `info`'s proof (once per distinct statement); counts a refusal. A statement
-    /// verified before takes the proof kept then, so that its copies share one.
+    /// verified before is replaced by the copy kept then, so that its copies share one.
     pub(crate) fn check(&mut self, info: &mut MemberInfo) -> Result<(), MemberError> {
         if let Some(held) = self.live.get(&info.node) {
-            if **held == *info {
+            if *held == *info {
                 // The statement held, verified when it was taken: no digest, no lookup.
-                info.proof = Arc::clone(&held.proof);
+                *info = held.clone();
                 return Ok(());
             }
         }
@@ -163,14 +164,13 @@ impl Verifier {
                 switchboard_proto::keys::SignatureError::Mismatch,
             ));
         };
-        if let Some(proof) = self.verified.statement(&digest) {
-            info.proof = proof;
+        if let Some(shared) = self.verified.statement(&digest) {
+            *info = shared;
             return Ok(());
         }
         match info.proof.verify(&self.anchor, &info.body()) {
             Ok(()) => {
-                self.verified
-                    .insert_statement(digest, Arc::clone(&info.proof));
+                self.verified.insert_statement(digest, info.clone());
                 Ok(())
             }
             Err(e) => {
@@ -285,11 +285,11 @@ mod tests {
         assert!(ours.check(&mut first).is_ok());
         // Another view decodes the same statement from the wire: a proof of its own...
         let mut again: MemberInfo = postcard::from_bytes(&bytes).unwrap();
-        assert!(!Arc::ptr_eq(&again.proof, &first.proof));
+        assert!(!again.shares_with(&first));
         // ...which the check swaps for the one verified first.
         let mut theirs = Verifier::new(testkit::anchor(), Some(shared));
         assert!(theirs.check(&mut again).is_ok());
-        assert!(Arc::ptr_eq(&again.proof, &first.proof));
+        assert!(again.shares_with(&first));
         assert_eq!(again, first);
     }
 
@@ -314,12 +314,12 @@ mod tests {
         let mut held = statement();
         let mut verifier = Verifier::new(testkit::anchor(), None);
         assert!(verifier.check(&mut held).is_ok());
-        verifier.live.insert(held.node, Arc::new(held.clone()));
+        verifier.live.insert(held.clone());
         // The same statement decoded again: taken, sharing the proof held.
         let mut again: MemberInfo =
             postcard::from_bytes(&postcard::to_stdvec(&held).unwrap()).unwrap();
         assert!(verifier.check(&mut again).is_ok());
-        assert!(Arc::ptr_eq(&again.proof, &held.proof));
+        assert!(again.shares_with(&held));
         // The held body with the proof of another statement of the same member: refused.
         let next = MemberInfo::signed(
             &testkit::signer(3),
@@ -329,10 +329,10 @@ mod tests {
             held.generation + 1,
         )
         .unwrap();
-        let mut forged = MemberInfo {
-            proof: Arc::clone(&next.proof),
-            ..held.clone()
-        };
+        let mut forged = MemberInfo::from(super::super::Statement {
+            proof: next.proof.clone(),
+            ..held.to_statement()
+        });
         assert!(verifier.check(&mut forged).is_err());
         assert_eq!(verifier.statements_refused, 1);
     }
