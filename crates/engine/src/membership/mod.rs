@@ -47,29 +47,23 @@ use switchboard_proto::{NodeId, Ticket, TrustAnchor};
 
 use crate::time::Time;
 
+mod by_node;
 mod config;
 mod info;
-mod live;
 mod load;
 mod sync;
 #[cfg(any(test, feature = "testing"))]
 pub mod testkit;
 pub mod verify;
 
+use by_node::LiveSet;
 pub use config::{MembershipConfig, MembershipConfigError};
 pub use info::{MemberInfo, Signer, Statement};
-use live::LiveSet;
 use load::{LoadTable, Loads};
 pub use verify::VerifiedCache;
 use verify::{SharedVerifier, Verifier, VerifyingCodec};
 
 pub use switchboard_proto::member::MemberRole;
-
-/// The hasher of the membership's tables keyed by node id: most load reports a member receives
-/// are repeats, each told apart by one lookup, and SipHash over a 32-byte key was a third of
-/// that lookup. foldhash (hashbrown's default) is keyed per process like std's; only live
-/// members, whose statements verified, are ever inserted.
-pub(crate) type NodeHasher = foldhash::fast::RandomState;
 
 /// A change in the live membership, for the overlay above.
 #[derive(Debug, Clone, PartialEq, Eq)]

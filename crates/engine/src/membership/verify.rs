@@ -121,7 +121,7 @@ pub(crate) struct Verifier {
     /// verified: load reports are taken only for them, and a statement that arrives again
     /// byte for byte (every packet names its sender, every piggybacked update its member) is
     /// known by comparison instead of by the digest of its encoding.
-    pub(crate) live: super::live::LiveSet,
+    pub(crate) live: super::by_node::LiveSet,
     /// Statements refused (in packets, syncs).
     pub(crate) statements_refused: u64,
     /// Load reports refused (bad signature).
@@ -142,7 +142,7 @@ impl Verifier {
         Self {
             anchor,
             verified: shared.unwrap_or_else(|| VerifiedCache::new(MAX_VERIFIED_STATEMENTS)),
-            live: super::live::LiveSet::default(),
+            live: super::by_node::LiveSet::default(),
             statements_refused: 0,
             loads_refused: 0,
         }

@@ -1,39 +1,80 @@
-//! The live members' statements of one view, sorted by node id.
+//! A view's tables keyed by member, sorted by node id: its live set and its load table.
 //!
-//! A statement is one shared allocation however many views hold it ([`MemberInfo`]), so a view's
-//! set of them need only be pointers: a sorted `Vec` of 16 bytes a member (the pointer and the
-//! first 8 bytes of the node id), where a `BTreeMap` keyed by node id took about 60 and a
-//! `HashMap` 40 to 80 (its buckets are half empty after each doubling). A lookup is a binary
-//! search over the prefixes, which lie side by side, and one read through the pointer found
-//! (a search that read every probed node id through its pointer made a simulated run 5% slower
-//! than the `HashMap`). Joins and departures move the tail of the vector: rare next to lookups.
+//! A statement is one shared allocation however many views hold it ([`MemberInfo`]), and so is
+//! a verified load report, so a view's entries need only point at them: the live sets are
+//! 16 bytes a member (the pointer and the first 8 bytes of the node id), where a `BTreeMap`
+//! keyed by node id took about 60 and a `HashMap` 40 to 80 (its buckets are half empty after
+//! each doubling); the load table 40 where its `HashMap` took 79 (heaptrack, 1,000 supernodes).
+//! The prefixes lie in an array of their own, searched first; the whole id is read through the
+//! entry only among equal prefixes (a search that read every probed node id through its
+//! pointer made a simulated run 5% slower than the `HashMap`). Joins and departures move the
+//! tails of the arrays: rare next to lookups.
+
+use std::cmp::Ordering;
 
 use switchboard_proto::NodeId;
 
 use super::MemberInfo;
 
-/// Live members by node id; see the module doc.
-#[derive(Debug, Default)]
-pub(crate) struct LiveSet {
-    /// Sorted by node id: the prefix is its first 8 bytes read big-endian, so ordering by
-    /// prefix, then by the whole id, is ordering by id.
-    members: Vec<(u64, MemberInfo)>,
+/// An entry that names its member.
+pub(crate) trait OfNode {
+    /// Its member's node id.
+    fn node(&self) -> &NodeId;
 }
 
-impl LiveSet {
+impl OfNode for MemberInfo {
+    fn node(&self) -> &NodeId {
+        &self.node
+    }
+}
+
+/// Entries by node id; see the module doc.
+#[derive(Debug)]
+pub(crate) struct ByNode<V> {
+    /// The first 8 bytes of each entry's node id, read big-endian, in node-id order (ordering
+    /// by prefix, then by the whole id, is ordering by id).
+    prefixes: Vec<u64>,
+    /// The entries, in the same order.
+    values: Vec<V>,
+}
+
+/// The live members of a view.
+pub(crate) type LiveSet = ByNode<MemberInfo>;
+
+impl<V> Default for ByNode<V> {
+    fn default() -> Self {
+        Self {
+            prefixes: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+}
+
+impl<V: OfNode> ByNode<V> {
     fn position(&self, node: &NodeId) -> Result<usize, usize> {
         let prefix = super::node_prefix(node);
-        self.members.binary_search_by(|(held_prefix, held)| {
-            held_prefix.cmp(&prefix).then_with(|| held.node.cmp(node))
-        })
+        let mut at = self.prefixes.partition_point(|held| *held < prefix);
+        // Equal prefixes (two ids alike in their first 8 bytes) are told apart by the rest.
+        while self.prefixes.get(at) == Some(&prefix) {
+            match self.values.get(at).map(|held| held.node().cmp(node)) {
+                Some(Ordering::Less) => at += 1,
+                Some(Ordering::Equal) => return Ok(at),
+                Some(Ordering::Greater) | None => break,
+            }
+        }
+        Err(at)
     }
 
-    /// The statement held of `node`.
-    pub(crate) fn get(&self, node: &NodeId) -> Option<&MemberInfo> {
+    /// The entry of `node`.
+    pub(crate) fn get(&self, node: &NodeId) -> Option<&V> {
+        self.position(node).ok().and_then(|at| self.values.get(at))
+    }
+
+    /// The entry of `node`, to change (not its node).
+    pub(crate) fn get_mut(&mut self, node: &NodeId) -> Option<&mut V> {
         self.position(node)
             .ok()
-            .and_then(|at| self.members.get(at))
-            .map(|(_, held)| held)
+            .and_then(|at| self.values.get_mut(at))
     }
 
     /// Whether `node` is here.
@@ -41,44 +82,46 @@ impl LiveSet {
         self.position(node).is_ok()
     }
 
-    /// Holds `info` for its node, in place of what was held (returned).
-    pub(crate) fn insert(&mut self, info: MemberInfo) -> Option<MemberInfo> {
-        match self.position(&info.node) {
+    /// Holds `value` for its node, in place of what was held (returned).
+    pub(crate) fn insert(&mut self, value: V) -> Option<V> {
+        match self.position(value.node()) {
             Ok(at) => self
-                .members
+                .values
                 .get_mut(at)
-                .map(|(_, held)| std::mem::replace(held, info)),
+                .map(|held| std::mem::replace(held, value)),
             Err(at) => {
-                self.members
-                    .insert(at, (super::node_prefix(&info.node), info));
+                self.prefixes.insert(at, super::node_prefix(value.node()));
+                self.values.insert(at, value);
                 None
             }
         }
     }
 
-    /// Drops `node`; what was held.
-    pub(crate) fn remove(&mut self, node: &NodeId) -> Option<MemberInfo> {
-        self.position(node).ok().map(|at| self.members.remove(at).1)
+    /// Drops `node`'s entry; what was held.
+    pub(crate) fn remove(&mut self, node: &NodeId) -> Option<V> {
+        let at = self.position(node).ok()?;
+        self.prefixes.remove(at);
+        Some(self.values.remove(at))
     }
 
     /// How many.
     pub(crate) fn len(&self) -> usize {
-        self.members.len()
+        self.values.len()
     }
 
     /// Whether there are none.
     pub(crate) fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        self.values.is_empty()
     }
 
     /// The `index`th by node id.
-    pub(crate) fn nth(&self, index: usize) -> Option<&MemberInfo> {
-        self.members.get(index).map(|(_, held)| held)
+    pub(crate) fn nth(&self, index: usize) -> Option<&V> {
+        self.values.get(index)
     }
 
     /// All, by node id.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &MemberInfo> {
-        self.members.iter().map(|(_, held)| held)
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, V> {
+        self.values.iter()
     }
 }
 
