@@ -186,7 +186,11 @@ impl Directory {
         }
         let expires = now + lease;
         self.expiries.insert((expires, client));
-        self.devices.entry(user.clone()).or_default().push(client);
+        // Room for one device, as most users have (a first push makes room for four).
+        self.devices
+            .entry(user.clone())
+            .or_insert_with(|| Vec::with_capacity(1))
+            .push(client);
         self.leases.insert(
             client,
             Lease {

@@ -203,9 +203,11 @@ impl Ring {
                 best.truncate(replicas);
             }
         }
-        best.into_iter()
-            .filter_map(|(_, i)| node(i).copied())
-            .collect()
+        // Exactly as many as found: a collected `filter_map` would make room for four, and a
+        // home keeps each of its clients' owners.
+        let mut owners = Vec::with_capacity(best.len());
+        owners.extend(best.into_iter().filter_map(|(_, i)| node(i).copied()));
+        owners
     }
 }
 
