@@ -93,6 +93,21 @@ fn top(
     best.into_iter().map(|(_, node)| node).collect()
 }
 
+/// What a [`Ring`] holds of a member: something that names its node id. A bare [`NodeId`], or
+/// a pointer to a statement shared by every view (the overlay's rings hold
+/// [`crate::membership::MemberInfo`]s: 8 bytes a member, where a node id is 32 and the
+/// simulator holds a ring per supernode of every supernode).
+pub trait RingMember: Clone {
+    /// The member's node id.
+    fn node_id(&self) -> &NodeId;
+}
+
+impl RingMember for NodeId {
+    fn node_id(&self) -> &NodeId {
+        self
+    }
+}
+
 /// The live members with their placement keys cached, for placing many users.
 ///
 /// Kept as two vectors in node-id order rather than a map: placing a user scores every member
@@ -100,25 +115,45 @@ fn top(
 /// times faster than a tree's nodes (a profile of the 1,000-supernode simulation put
 /// [`Ring::owners`] at 4.5% of the run). Members change rarely next to how often users are
 /// placed, so an O(N) insertion is the cheap side.
-#[derive(Debug, Clone, Default)]
-pub struct Ring {
-    nodes: Vec<NodeId>,
+#[derive(Debug, Clone)]
+pub struct Ring<M = NodeId> {
+    members: Vec<M>,
     keys: Vec<u64>,
 }
 
-impl Ring {
+impl<M> Default for Ring<M> {
+    fn default() -> Self {
+        Self {
+            members: Vec::new(),
+            keys: Vec::new(),
+        }
+    }
+}
+
+impl<M: RingMember> Ring<M> {
     /// An empty ring.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Adds a member; false if it was there.
-    pub fn insert(&mut self, node: NodeId) -> bool {
-        match self.nodes.binary_search(&node) {
-            Ok(_) => false,
+    fn position(&self, node: &NodeId) -> Result<usize, usize> {
+        self.members
+            .binary_search_by(|held| held.node_id().cmp(node))
+    }
+
+    /// Adds a member; false if it was there (then `member` replaces what was held of it: a
+    /// renewed statement, the same node).
+    pub fn insert(&mut self, member: M) -> bool {
+        match self.position(member.node_id()) {
+            Ok(at) => {
+                if let Some(held) = self.members.get_mut(at) {
+                    *held = member;
+                }
+                false
+            }
             Err(at) => {
-                self.nodes.insert(at, node);
-                self.keys.insert(at, member_key(&node));
+                self.keys.insert(at, member_key(member.node_id()));
+                self.members.insert(at, member);
                 true
             }
         }
@@ -126,9 +161,9 @@ impl Ring {
 
     /// Removes a member; false if it was not there.
     pub fn remove(&mut self, node: &NodeId) -> bool {
-        match self.nodes.binary_search(node) {
+        match self.position(node) {
             Ok(at) => {
-                self.nodes.remove(at);
+                self.members.remove(at);
                 self.keys.remove(at);
                 true
             }
@@ -138,27 +173,27 @@ impl Ring {
 
     /// Whether `node` is a member.
     pub fn contains(&self, node: &NodeId) -> bool {
-        self.nodes.binary_search(node).is_ok()
+        self.position(node).is_ok()
     }
 
     /// Number of members.
     pub fn len(&self) -> usize {
-        self.nodes.len()
+        self.members.len()
     }
 
     /// Whether the ring is empty.
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.members.is_empty()
     }
 
     /// The members, ordered by node id.
     pub fn nodes(&self) -> impl Iterator<Item = &NodeId> {
-        self.nodes.iter()
+        self.members.iter().map(RingMember::node_id)
     }
 
     /// A member's cached placement key.
     pub fn key_of(&self, node: &NodeId) -> Option<u64> {
-        let at = self.nodes.binary_search(node).ok()?;
+        let at = self.position(node).ok()?;
         self.keys.get(at).copied()
     }
 
@@ -187,7 +222,7 @@ impl Ring {
         // The held entries, best first, as (score, index); a member's node id is read only
         // to break a tie of scores.
         let mut best: Vec<(u64, usize)> = Vec::with_capacity(replicas + 1);
-        let node = |i: usize| self.nodes.get(i);
+        let node = |i: usize| self.members.get(i).map(RingMember::node_id);
         for (i, key) in self.keys.iter().enumerate() {
             let score = mix(user_key, *key);
             if best.len() == replicas {

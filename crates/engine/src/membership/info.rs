@@ -68,6 +68,12 @@ impl std::fmt::Debug for MemberInfo {
     }
 }
 
+impl crate::placement::RingMember for MemberInfo {
+    fn node_id(&self) -> &NodeId {
+        &self.node
+    }
+}
+
 impl From<Statement> for MemberInfo {
     fn from(statement: Statement) -> Self {
         Self(Arc::new(statement))

@@ -182,7 +182,7 @@ pub struct Overlay {
     config: OverlayConfig,
     me: NodeId,
     membership: Membership,
-    ring: Ring,
+    ring: Ring<MemberInfo>,
     index: OwnerIndex,
     // Ordered maps wherever iteration produces outputs: the simulator replays a seed exactly
     // only if the same inputs give the same outputs in the same order.
@@ -214,7 +214,7 @@ impl Overlay {
         let mut ring = Ring::new();
         // A standby mega owns no records until it steps in.
         if !standby {
-            ring.insert(node);
+            ring.insert(membership.me().clone());
         }
         Ok(Self {
             config,
@@ -244,7 +244,7 @@ impl Overlay {
                 if self.ring.remove(&me) {
                     self.rebalance(now, Change::Left(me));
                 }
-            } else if self.ring.insert(me) {
+            } else if self.ring.insert(self.membership.me().clone()) {
                 self.rebalance(now, Change::Joined(me));
             }
         }
@@ -582,7 +582,7 @@ impl Overlay {
                             self.owner_gone(now, member.node);
                             self.rebalance(now, Change::Left(member.node));
                         }
-                    } else if self.ring.insert(member.node) {
+                    } else if self.ring.insert(member.clone()) {
                         self.rebalance(now, Change::Joined(member.node));
                     } else if renewed {
                         // Restarted (or rejoined after being declared down) before anyone
