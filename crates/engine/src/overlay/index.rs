@@ -29,6 +29,9 @@ pub(crate) struct OwnerIndex {
     /// withdrawn or expired), not when a held record is refreshed: what [`Self::holds`]
     /// answers for any pair can only have changed if this has.
     changes: u64,
+    /// Bumped whenever a pair of user and device leaves (withdrawn or expired): a pair
+    /// [`Self::holds`] answered yes for is held until this moves, since storing only adds.
+    removals: u64,
 }
 
 /// What storing a record did.
@@ -54,6 +57,11 @@ impl OwnerIndex {
     /// How many times the pairs of user and device held here changed; see the field.
     pub(crate) fn changes(&self) -> u64 {
         self.changes
+    }
+
+    /// How many times a pair of user and device left; see the field.
+    pub(crate) fn removals(&self) -> u64 {
+        self.removals
     }
 
     /// Stores a verified record published by `home` for `lease`.
@@ -126,6 +134,7 @@ impl OwnerIndex {
         };
         let removed = held.swap_remove(position);
         self.changes += 1;
+        self.removals += 1;
         self.expiries
             .remove(&(removed.expires, user.clone(), *node));
         if held.is_empty() {
@@ -174,6 +183,7 @@ impl OwnerIndex {
                 held.retain(|h| h.node != node);
                 if held.len() != before {
                     self.changes += 1;
+                    self.removals += 1;
                 }
                 if held.is_empty() {
                     self.users.remove(&user);
@@ -277,29 +287,39 @@ mod tests {
         let lease = Duration::from_secs(10);
         let (first, second) = (record(1, 1), record(2, 1));
         let node = |r: &Record| r.body_unverified().ticket.body_unverified().node;
-        let mut seen = index.changes();
+        let mut seen = (index.changes(), index.removals());
+        // Whether the changes moved, and whether the removals did.
         let mut moved = |index: &OwnerIndex| {
-            let moved = index.changes() != seen;
-            seen = index.changes();
+            let now = (index.changes(), index.removals());
+            let moved = (now.0 != seen.0, now.1 != seen.1);
+            seen = now;
             moved
         };
 
         index.store(Time(0), home, first.clone(), lease, 100);
-        assert!(moved(&index), "a first device");
+        assert_eq!(moved(&index), (true, false), "a first device");
         index.store(Time(0), home, second.clone(), lease, 100);
-        assert!(moved(&index), "a second device of the same user");
+        assert_eq!(
+            moved(&index),
+            (true, false),
+            "a second device of the same user"
+        );
         index.store(Time(1_000), home, record(1, 2), lease, 100);
-        assert!(!moved(&index), "a refreshed record: the same pairs");
+        assert_eq!(
+            moved(&index),
+            (false, false),
+            "a refreshed record: the same pairs"
+        );
         let none_left = index.withdraw(&home, &alice, &node(&first));
         assert!(!none_left, "alice still has her second device");
-        assert!(moved(&index), "a device withdrawn");
+        assert_eq!(moved(&index), (true, true), "a device withdrawn");
         index.withdraw(&home, &alice, &node(&first));
-        assert!(!moved(&index), "nothing left to withdraw");
+        assert_eq!(moved(&index), (false, false), "nothing left to withdraw");
         assert!(index.holds(&alice, &node(&second)));
         assert_eq!(index.expire(Time(10_000)), vec![alice.clone()]);
-        assert!(moved(&index), "a lease ended");
+        assert_eq!(moved(&index), (true, true), "a lease ended");
         assert!(!index.holds(&alice, &node(&second)));
         index.expire(Time(20_000));
-        assert!(!moved(&index), "nothing left to expire");
+        assert_eq!(moved(&index), (false, false), "nothing left to expire");
     }
 }

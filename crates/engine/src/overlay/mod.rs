@@ -298,6 +298,14 @@ impl Overlay {
         self.index.changes()
     }
 
+    /// How many times a pair of user and device left this supernode's index as an owner
+    /// (withdrawn, expired): a pair [`Self::holds`] answered yes for is held until this moves,
+    /// since storing only adds. The simulator's checks, polled while a hundred thousand
+    /// clients register, keep a yes until then rather than until any change.
+    pub fn index_removals(&self) -> u64 {
+        self.index.removals()
+    }
+
     /// `user`'s owners in this supernode's view.
     pub fn owners_of(&self, user: &Username) -> Vec<NodeId> {
         self.ring.owners(user, self.config.replicas)
