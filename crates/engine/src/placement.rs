@@ -93,16 +93,16 @@ fn top(
     best.into_iter().map(|(_, node)| node).collect()
 }
 
-/// What a [`Ring`] holds of a member: something that names its node id. A bare [`NodeId`], or
-/// a pointer to a statement shared by every view (the overlay's rings hold
-/// [`crate::membership::MemberInfo`]s: 8 bytes a member, where a node id is 32 and the
-/// simulator holds a ring per supernode of every supernode).
-pub trait RingMember: Clone {
+/// Something that names a member's node id: what a [`Ring`] holds of a member, and what the
+/// membership's tables by node hold. A bare [`NodeId`], or a pointer to a statement shared by
+/// every view (the overlay's rings hold [`crate::membership::MemberInfo`]s: 8 bytes a member,
+/// where a node id is 32 and the simulator holds a ring per supernode of every supernode).
+pub trait NamesNode {
     /// The member's node id.
     fn node_id(&self) -> &NodeId;
 }
 
-impl RingMember for NodeId {
+impl NamesNode for NodeId {
     fn node_id(&self) -> &NodeId {
         self
     }
@@ -130,7 +130,7 @@ impl<M> Default for Ring<M> {
     }
 }
 
-impl<M: RingMember> Ring<M> {
+impl<M: NamesNode + Clone> Ring<M> {
     /// An empty ring.
     pub fn new() -> Self {
         Self::default()
@@ -188,7 +188,7 @@ impl<M: RingMember> Ring<M> {
 
     /// The members, ordered by node id.
     pub fn nodes(&self) -> impl Iterator<Item = &NodeId> {
-        self.members.iter().map(RingMember::node_id)
+        self.members.iter().map(NamesNode::node_id)
     }
 
     /// A member's cached placement key.
@@ -222,7 +222,7 @@ impl<M: RingMember> Ring<M> {
         // The held entries, best first, as (score, index); a member's node id is read only
         // to break a tie of scores.
         let mut best: Vec<(u64, usize)> = Vec::with_capacity(replicas + 1);
-        let node = |i: usize| self.members.get(i).map(RingMember::node_id);
+        let node = |i: usize| self.members.get(i).map(NamesNode::node_id);
         for (i, key) in self.keys.iter().enumerate() {
             let score = mix(user_key, *key);
             if best.len() == replicas {

@@ -15,18 +15,7 @@ use std::cmp::Ordering;
 use switchboard_proto::NodeId;
 
 use super::MemberInfo;
-
-/// An entry that names its member.
-pub(crate) trait OfNode {
-    /// Its member's node id.
-    fn node(&self) -> &NodeId;
-}
-
-impl OfNode for MemberInfo {
-    fn node(&self) -> &NodeId {
-        &self.node
-    }
-}
+use crate::placement::NamesNode;
 
 /// Entries by node id; see the module doc.
 #[derive(Debug)]
@@ -50,13 +39,13 @@ impl<V> Default for ByNode<V> {
     }
 }
 
-impl<V: OfNode> ByNode<V> {
+impl<V: NamesNode> ByNode<V> {
     fn position(&self, node: &NodeId) -> Result<usize, usize> {
         let prefix = super::node_prefix(node);
         let mut at = self.prefixes.partition_point(|held| *held < prefix);
         // Equal prefixes (two ids alike in their first 8 bytes) are told apart by the rest.
         while self.prefixes.get(at) == Some(&prefix) {
-            match self.values.get(at).map(|held| held.node().cmp(node)) {
+            match self.values.get(at).map(|held| held.node_id().cmp(node)) {
                 Some(Ordering::Less) => at += 1,
                 Some(Ordering::Equal) => return Ok(at),
                 Some(Ordering::Greater) | None => break,
@@ -84,13 +73,14 @@ impl<V: OfNode> ByNode<V> {
 
     /// Holds `value` for its node, in place of what was held (returned).
     pub(crate) fn insert(&mut self, value: V) -> Option<V> {
-        match self.position(value.node()) {
+        match self.position(value.node_id()) {
             Ok(at) => self
                 .values
                 .get_mut(at)
                 .map(|held| std::mem::replace(held, value)),
             Err(at) => {
-                self.prefixes.insert(at, super::node_prefix(value.node()));
+                self.prefixes
+                    .insert(at, super::node_prefix(value.node_id()));
                 self.values.insert(at, value);
                 None
             }

@@ -68,7 +68,7 @@ impl std::fmt::Debug for MemberInfo {
     }
 }
 
-impl crate::placement::RingMember for MemberInfo {
+impl crate::placement::NamesNode for MemberInfo {
     fn node_id(&self) -> &NodeId {
         &self.node
     }

@@ -25,7 +25,7 @@ use foca::{BroadcastHandler, Invalidates};
 use switchboard_proto::member::LoadReport;
 use switchboard_proto::NodeId;
 
-use super::by_node::{ByNode, OfNode};
+use super::by_node::ByNode;
 use super::verify::{self, SharedVerifier};
 use super::MemberInfo;
 use crate::time::Time;
@@ -122,8 +122,8 @@ impl Known {
     }
 }
 
-impl OfNode for Known {
-    fn node(&self) -> &NodeId {
+impl crate::placement::NamesNode for Known {
+    fn node_id(&self) -> &NodeId {
         &self.report.body_unverified().node
     }
 }
