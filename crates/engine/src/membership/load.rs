@@ -27,7 +27,7 @@ use switchboard_proto::NodeId;
 
 use super::by_node::ByNode;
 use super::verify::{self, SharedVerifier};
-use super::MemberInfo;
+use super::SwimId;
 use crate::time::Time;
 
 /// The dissemination key of a load report: a newer report of the same node replaces it, and
@@ -231,14 +231,14 @@ impl Loads {
     }
 }
 
-impl BroadcastHandler<MemberInfo> for Loads {
+impl BroadcastHandler<SwimId> for Loads {
     type Key = LoadKey;
     type Error = LoadDecodeError;
 
     fn receive_item(
         &mut self,
         data: &[u8],
-        _sender: Option<&MemberInfo>,
+        _sender: Option<&SwimId>,
     ) -> Result<Option<LoadKey>, LoadDecodeError> {
         // A repeat of a report held (most of what arrives: each is piggybacked many times)
         // is told by its first two fields; the rest is decoded only for news. A repeat with a

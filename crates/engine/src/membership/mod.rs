@@ -58,6 +58,7 @@ pub mod verify;
 
 use by_node::LiveSet;
 pub use config::{MembershipConfig, MembershipConfigError};
+use info::SwimId;
 pub use info::{MemberInfo, Signer, Statement};
 use load::{LoadTable, Loads};
 pub use verify::VerifiedCache;
@@ -141,7 +142,7 @@ pub struct MembershipStats {
     pub loads_synced: u64,
 }
 
-type Swim = Foca<MemberInfo, VerifyingCodec, SmallRng, Loads>;
+type Swim = Foca<SwimId, VerifyingCodec, SmallRng, Loads>;
 
 /// Most unanswered probes remembered while waiting to see whether a late answer arrives (one
 /// probe is in flight per period, so a handful is plenty).
@@ -154,7 +155,7 @@ pub struct Membership {
     signer: Signer,
     verifier: SharedVerifier,
     rejoin_pending: bool,
-    runtime: AccumulatingRuntime<MemberInfo>,
+    runtime: AccumulatingRuntime<SwimId>,
     loads: LoadTable,
     me: MemberInfo,
     seeds: BTreeMap<NodeId, SocketAddr>,
@@ -164,7 +165,7 @@ pub struct Membership {
     /// XOR of [`node_prefix`] over `live`'s keys, kept as it changes: a driver (the simulator,
     /// twice a simulated second for each of its thousand members) compares views in O(1).
     live_digest: u64,
-    timers: BTreeMap<(Time, u64), Timer<MemberInfo>>,
+    timers: BTreeMap<(Time, u64), Timer<SwimId>>,
     timer_seq: u64,
     next_seed_retry: Time,
     outbox: VecDeque<Outgoing>,
@@ -240,7 +241,7 @@ impl Membership {
         );
         let table = Arc::clone(&loads.table);
         let foca = Foca::with_custom_broadcast(
-            me.clone(),
+            SwimId::from(me.clone()),
             foca_config.clone(),
             SmallRng::seed_from_u64(seed),
             VerifyingCodec::new(Arc::clone(&verifier)),
@@ -432,7 +433,9 @@ impl Membership {
             self.me.capacity,
             self.me.generation.saturating_add(1),
         )?;
-        let result = self.foca.change_identity(next.clone(), &mut self.runtime);
+        let result = self
+            .foca
+            .change_identity(SwimId::from(next.clone()), &mut self.runtime);
         if result.is_ok() {
             verify::lock(&self.verifier).live.insert(next.clone());
             self.me = next;
@@ -460,17 +463,25 @@ impl Membership {
     /// known state. Each statement is verified as a sync's entries are; one that does not
     /// verify is left out and counted.
     pub fn restore(&mut self, now: Time, members: impl IntoIterator<Item = MemberInfo>) {
-        let updates: Vec<foca::Member<MemberInfo>> = {
+        let updates: Vec<foca::Member<SwimId>> = {
             let mut verifier = verify::lock(&self.verifier);
             members
                 .into_iter()
                 .filter(|m| m.node != self.me.node)
-                .filter_map(|m| verifier.checked_member(&foca::Member::alive(m)).ok())
+                .filter_map(|m| {
+                    verifier
+                        .checked_member(&foca::Member::alive(SwimId::from(m)))
+                        .ok()
+                })
                 .collect()
         };
         if updates.is_empty() {
             return;
         }
+        // In node-id order, so that the live set (and the overlay's ring) grow at their ends
+        // instead of moving their tails once per member.
+        let mut updates = updates;
+        updates.sort_unstable_by_key(|m| m.id().node);
         let result = self
             .foca
             .apply_many(updates.into_iter(), false, &mut self.runtime);
@@ -489,7 +500,9 @@ impl Membership {
             generation: 0,
             ..self.me.to_statement()
         });
-        let result = self.foca.announce(placeholder, &mut self.runtime);
+        let result = self
+            .foca
+            .announce(SwimId::from(placeholder), &mut self.runtime);
         self.absorb(now, result.err());
     }
 
@@ -693,7 +706,7 @@ impl Membership {
         while let Some((to, payload)) = self.runtime.to_send() {
             self.stats.packets_sent += 1;
             self.outbox.push_back(Outgoing {
-                to,
+                to: to.into_info(),
                 kind: PacketKind::Swim,
                 payload: payload.to_vec(),
             });
@@ -740,33 +753,18 @@ impl Membership {
         }
     }
 
-    fn notice(&mut self, notification: OwnedNotification<MemberInfo>) {
+    fn notice(&mut self, notification: OwnedNotification<SwimId>) {
         match notification {
-            OwnedNotification::MemberUp(member) => {
-                verify::lock(&self.verifier).live.insert(member.clone());
-                if self.live.insert(member.clone()).is_none() {
-                    self.live_digest ^= node_prefix(&member.node);
-                }
-                self.events.push_back(MemberEvent::Up(member));
-                self.scale_transmissions();
-            }
-            // A rename may already have replaced this generation with a newer live one.
-            OwnedNotification::MemberDown(member)
-                if self
-                    .live
-                    .get(&member.node)
-                    .is_some_and(|held| *held == member) =>
-            {
-                if self.live.remove(&member.node).is_some() {
-                    self.live_digest ^= node_prefix(&member.node);
-                }
-                verify::lock(&self.verifier).live.remove(&member.node);
-                self.stats.downs += 1;
-                load::lock(&self.loads).forget(&member.node);
-                self.events.push_back(MemberEvent::Down(member));
-                self.scale_transmissions();
+            OwnedNotification::MemberUp(member) => self.member_up(member.into_info()),
+            OwnedNotification::MemberDown(member) => self.member_down(member.into_info()),
+            // Two nodes foca took for one (alike in their first 16 bytes; see `SwimId`): the
+            // old one is gone from foca's list, so it leaves this view too.
+            OwnedNotification::Rename(old, new) if old.node != new.node => {
+                self.member_down(old.into_info());
+                self.member_up(new.into_info());
             }
             OwnedNotification::Rename(_, new) if self.live.contains(&new.node) => {
+                let new = new.into_info();
                 self.live.insert(new.clone());
                 verify::lock(&self.verifier).live.insert(new.clone());
                 self.events.push_back(MemberEvent::Renewed(new));
@@ -811,6 +809,34 @@ impl Membership {
             }
             _ => {}
         }
+    }
+
+    fn member_up(&mut self, member: MemberInfo) {
+        verify::lock(&self.verifier).live.insert(member.clone());
+        if self.live.insert(member.clone()).is_none() {
+            self.live_digest ^= node_prefix(&member.node);
+        }
+        self.events.push_back(MemberEvent::Up(member));
+        self.scale_transmissions();
+    }
+
+    /// `member` left, unless a rename already replaced this generation with a newer live one.
+    fn member_down(&mut self, member: MemberInfo) {
+        if self
+            .live
+            .get(&member.node)
+            .is_none_or(|held| *held != member)
+        {
+            return;
+        }
+        if self.live.remove(&member.node).is_some() {
+            self.live_digest ^= node_prefix(&member.node);
+        }
+        verify::lock(&self.verifier).live.remove(&member.node);
+        self.stats.downs += 1;
+        load::lock(&self.loads).forget(&member.node);
+        self.events.push_back(MemberEvent::Down(member));
+        self.scale_transmissions();
     }
 
     fn raise_health(&mut self) {

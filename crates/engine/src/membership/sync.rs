@@ -9,7 +9,8 @@ use switchboard_proto::member::LoadReport;
 use switchboard_proto::NodeId;
 
 use super::{
-    load, verify, MemberInfo, Membership, Outgoing, PacketError, PacketKind, MAX_SYNC_MEMBERS,
+    load, verify, MemberInfo, Membership, Outgoing, PacketError, PacketKind, SwimId,
+    MAX_SYNC_MEMBERS,
 };
 use crate::time::Time;
 
@@ -17,7 +18,7 @@ use crate::time::Time;
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct SyncSample {
     /// Members with their state and incarnation, the sender first.
-    pub(crate) members: Vec<foca::Member<MemberInfo>>,
+    pub(crate) members: Vec<foca::Member<SwimId>>,
     /// The sender's latest load report, then the latest of the members whose reports it took
     /// last, then those of the live members among `members`; each signed by its member.
     pub(crate) loads: Vec<LoadReport>,
@@ -73,15 +74,12 @@ impl Membership {
         let troubled_room = troubled_len.min(room / 2);
         let alive_room = alive_len.min(room - troubled_room);
         let starts = [self.draw(troubled_len), self.draw(alive_len)];
-        let (troubled, alive): (
-            Vec<&foca::Member<MemberInfo>>,
-            Vec<&foca::Member<MemberInfo>>,
-        ) = self
+        let (troubled, alive): (Vec<&foca::Member<SwimId>>, Vec<&foca::Member<SwimId>>) = self
             .foca
             .iter_membership_state()
             .partition(|m| m.state() != foca::State::Alive);
-        let mut sample: Vec<foca::Member<MemberInfo>> = vec![foca::Member::new(
-            self.me.clone(),
+        let mut sample: Vec<foca::Member<SwimId>> = vec![foca::Member::new(
+            SwimId::from(self.me.clone()),
             self.own_incarnation,
             foca::State::Alive,
         )];
@@ -162,12 +160,12 @@ impl Membership {
         }
         // Each entry on its own: one that would change nothing here is dropped unread, a forged
         // one is dropped (and counted), the rest applied.
-        let sample: Vec<foca::Member<MemberInfo>> = sample
+        let sample: Vec<foca::Member<SwimId>> = sample
             .into_iter()
             .filter(|m| m.id().node != self.me.node)
             .collect();
         let known = self.known_already(&sample);
-        let updates: Vec<foca::Member<MemberInfo>> = {
+        let updates: Vec<foca::Member<SwimId>> = {
             let mut verifier = verify::lock(&self.verifier);
             sample
                 .into_iter()
@@ -220,15 +218,17 @@ impl Membership {
     /// lookup is a scan of the whole view per entry. Most entries of a sync are such repeats;
     /// checking them was half of a steady-state run of the simulator. The statement must equal
     /// the one held, proof and all, so nothing unverified is skipped that could matter.
-    fn known_already(&self, sample: &[foca::Member<MemberInfo>]) -> Vec<bool> {
+    fn known_already(&self, sample: &[foca::Member<SwimId>]) -> Vec<bool> {
         let mut known = vec![false; sample.len()];
-        let index: std::collections::HashMap<NodeId, usize> = sample
+        // By foca's address of each member, read beside its pointer: no statement of the view
+        // is read but those the sample names.
+        let index: std::collections::HashMap<[u64; 2], usize> = sample
             .iter()
             .enumerate()
-            .map(|(at, m)| (m.id().node, at))
+            .map(|(at, m)| (foca::Identity::addr(m.id()), at))
             .collect();
         for held in self.foca.iter_membership_state() {
-            let Some(&at) = index.get(&held.id().node) else {
+            let Some(&at) = index.get(&foca::Identity::addr(held.id())) else {
                 continue;
             };
             let (Some(entry), Some(flag)) = (sample.get(at), known.get_mut(at)) else {

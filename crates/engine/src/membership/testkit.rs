@@ -106,6 +106,13 @@ pub(crate) fn sync_payload(
     members: Vec<foca::Member<MemberInfo>>,
     loads: Vec<switchboard_proto::member::LoadReport>,
 ) -> Vec<u8> {
+    let members = members
+        .into_iter()
+        .map(|m| {
+            let id = super::SwimId::from(m.id().clone());
+            foca::Member::new(id, m.incarnation(), m.state())
+        })
+        .collect();
     postcard::to_stdvec(&super::sync::SyncSample { members, loads }).unwrap_or_default()
 }
 
