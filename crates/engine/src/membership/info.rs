@@ -15,7 +15,7 @@ use super::MemberRole;
 /// verifier's, the simulator's thousand views) points at one [`Statement`]: the verifier hands
 /// out the copy it verified first ([`super::verify::VerifiedCache`]). A copy each was 104 bytes
 /// in foca's list and 112 more in the live set per pair of members, most of the simulator's
-/// memory at a thousand supernodes. foca holds it with its node id's head beside ([`SwimId`]).
+/// memory at a thousand supernodes. foca holds it with its node id's head beside (`SwimId`).
 /// Encoded as the statement itself, so the wire format is that of a plain struct.
 #[derive(Clone, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
