@@ -25,8 +25,7 @@ use foca::{BroadcastHandler, Invalidates};
 use switchboard_proto::member::LoadReport;
 use switchboard_proto::NodeId;
 
-use super::by_node::ByNode;
-use super::verify::{self, SharedVerifier};
+use super::verify::{self, SharedVerifier, Verifier};
 use super::SwimId;
 use crate::time::Time;
 
@@ -54,16 +53,12 @@ impl Invalidates for LoadKey {
 #[error("malformed load report: {0}")]
 pub(super) struct LoadDecodeError(postcard::Error);
 
-/// What this member knows of the others' loads, shared between foca's broadcast handler (which
-/// writes it) and the wrapper (which reads it; foca does not lend its handler back). Bounded
-/// by the membership: a departed member's entries are dropped when it goes down.
+/// The load gossip's own state, shared between foca's broadcast handler (which writes it) and
+/// the wrapper (which reads it; foca does not lend its handler back). The latest report of each
+/// member is kept beside its statement in the verifier's live set ([`verify::Live`]): bounded
+/// by the membership, dropped when the member goes down.
 #[derive(Debug, Default)]
 pub(super) struct LoadState {
-    /// The latest report per member, signed by it: what the anti-entropy samples pass on.
-    /// Shared through the verified cache: the simulator's thousand views of one report point
-    /// at one copy (a copy each was 112 bytes per pair of members, the largest per-pair cost
-    /// after foca's own member list).
-    latest: ByNode<Known>,
     /// The members whose reports were taken last, newest at the back, at most
     /// [`RECENT_LOADS`]: what a sync carries first, since after a burst of changes (a mass
     /// arrival, a crash's orphans re-homing) gossip pruned from full backlogs is what most
@@ -76,33 +71,34 @@ pub(super) struct LoadState {
 }
 
 impl LoadState {
-    /// The last client count reported by `node`.
-    pub(super) fn clients(&self, node: &NodeId) -> Option<u32> {
-        self.latest.get(node).map(|known| known.clients)
-    }
-
     /// The members whose reports were taken last, newest first.
     pub(super) fn recent(&self) -> impl Iterator<Item = &NodeId> {
         self.recent.iter().rev()
     }
+}
 
-    /// The latest report `node` signed, as known here.
-    pub(super) fn report(&self, node: &NodeId) -> Option<LoadReport> {
-        self.latest.get(node).map(|known| *known.report)
-    }
+/// The last client count reported by `node`, a live member.
+pub(super) fn clients(verifier: &Verifier, node: &NodeId) -> Option<u32> {
+    known(verifier, node).map(|known| known.clients)
+}
 
-    /// Forgets a member that went down.
-    pub(super) fn forget(&mut self, node: &NodeId) {
-        self.latest.remove(node);
-    }
+/// The latest report `node`, a live member, signed, as known here.
+pub(super) fn report(verifier: &Verifier, node: &NodeId) -> Option<LoadReport> {
+    known(verifier, node).map(|known| *known.report)
+}
+
+fn known<'a>(verifier: &'a Verifier, node: &NodeId) -> Option<&'a Known> {
+    verifier.live.get(node).and_then(|live| live.load.as_ref())
 }
 
 /// A member's latest report, with the two figures read most kept beside the shared copy: most
 /// reports a member receives are repeats of one it holds (each is piggybacked many times), and
 /// telling one from the other without following the pointer saves a cache miss per repeat
-/// (`take` was 13% of a simulated mass arrival). 32 bytes.
+/// (`take` was 13% of a simulated mass arrival). Shared through the verified cache: the
+/// simulator's thousand views of one report point at one copy (a copy each was 112 bytes per
+/// pair of members). 32 bytes.
 #[derive(Debug)]
-struct Known {
+pub(crate) struct Known {
     seq: u64,
     report: Arc<LoadReport>,
     /// When this member last passed on a report of this member, or [`NEVER`] (kept here rather
@@ -122,12 +118,6 @@ impl Known {
     }
 }
 
-impl crate::placement::NamesNode for Known {
-    fn node_id(&self) -> &NodeId {
-        &self.report.body_unverified().node
-    }
-}
-
 /// The shared [`LoadState`].
 pub(super) type LoadTable = Arc<Mutex<LoadState>>;
 
@@ -139,12 +129,17 @@ pub(super) fn lock(table: &LoadTable) -> std::sync::MutexGuard<'_, LoadState> {
 }
 
 /// Whether a report of `node` under sequence number `seq` would be newer than the one held
-/// (unverified: a cheap test before the work of taking it).
-pub(super) fn is_newer(table: &LoadTable, node: &NodeId, seq: u64) -> bool {
-    lock(table)
-        .latest
+/// of that live member (unverified: a cheap test before the work of taking it). A report of
+/// a member not live here is not.
+pub(super) fn is_newer(verifier: &SharedVerifier, node: &NodeId, seq: u64) -> bool {
+    newer_in(&verify::lock(verifier), node, seq)
+}
+
+fn newer_in(verifier: &Verifier, node: &NodeId, seq: u64) -> bool {
+    verifier
+        .live
         .get(node)
-        .is_none_or(|known| seq > known.seq)
+        .is_some_and(|live| live.load.as_ref().is_none_or(|known| seq > known.seq))
 }
 
 /// The member and sequence number an encoded report starts with (its body's first two
@@ -155,9 +150,9 @@ fn peek(data: &[u8]) -> Result<(NodeId, u64), LoadDecodeError> {
         .map_err(LoadDecodeError)
 }
 
-/// Takes `report` (whose encoding is `bytes`) into `table` if its member signed it, is live
-/// here, and had not reported anything newer; whether it was taken. A forged one is counted.
-/// Verified once per distinct report (by this member, or by all the simulator's).
+/// Takes `report` (whose encoding is `bytes`) if its member signed it, is live here, and had
+/// not reported anything newer; whether it was taken. A forged one is counted. Verified once
+/// per distinct report (by this member, or by all the simulator's).
 pub(super) fn take(
     table: &LoadTable,
     verifier: &SharedVerifier,
@@ -165,12 +160,12 @@ pub(super) fn take(
     bytes: &[u8],
 ) -> bool {
     let body = *report.body_unverified();
-    if !is_newer(table, &body.node, body.seq) || !verify::lock(verifier).live.contains(&body.node) {
-        // Old news, or about no live member.
-        return false;
-    }
     let (cache, digest) = {
         let verifier = verify::lock(verifier);
+        if !newer_in(&verifier, &body.node, body.seq) {
+            // Old news, or about no live member.
+            return false;
+        }
         let digest = crate::digest::of_bytes(&verifier.anchor, b"load", bytes);
         (verifier.verified.clone(), digest)
     };
@@ -186,17 +181,24 @@ pub(super) fn take(
             shared
         }
     };
+    {
+        let mut verifier = verify::lock(verifier);
+        let Some(live) = verifier.live.get_mut(&body.node) else {
+            return false;
+        };
+        let passed_on = match &live.load {
+            Some(known) if known.seq >= body.seq => return false,
+            Some(known) => known.passed_on,
+            None => NEVER,
+        };
+        live.load = Some(Known {
+            seq: body.seq,
+            clients: body.clients,
+            report: shared,
+            passed_on,
+        });
+    }
     let mut table = lock(table);
-    let passed_on = table
-        .latest
-        .get(&body.node)
-        .map_or(NEVER, |known| known.passed_on);
-    table.latest.insert(Known {
-        seq: body.seq,
-        clients: body.clients,
-        report: shared,
-        passed_on,
-    });
     table.recent.retain(|node| *node != body.node);
     if table.recent.len() >= RECENT_LOADS {
         table.recent.pop_front();
@@ -244,7 +246,7 @@ impl BroadcastHandler<SwimId> for Loads {
         // is told by its first two fields; the rest is decoded only for news. A repeat with a
         // damaged tail is dropped as the repeat it claims to be, not refused.
         let (node, seq) = peek(data)?;
-        if !is_newer(&self.table, &node, seq) {
+        if !is_newer(&self.verifier, &node, seq) {
             return Ok(None);
         }
         let report: LoadReport = postcard::from_bytes(data).map_err(LoadDecodeError)?;
@@ -253,16 +255,23 @@ impl BroadcastHandler<SwimId> for Loads {
             // Neither kept nor passed on.
             return Ok(None);
         }
-        let mut table = lock(&self.table);
-        let now = table.now;
-        let Some(known) = table.latest.get_mut(&body.node) else {
-            return Ok(None);
-        };
-        if known.passed_on_within(now, self.min_gap) {
-            // Kept, not passed on: its member's next report carries the news further.
-            return Ok(None);
+        let now = lock(&self.table).now;
+        {
+            let mut verifier = verify::lock(&self.verifier);
+            let Some(known) = verifier
+                .live
+                .get_mut(&body.node)
+                .and_then(|live| live.load.as_mut())
+            else {
+                return Ok(None);
+            };
+            if known.passed_on_within(now, self.min_gap) {
+                // Kept, not passed on: its member's next report carries the news further.
+                return Ok(None);
+            }
+            known.passed_on = now;
         }
-        known.passed_on = now;
+        let mut table = lock(&self.table);
         let arrival = table.arrivals;
         table.arrivals += 1;
         Ok(Some(LoadKey {
@@ -279,6 +288,7 @@ mod tests {
     use super::*;
     use crate::membership::testkit;
     use crate::membership::verify::Verifier;
+    use crate::membership::MemberInfo;
     use switchboard_proto::member::LoadBody;
 
     fn report(seed: u8, seq: u64, clients: u32) -> (NodeId, Vec<u8>) {
@@ -296,7 +306,7 @@ mod tests {
     fn mark_live(verifier: &SharedVerifier, seed: u8) {
         let addr = "127.0.0.1:4000".parse().unwrap();
         let info = testkit::member(seed, addr, super::super::MemberRole::Supernode, 10);
-        verify::lock(verifier).live.insert(info);
+        verify::lock(verifier).set_live(info);
     }
 
     /// A handler whose members 1..=20 are live, passing on per `window` and `min_gap`.
@@ -306,6 +316,35 @@ mod tests {
             mark_live(&verifier, seed);
         }
         Loads::new(verifier, window, min_gap)
+    }
+
+    #[test]
+    fn a_members_load_outlives_a_renewed_statement_and_goes_with_the_member() {
+        let mut loads = handler(64, Duration::ZERO);
+        let (node, bytes) = report(1, 1, 10);
+        assert!(loads.receive_item(&bytes, None).unwrap().is_some());
+        let renewed = MemberInfo::signed(
+            &testkit::signer(1),
+            "127.0.0.1:4000".parse().unwrap(),
+            super::super::MemberRole::Supernode,
+            10,
+            2,
+        )
+        .unwrap();
+        verify::lock(&loads.verifier).set_live(renewed);
+        assert_eq!(clients(&verify::lock(&loads.verifier), &node), Some(10));
+        let (_, old) = report(1, 1, 10);
+        assert!(
+            loads.receive_item(&old, None).unwrap().is_none(),
+            "still a repeat"
+        );
+        verify::lock(&loads.verifier).live.remove(&node);
+        assert_eq!(clients(&verify::lock(&loads.verifier), &node), None);
+        let (_, newer) = report(1, 2, 12);
+        assert!(
+            loads.receive_item(&newer, None).unwrap().is_none(),
+            "about no live member"
+        );
     }
 
     #[test]
@@ -331,10 +370,11 @@ mod tests {
         let (node, bytes) = report(1, 1, 10);
         assert!(first.receive_item(&bytes, None).unwrap().is_some());
         assert!(second.receive_item(&bytes, None).unwrap().is_some());
-        let copy =
-            |loads: &Loads| Arc::clone(&lock(&loads.table).latest.get(&node).unwrap().report);
+        let copy = |loads: &Loads| {
+            Arc::clone(&known(&verify::lock(&loads.verifier), &node).unwrap().report)
+        };
         assert!(Arc::ptr_eq(&copy(&first), &copy(&second)));
-        assert_eq!(lock(&second.table).clients(&node), Some(10));
+        assert_eq!(clients(&verify::lock(&second.verifier), &node), Some(10));
     }
 
     #[test]
@@ -381,7 +421,7 @@ mod tests {
         assert!(passed.iter().all(|key| !key.invalidates(&other)));
         let (flooder, _) = report(1, 1, 0);
         assert_eq!(
-            lock(&loads.table).clients(&flooder),
+            clients(&verify::lock(&loads.verifier), &flooder),
             Some(200),
             "the latest is still known here"
         );

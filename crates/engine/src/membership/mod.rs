@@ -232,7 +232,7 @@ impl Membership {
                 .check(&mut me)
                 .map_err(MembershipConfigError::Identity)?;
             check.statements_refused = 0;
-            check.live.insert(me.clone());
+            check.set_live(me.clone());
         }
         let loads = Loads::new(
             Arc::clone(&verifier),
@@ -343,7 +343,7 @@ impl Membership {
         if *node == self.me.node {
             return Some(self.current_clients);
         }
-        load::lock(&self.loads).clients(node)
+        load::clients(&verify::lock(&self.verifier), node)
     }
 
     /// What foca itself believes of `node` (diagnostics): its state and incarnation.
@@ -437,7 +437,7 @@ impl Membership {
             .foca
             .change_identity(SwimId::from(next.clone()), &mut self.runtime);
         if result.is_ok() {
-            verify::lock(&self.verifier).live.insert(next.clone());
+            verify::lock(&self.verifier).set_live(next.clone());
             self.me = next;
             self.own_incarnation = 0;
         }
@@ -766,7 +766,7 @@ impl Membership {
             OwnedNotification::Rename(_, new) if self.live.contains(&new.node) => {
                 let new = new.into_info();
                 self.live.insert(new.clone());
-                verify::lock(&self.verifier).live.insert(new.clone());
+                verify::lock(&self.verifier).set_live(new.clone());
                 self.events.push_back(MemberEvent::Renewed(new));
             }
             OwnedNotification::Defunct => self.rejoin_pending = true,
@@ -812,7 +812,7 @@ impl Membership {
     }
 
     fn member_up(&mut self, member: MemberInfo) {
-        verify::lock(&self.verifier).live.insert(member.clone());
+        verify::lock(&self.verifier).set_live(member.clone());
         if self.live.insert(member.clone()).is_none() {
             self.live_digest ^= node_prefix(&member.node);
         }
@@ -832,9 +832,9 @@ impl Membership {
         if self.live.remove(&member.node).is_some() {
             self.live_digest ^= node_prefix(&member.node);
         }
+        // Its load goes with it.
         verify::lock(&self.verifier).live.remove(&member.node);
         self.stats.downs += 1;
-        load::lock(&self.loads).forget(&member.node);
         self.events.push_back(MemberEvent::Down(member));
         self.scale_transmissions();
     }

@@ -100,14 +100,14 @@ impl Membership {
         // members sampled.
         let own = self.current_load_report();
         let loads = {
-            let table = load::lock(&self.loads);
+            let recent: Vec<NodeId> = load::lock(&self.loads).recent().copied().collect();
+            let verifier = verify::lock(&self.verifier);
             let mut named = std::collections::HashSet::new();
             own.into_iter()
                 .chain(
-                    table
-                        .recent()
+                    recent
+                        .into_iter()
                         .filter(|node| self.live.contains(node))
-                        .copied()
                         .chain(
                             sample
                                 .iter()
@@ -115,7 +115,7 @@ impl Membership {
                                 .map(|m| m.id().node),
                         )
                         .filter(|node| *node != self.me.node && named.insert(*node))
-                        .filter_map(|node| table.report(&node)),
+                        .filter_map(|node| load::report(&verifier, &node)),
                 )
                 .take(MAX_SYNC_MEMBERS)
                 .collect()
@@ -184,7 +184,7 @@ impl Membership {
         // not gossiped: a repetition is not news.
         for report in loads {
             let body = report.body_unverified();
-            if body.node == self.me.node || !load::is_newer(&self.loads, &body.node, body.seq) {
+            if body.node == self.me.node || !load::is_newer(&self.verifier, &body.node, body.seq) {
                 continue;
             }
             let Ok(bytes) = postcard::to_stdvec(&report) else {
