@@ -206,6 +206,28 @@ mod scenarios {
     }
 
     #[test]
+    fn a_joining_member_gossips_its_load_and_one_handed_a_formed_overlay_does_not() {
+        let joined = Net::new(3, true);
+        // Members 1 and 2 joined through member 0; member 0 joined nobody.
+        let backlogs: Vec<u64> = joined
+            .members
+            .iter()
+            .map(|m| m.stats().loads_backlog)
+            .collect();
+        assert_eq!(backlogs, vec![0, 1, 1]);
+        let formed = Net::formed(3);
+        assert!(formed.members.iter().all(|m| m.stats().loads_backlog == 0));
+        // Its load still travels, in its syncs.
+        let mut formed = formed;
+        formed.run_until(Time(12_000));
+        for m in &formed.members {
+            for other in 0..3u8 {
+                assert_eq!(m.load_of(&info(other).node), Some(0), "member {other}");
+            }
+        }
+    }
+
+    #[test]
     fn a_restored_statement_that_does_not_verify_is_left_out_and_counted() {
         let mut m = Net::new(1, true).members.remove(0);
         let honest = info(1);
