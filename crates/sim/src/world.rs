@@ -412,10 +412,21 @@ impl World {
     }
 
     /// Members some live supernode still counts although they are down (diagnostics).
+    /// A view that holds as many members as are live, under the live set's digest, is taken
+    /// as right without going through it (as the convergence check takes it): going through
+    /// every view member by member is n^2 lookups (about 3 s after a 4,000-supernode run).
     pub fn stale_views(&self) -> Vec<String> {
+        use switchboard_engine::membership::node_prefix;
+        let live = self.sns.iter().filter(|s| s.up);
+        let (live_count, truth) = live.fold((0, 0), |(count, digest), s| {
+            (count + 1, digest ^ node_prefix(&s.info.node))
+        });
         let mut out = Vec::new();
         for (index, sn) in self.sns.iter().enumerate().filter(|(_, s)| s.up) {
             let membership = sn.overlay.membership();
+            if membership.live_count() == live_count && membership.view_digest() == truth {
+                continue;
+            }
             for member in membership.live() {
                 let Some(&other) = self.by_node.get(&member.node) else {
                     continue;

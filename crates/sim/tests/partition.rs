@@ -40,6 +40,11 @@ fn a_partition_heals_without_manual_action_and_loses_no_record() {
         BTreeMap::from([(5, 10)]),
         "each side sees only itself during the partition"
     );
+    assert_eq!(
+        world.stale_views().len(),
+        50,
+        "each view misses the other side's five"
+    );
 
     let mut healed = None;
     for second in 36..70 {
@@ -50,6 +55,7 @@ fn a_partition_heals_without_manual_action_and_loses_no_record() {
         }
     }
     let healed = healed.expect("the overlay healed");
+    assert_eq!(world.stale_views(), Vec::<String>::new());
     println!("healed {healed:?} after the link returned");
     assert!(healed <= Duration::from_secs(15), "healed in {healed:?}");
 
