@@ -166,16 +166,11 @@ impl SwimId {
 
 impl From<MemberInfo> for SwimId {
     fn from(info: MemberInfo) -> Self {
-        let bytes = info.node.as_bytes();
-        let word = |at: usize| {
-            let mut word = [0u8; 8];
-            if let Some(part) = bytes.get(at..at + 8) {
-                word.copy_from_slice(part);
-            }
-            u64::from_be_bytes(word)
-        };
         Self {
-            head: [word(0), word(8)],
+            head: [
+                super::node_word(&info.node, 0),
+                super::node_word(&info.node, 1),
+            ],
             info,
         }
     }

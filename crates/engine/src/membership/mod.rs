@@ -80,9 +80,16 @@ pub enum MemberEvent {
 
 /// The first 8 bytes of a node id, for [`Membership::view_digest`].
 pub fn node_prefix(node: &NodeId) -> u64 {
-    let mut first = [0u8; 8];
-    first.copy_from_slice(node.as_bytes().get(..8).unwrap_or(&[0u8; 8]));
-    u64::from_be_bytes(first)
+    node_word(node, 0)
+}
+
+/// The `index`th 8 bytes of a node id, read big-endian (zero past its end).
+pub(crate) fn node_word(node: &NodeId, index: usize) -> u64 {
+    let mut word = [0u8; 8];
+    if let Some(part) = node.as_bytes().get(index * 8..index * 8 + 8) {
+        word.copy_from_slice(part);
+    }
+    u64::from_be_bytes(word)
 }
 
 /// Why a membership packet was not taken.
@@ -469,7 +476,7 @@ impl Membership {
     /// known state. Each statement is verified as a sync's entries are; one that does not
     /// verify is left out and counted.
     pub fn restore(&mut self, now: Time, members: impl IntoIterator<Item = MemberInfo>) {
-        let updates: Vec<foca::Member<SwimId>> = {
+        let mut updates: Vec<foca::Member<SwimId>> = {
             let mut verifier = verify::lock(&self.verifier);
             members
                 .into_iter()
@@ -486,7 +493,6 @@ impl Membership {
         }
         // In node-id order, so that the live set (and the overlay's ring) grow at their ends
         // instead of moving their tails once per member.
-        let mut updates = updates;
         updates.sort_unstable_by_key(|m| m.id().node);
         let result = self
             .foca
