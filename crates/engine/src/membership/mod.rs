@@ -48,6 +48,7 @@ use switchboard_proto::{NodeId, Ticket, TrustAnchor};
 use crate::time::Time;
 
 mod by_node;
+mod codec;
 mod config;
 mod info;
 mod load;
@@ -57,12 +58,13 @@ pub mod testkit;
 pub mod verify;
 
 use by_node::LiveSet;
+use codec::VerifyingCodec;
 pub use config::{MembershipConfig, MembershipConfigError};
 use info::SwimId;
 pub use info::{MemberInfo, Signer, Statement};
 use load::{LoadTable, Loads};
 pub use verify::VerifiedCache;
-use verify::{SharedVerifier, Verifier, VerifyingCodec};
+use verify::{SharedVerifier, Verifier};
 
 pub use switchboard_proto::member::MemberRole;
 

@@ -2,9 +2,10 @@
 //!
 //! Every identity in the membership is a [`MemberInfo`]: a statement (node, address, role,
 //! capacity, generation) with its proof (the member's ticket and its node key's signature; see
-//! [`switchboard_proto::member`]). The [`VerifyingCodec`] wraps foca's postcard codec and
-//! refuses a SWIM packet carrying any identity that does not verify: foca decodes every
-//! identity of a packet before it applies anything, so a refused packet changes nothing. Sync
+//! [`switchboard_proto::member`]). The codec ([`super::codec`]) reads foca's packets through
+//! [`Verifier::take_identity`] and refuses one carrying any identity that does not verify:
+//! foca decodes every identity of a packet before it applies anything, so a refused packet
+//! changes nothing. Sync
 //! samples are filtered entry by entry ([`super::Membership::handle_sync`]), and load reports
 //! must be signed by their member and name a live one.
 //!
@@ -17,11 +18,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use bytes::{Buf, BufMut};
-use foca::{Codec, Header, Member, Message, PostcardCodec};
+use foca::Member;
 use switchboard_proto::member::{LoadReport, MemberError};
 use switchboard_proto::{AuthKey, NodeId, TrustAnchor};
 
+pub use super::codec::CodecError;
 use super::{MemberInfo, SwimId};
 
 /// Statements remembered as verified. Each live or recently down member has one per generation
@@ -238,6 +239,32 @@ impl Verifier {
         }
     }
 
+    /// The identity `data` starts with (checked if `check`), and the bytes after it. One that
+    /// is, byte for byte, the encoding of the statement held of its node is that statement,
+    /// taken without decoding or comparing it field by field: most identities a packet names
+    /// are such (its sender, its destination, the members its updates are about). Any other is
+    /// decoded, and checked as [`Verifier::check`] does.
+    pub(super) fn take_identity<'a>(
+        &mut self,
+        data: &'a [u8],
+        check: bool,
+    ) -> Result<(SwimId, &'a [u8]), CodecError> {
+        let node = data
+            .get(..32)
+            .and_then(|head| <[u8; 32]>::try_from(head).ok())
+            .map(NodeId::from_bytes);
+        if let Some(held) = node.and_then(|node| self.live.get(&node)) {
+            if let Some(rest) = held.info.encoded().and_then(|e| data.strip_prefix(e)) {
+                return Ok((SwimId::from(held.info.clone()), rest));
+            }
+        }
+        let (mut info, rest) = postcard::take_from_bytes::<MemberInfo>(data)?;
+        if check {
+            self.check(&mut info)?;
+        }
+        Ok((SwimId::from(info), rest))
+    }
+
     /// [`Verifier::check`] of what foca knows a member by.
     pub(crate) fn check_id(&mut self, id: &mut SwimId) -> Result<(), MemberError> {
         let mut info = id.info().clone();
@@ -257,213 +284,11 @@ impl Verifier {
     }
 }
 
-/// Why the codec refused a packet.
-#[derive(Debug, thiserror::Error)]
-pub enum CodecError {
-    /// Not decodable.
-    #[error("malformed: {0}")]
-    Malformed(#[from] postcard::Error),
-    /// An identity in it did not verify.
-    #[error("member statement refused: {0}")]
-    Statement(#[from] MemberError),
-}
-
-/// foca's postcard codec, refusing packets whose identities do not verify.
-#[derive(Debug)]
-pub(crate) struct VerifyingCodec {
-    inner: PostcardCodec,
-    verifier: SharedVerifier,
-}
-
-impl VerifyingCodec {
-    pub(crate) fn new(verifier: SharedVerifier) -> Self {
-        Self {
-            inner: PostcardCodec,
-            verifier,
-        }
-    }
-}
-
-impl Codec<SwimId> for VerifyingCodec {
-    type Error = CodecError;
-
-    /// What foca's postcard codec writes, byte for byte (a test compares the two for every
-    /// message), with each identity written as its statement's encoding, made once per
-    /// statement (see [`MemberInfo::encoded`]) instead of serialized anew for every packet.
-    fn encode_header(
-        &mut self,
-        header: &Header<SwimId>,
-        mut buf: impl BufMut,
-    ) -> Result<(), CodecError> {
-        let out = &mut buf;
-        put_identity(out, &header.src)?;
-        put_encoded(out, &header.src_incarnation)?;
-        put_identity(out, &header.dst)?;
-        // The variant's index (postcard's enum tag: its declaration order in foca), then
-        // its fields in declaration order.
-        let (tag, named, probe) = match &header.message {
-            Message::Ping(probe) => (0u32, None, Some(probe)),
-            Message::Ack(probe) => (1, None, Some(probe)),
-            Message::PingReq {
-                target,
-                probe_number,
-            } => (2, Some(target), Some(probe_number)),
-            Message::IndirectPing {
-                origin,
-                probe_number,
-            } => (3, Some(origin), Some(probe_number)),
-            Message::IndirectAck {
-                target,
-                probe_number,
-            } => (4, Some(target), Some(probe_number)),
-            Message::ForwardedAck {
-                origin,
-                probe_number,
-            } => (5, Some(origin), Some(probe_number)),
-            Message::Announce => (6, None, None),
-            Message::Feed => (7, None, None),
-            Message::Gossip => (8, None, None),
-            Message::Broadcast => (9, None, None),
-            Message::TurnUndead => (10, None, None),
-        };
-        put_encoded(out, &tag)?;
-        if let Some(named) = named {
-            put_identity(out, named)?;
-        }
-        if let Some(probe) = probe {
-            put_encoded(out, probe)?;
-        }
-        Ok(())
-    }
-
-    /// The sender and any member the message names must verify. The destination is not
-    /// checked: it is this member (an announce to a seed names a placeholder), and nothing of
-    /// it is kept.
-    fn decode_header(&mut self, buf: impl Buf) -> Result<Header<SwimId>, CodecError> {
-        let mut header: Header<SwimId> = self.inner.decode_header(buf)?;
-        let mut verifier = lock(&self.verifier);
-        verifier.check_id(&mut header.src)?;
-        match &mut header.message {
-            Message::PingReq { target: named, .. }
-            | Message::IndirectAck { target: named, .. }
-            | Message::IndirectPing { origin: named, .. }
-            | Message::ForwardedAck { origin: named, .. } => verifier.check_id(named)?,
-            _ => {}
-        }
-        Ok(header)
-    }
-
-    fn encode_member(
-        &mut self,
-        member: &Member<SwimId>,
-        buf: impl BufMut,
-    ) -> Result<(), CodecError> {
-        Ok(self.inner.encode_member(member, buf)?)
-    }
-
-    fn decode_member(&mut self, buf: impl Buf) -> Result<Member<SwimId>, CodecError> {
-        let member: Member<SwimId> = self.inner.decode_member(buf)?;
-        Ok(lock(&self.verifier).checked_member(&member)?)
-    }
-}
-
-/// Writes `bytes`, or refuses as postcard does when `buf` has no room for them (a `BufMut`
-/// panics on a write past its end).
-fn put_bytes(buf: &mut impl BufMut, bytes: &[u8]) -> Result<(), CodecError> {
-    if buf.remaining_mut() < bytes.len() {
-        return Err(CodecError::Malformed(postcard::Error::SerializeBufferFull));
-    }
-    buf.put_slice(bytes);
-    Ok(())
-}
-
-/// Writes a small scalar's postcard encoding (at most a `u32`'s five bytes).
-fn put_encoded(buf: &mut impl BufMut, value: &impl serde::Serialize) -> Result<(), CodecError> {
-    let mut scratch = [0u8; 5];
-    let written = postcard::to_slice(value, &mut scratch)?;
-    put_bytes(buf, written)
-}
-
-/// Writes an identity: its statement's encoding, made once.
-fn put_identity(buf: &mut impl BufMut, id: &SwimId) -> Result<(), CodecError> {
-    match id.info().encoded() {
-        Some(encoded) => put_bytes(buf, encoded),
-        None => put_bytes(buf, &postcard::to_stdvec(id.info())?),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::membership::testkit;
     use switchboard_proto::SecretKey;
-
-    #[test]
-    fn a_header_is_encoded_byte_for_byte_as_foca_s_postcard_codec_does_and_never_overruns() {
-        let a = SwimId::from(statement());
-        let b = SwimId::from(testkit::member(
-            4,
-            "[::1]:4001".parse().unwrap(),
-            super::super::MemberRole::Supernode,
-            70_000,
-        ));
-        let messages = |named: &SwimId| {
-            vec![
-                Message::Ping(0),
-                Message::Ack(255),
-                Message::PingReq {
-                    target: named.clone(),
-                    probe_number: 7,
-                },
-                Message::IndirectPing {
-                    origin: named.clone(),
-                    probe_number: 128,
-                },
-                Message::IndirectAck {
-                    target: named.clone(),
-                    probe_number: 1,
-                },
-                Message::ForwardedAck {
-                    origin: named.clone(),
-                    probe_number: 200,
-                },
-                Message::Announce,
-                Message::Feed,
-                Message::Gossip,
-                Message::Broadcast,
-                Message::TurnUndead,
-            ]
-        };
-        let verifier: SharedVerifier = Arc::new(Mutex::new(Verifier::new(testkit::anchor(), None)));
-        let mut ours = VerifyingCodec::new(verifier);
-        let mut foca_s = PostcardCodec;
-        let mut checked = 0;
-        for (src, dst) in [(&a, &b), (&b, &a)] {
-            for message in messages(src) {
-                for src_incarnation in [0, 1, 127, 128, 16_384, u16::MAX] {
-                    let header = Header {
-                        src: src.clone(),
-                        src_incarnation,
-                        dst: dst.clone(),
-                        message: message.clone(),
-                    };
-                    let mut expected = Vec::new();
-                    foca_s.encode_header(&header, &mut expected).unwrap();
-                    let mut written = Vec::new();
-                    ours.encode_header(&header, &mut written).unwrap();
-                    assert_eq!(written, expected, "{message:?} {src_incarnation}");
-                    // Too little room: refused, not a panic, whatever the room.
-                    for room in [0, 1, expected.len() / 2, expected.len() - 1] {
-                        let mut small = [0u8; 2048];
-                        let limited = (&mut small[..]).limit(room);
-                        assert!(ours.encode_header(&header, limited).is_err(), "{room}");
-                    }
-                    checked += 1;
-                }
-            }
-        }
-        assert_eq!(checked, 2 * 11 * 6);
-    }
 
     /// A supernode's signed statement about itself.
     fn statement() -> MemberInfo {
