@@ -23,6 +23,7 @@ use switchboard_engine::{Time, VerifiedRecords};
 use switchboard_proto::messages::OverlayMessage;
 use switchboard_proto::{NodeId, Record, UnixTime};
 
+use crate::client::Client;
 use crate::config::SimConfig;
 use crate::world::{Event, Supernode, World};
 
@@ -151,20 +152,22 @@ impl World {
     /// order; stops at the first invariant violation.
     ///
     /// `later` are the round's other events, run after these on the event thread: the records
-    /// its clients' registrations will carry are verified meanwhile on the other cores (see
-    /// [`verify_ahead`]).
+    /// its clients' registrations will carry are signed and verified meanwhile on the other
+    /// cores (see [`prepare`]).
     pub(crate) fn run_local(&mut self, events: Vec<Event>, later: &[Event]) -> Result<(), String> {
-        // Only where another core can verify them: on one thread they would be cloned for
-        // nothing.
-        let ahead = if self.in_pool() {
-            self.records_ahead(later)
+        // Only where another core can do it: on one thread each is signed and verified at its
+        // registration, as it would be here.
+        let registering = if self.in_pool() {
+            registering(later)
         } else {
             Vec::new()
         };
         let unix = self.unix_now();
+        let lease = self.config.lease;
         if !self.spread(events.len()) {
-            if ahead.len() >= 2 {
-                verify_ahead(&ahead, &self.verified, unix);
+            if registering.len() >= 2 {
+                let signed = prepare(&self.clients, &registering, lease, &self.verified, unix);
+                self.hold_signed(signed);
             }
             for event in events {
                 self.run_one_local(event);
@@ -185,10 +188,12 @@ impl World {
             unix,
             verified: &self.verified,
         };
-        let (drained, ()) = rayon::join(
+        let clients = &self.clients;
+        let (drained, signed) = rayon::join(
             || run_on_cores(&mut self.sns, events, &senders, &round),
-            || verify_ahead(&ahead, round.verified, unix),
+            || prepare(clients, &registering, lease, round.verified, unix),
         );
+        self.hold_signed(signed);
         self.rounds_shared += 1;
         for ((line, sn), drained) in lines.iter().zip(targets).zip(drained) {
             self.events += 1;
@@ -235,16 +240,13 @@ impl World {
     }
 
     /// The records that registrations among `later` (a client's first, or its refresh) carry.
-    fn records_ahead(&self, later: &[Event]) -> Vec<Record> {
-        later
-            .iter()
-            .filter_map(|event| match event {
-                Event::Arrive { client, .. } | Event::RefreshArrive { client, .. } => {
-                    self.clients.get(*client)?.record.clone()
-                }
-                _ => None,
-            })
-            .collect()
+    /// Holds the records [`prepare`] signed.
+    fn hold_signed(&mut self, signed: Vec<(usize, Record)>) {
+        for (client, record) in signed {
+            if let Some(client) = self.clients.get_mut(client) {
+                client.hold_signed(record);
+            }
+        }
     }
 
     /// Who sent a packet, and whether it arrives (read on the event thread, for every core).
@@ -353,15 +355,46 @@ fn run_on_cores(
     results.into_iter().map(Option::unwrap_or_default).collect()
 }
 
-/// Verifies `records` on the pool's threads into the shared cache, so that the registrations
-/// that carry them, run afterwards on the event thread, find them verified: a home's check of a
-/// client's fresh record was the largest cost left on the event thread alone (5% of a 100,000-
-/// client run). Nothing else changes: the event verifies again, and a record that failed here
-/// fails there (a failure is not remembered).
-fn verify_ahead(records: &[Record], verified: &VerifiedRecords, unix: UnixTime) {
-    records.par_iter().for_each(|record| {
-        let _ = verified.verify(record, unix);
-    });
+/// The clients whose registrations `events` are, each once, in index order.
+fn registering(events: &[Event]) -> Vec<usize> {
+    let mut clients: Vec<usize> = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Arrive { client, .. } | Event::RefreshArrive { client, .. } => Some(*client),
+            _ => None,
+        })
+        .collect();
+    clients.sort_unstable();
+    clients.dedup();
+    clients
+}
+
+/// Signs the records `registering` wait to have signed, and verifies each client's latest
+/// record into the shared cache, on the pool's threads, so that the registrations that carry
+/// them, run afterwards on the event thread, find them signed and verified: a client's
+/// signature of its fresh record and its home's check of it were the largest costs left on
+/// the event thread alone (a millisecond rarely holds two registrations, so they are done
+/// beside the round's local events). Nothing else changes: the registration verifies again,
+/// and a record that failed here fails there (a failure is not remembered). The records
+/// signed, to hold.
+fn prepare(
+    clients: &[Client],
+    registering: &[usize],
+    lease: std::time::Duration,
+    verified: &VerifiedRecords,
+    unix: UnixTime,
+) -> Vec<(usize, Record)> {
+    registering
+        .par_iter()
+        .filter_map(|&index| {
+            let client = clients.get(index)?;
+            let signed = client.sign_unsigned(lease);
+            if let Some(record) = signed.as_ref().or(client.held_record()) {
+                let _ = verified.verify(record, unix);
+            }
+            signed.map(|record| (index, record))
+        })
+        .collect()
 }
 
 /// The threads that run the local events, the event thread among them (it runs the whole

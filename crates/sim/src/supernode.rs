@@ -42,7 +42,7 @@ impl World {
                     }
                 }
                 Ok(()) => {
-                    let Some(record) = self.clients[client].record.clone() else {
+                    let Some(record) = self.clients[client].signed_record(self.config.lease) else {
                         self.violations
                             .push(format!("t={} a client dialled without a record", now.0));
                         return;
@@ -129,7 +129,7 @@ impl World {
             return;
         }
         let now = self.now;
-        let Some(record) = self.clients[client].record.clone() else {
+        let Some(record) = self.clients[client].signed_record(self.config.lease) else {
             return;
         };
         let unix = self.unix_now();
