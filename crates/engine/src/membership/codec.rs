@@ -213,12 +213,7 @@ mod tests {
 
     /// A supernode's signed statement about itself.
     fn statement() -> MemberInfo {
-        testkit::member(
-            3,
-            "127.0.0.1:4000".parse().unwrap(),
-            super::super::MemberRole::Supernode,
-            10,
-        )
+        testkit::supernode_statement(3)
     }
 
     /// A codec whose view holds `held` live (verified), as a member's does its peers.

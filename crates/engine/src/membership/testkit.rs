@@ -61,6 +61,16 @@ pub fn member(seed: u8, addr: SocketAddr, role: MemberRole, capacity: u32) -> Me
         .unwrap_or_else(|e| panic!("test statement: {e}"))
 }
 
+/// Supernode `seed`'s signed statement about itself at 127.0.0.1:4000, capacity 10.
+pub fn supernode_statement(seed: u8) -> MemberInfo {
+    member(
+        seed,
+        SocketAddr::from(([127, 0, 0, 1], 4000)),
+        MemberRole::Supernode,
+        10,
+    )
+}
+
 /// A load report about `victim` "signed" by `key` (not the victim's): what a hostile member
 /// gossips to freeze or skew another's load. Encoded as foca carries it.
 pub fn forged_load(key: &SecretKey, victim: NodeId, seq: u64, clients: u32) -> Vec<u8> {

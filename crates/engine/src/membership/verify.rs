@@ -292,12 +292,7 @@ mod tests {
 
     /// A supernode's signed statement about itself.
     fn statement() -> MemberInfo {
-        testkit::member(
-            3,
-            "127.0.0.1:4000".parse().unwrap(),
-            super::super::MemberRole::Supernode,
-            10,
-        )
+        testkit::supernode_statement(3)
     }
 
     #[test]
