@@ -15,7 +15,8 @@
 //!   slowness is far more often the cause of a missing ack than the peer's death.
 //! - **Load gossip**: role and capacity travel in the identity ([`MemberInfo`]); the load,
 //!   which changes, travels as a foca custom broadcast that a newer report invalidates when it
-//!   moved by a step, and in the anti-entropy samples otherwise ([`load`]).
+//!   moved by a step, and in the anti-entropy samples otherwise ([`load`]; this member's own in
+//!   `reporting`).
 //! - **Every observer times a suspicion**: foca starts the suspect-to-down timer only on the
 //!   member whose probe failed, and relies on its `Down` broadcast reaching everyone; a lost
 //!   broadcast left a dead member "suspect" for a whole probe round (70 s among 70 members in
@@ -42,7 +43,7 @@ use std::sync::Arc;
 use foca::{AccumulatingRuntime, Config as FocaConfig, Foca, Message, OwnedNotification, Timer};
 use rand10::rngs::SmallRng;
 use rand10::SeedableRng;
-use switchboard_proto::member::{LoadBody, LoadReport, MemberError};
+use switchboard_proto::member::{LoadReport, MemberError};
 use switchboard_proto::{NodeId, Ticket, TrustAnchor};
 
 use crate::time::Time;
@@ -52,6 +53,7 @@ mod codec;
 mod config;
 mod info;
 mod load;
+mod reporting;
 mod sync;
 #[cfg(any(test, feature = "testing"))]
 pub mod testkit;
@@ -518,69 +520,6 @@ impl Membership {
             .foca
             .announce(SwimId::from(placeholder), &mut self.runtime);
         self.absorb(now, result.err());
-    }
-
-    /// Tells the others that this member now holds `clients` clients. A change of at least
-    /// `load_report_step_permille` of the capacity since the last figure gossiped is gossiped
-    /// (at most once per `load_report_min_interval`: a later one waits for it); anything smaller
-    /// only rides this member's next anti-entropy samples.
-    pub fn report_load(&mut self, now: Time, clients: u32) {
-        self.current_clients = clients;
-        if !self.load_moved_a_step() {
-            return;
-        }
-        let soonest = self.last_gossiped_load + self.config.load_report_min_interval;
-        if now >= soonest {
-            self.gossip_load_report(now);
-        } else {
-            self.deferred_load_report = Some(soonest);
-        }
-    }
-
-    /// Whether the current load is a step away from the last one gossiped.
-    fn load_moved_a_step(&self) -> bool {
-        let step =
-            u64::from(self.me.capacity) * u64::from(self.config.load_report_step_permille) / 1000;
-        u64::from(self.current_clients.abs_diff(self.gossiped_clients)) >= step.max(1)
-    }
-
-    /// Signs the current load and hands it to foca to gossip.
-    fn gossip_load_report(&mut self, now: Time) {
-        self.last_gossiped_load = now;
-        self.deferred_load_report = None;
-        let Some(report) = self.sign_load_report() else {
-            return;
-        };
-        self.gossiped_clients = self.current_clients;
-        if let Ok(bytes) = postcard::to_stdvec(&report) {
-            load::lock(&self.loads).now = now;
-            // Going through foca's handler is how foca learns to disseminate it.
-            let _ = self.foca.add_broadcast(&bytes);
-        }
-    }
-
-    /// Signs the current load under the next sequence number as this member's latest report.
-    fn sign_load_report(&mut self) -> Option<LoadReport> {
-        let body = LoadBody {
-            node: self.me.node,
-            seq: self.load_seq + 1,
-            clients: self.current_clients,
-        };
-        let report = LoadReport::sign(&self.signer.key, body).ok()?;
-        self.load_seq += 1;
-        self.own_report = Some(report);
-        Some(report)
-    }
-
-    /// This member's latest load report, signed again first if the load changed since: what
-    /// its anti-entropy samples carry.
-    pub(super) fn current_load_report(&mut self) -> Option<LoadReport> {
-        match self.own_report {
-            Some(report) if report.body_unverified().clients == self.current_clients => {
-                Some(report)
-            }
-            _ => self.sign_load_report(),
-        }
     }
 
     /// A membership packet from the network. A bad packet is refused with an error and
