@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{client, metric, online, wait_for_overlay, wait_until, Network};
-use switchboard_tests::Binary;
+use switchboard_tests::{Binary, Daemon};
 
 /// Every second: the test waits for one poll.
 const FAST_POLL: &str = "revocation_poll_secs = 1\nannounce_interval_secs = 1\n";
@@ -85,8 +85,18 @@ fn a_disabled_supernode_account_redirects_its_clients_stops_and_leaves_the_overl
     });
     assert!(found, "alice is found at her new home");
 
-    // A revoked user is refused by every supernode, not just the one she was on.
+    // A revoked user is refused by every supernode, not just the one she was on: once each
+    // has read the revocation (each polls every second here; one that has not yet may still
+    // take her for that second).
+    let read = |s: &&Daemon| metric(s, "switchboard_supernode_revocations_read").unwrap_or(0);
+    let before = [&sn1, &sn2].iter().map(read).max().unwrap_or(0);
     disable(&network, "mallory");
+    assert!(
+        wait_until(Duration::from_secs(10), || [&sn1, &sn2]
+            .iter()
+            .all(|s| read(s) > before)),
+        "the survivors read mallory's revocation"
+    );
     assert!(
         wait_until(Duration::from_secs(10), || {
             let (ok, _, stderr) =

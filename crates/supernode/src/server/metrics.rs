@@ -16,7 +16,15 @@ impl Shared {
             (admission.clients() as u64, admission.capacity() as u64)
         };
         let registrations = lock(&self.directory).registrations() as u64;
+        let revocations_read = lock(&self.revoked).cursor();
         let mut out = String::new();
+        metric(
+            &mut out,
+            "switchboard_supernode_revocations_read",
+            "gauge",
+            "Entries of the auth-server's revocation list read so far (its cursor): equal to the auth-server's count once the last revocation is known here.",
+            revocations_read,
+        );
         metric(
             &mut out,
             "switchboard_supernode_clients_connected",
