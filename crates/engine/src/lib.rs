@@ -27,6 +27,7 @@
 
 pub mod admission;
 pub mod backoff;
+mod by_node;
 mod digest;
 pub mod directory;
 pub mod membership;

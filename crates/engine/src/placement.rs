@@ -13,6 +13,8 @@
 use sha2::{Digest, Sha256};
 use switchboard_proto::{NodeId, Username};
 
+use crate::by_node::ByNode;
+
 /// Owners per user by default: a record survives the loss of any two of its owners at once
 /// (the design target is a third of the supernodes dying together; with 3 owners chosen
 /// independently, a user loses all of them with probability about (1/3)^3 = 4%, and the home
@@ -110,21 +112,26 @@ impl NamesNode for NodeId {
 
 /// The live members with their placement keys cached, for placing many users.
 ///
-/// Kept as two vectors in node-id order rather than a map: placing a user scores every member
+/// Kept as arrays in node-id order rather than a map: placing a user scores every member
 /// (rendezvous hashing is O(N) per user), and a contiguous array of keys is scanned several
 /// times faster than a tree's nodes (a profile of the 1,000-supernode simulation put
 /// [`Ring::owners`] at 4.5% of the run). Members change rarely next to how often users are
 /// placed, so an O(N) insertion is the cheap side.
 #[derive(Debug, Clone)]
 pub struct Ring<M = NodeId> {
-    members: Vec<M>,
+    /// Searched by the first 8 bytes of their node ids before the whole: telling whether a
+    /// newcomer outscores a record's owners looks each owner up, for every record a supernode
+    /// homes and every join, and a halving search that read each probed id through its member
+    /// was 8% of a simulated mass join (`Ring::would_displace`).
+    members: ByNode<M>,
+    /// `members`' placement keys, in the same order.
     keys: Vec<u64>,
 }
 
 impl<M> Default for Ring<M> {
     fn default() -> Self {
         Self {
-            members: Vec::new(),
+            members: ByNode::default(),
             keys: Vec::new(),
         }
     }
@@ -137,33 +144,23 @@ impl<M: NamesNode + Clone> Ring<M> {
     }
 
     fn position(&self, node: &NodeId) -> Result<usize, usize> {
-        self.members
-            .binary_search_by(|held| held.node_id().cmp(node))
+        self.members.position(node)
     }
 
     /// Adds a member; false if it was there (then `member` replaces what was held of it: a
     /// renewed statement, the same node).
     pub fn insert(&mut self, member: M) -> bool {
-        match self.position(member.node_id()) {
-            Ok(at) => {
-                if let Some(held) = self.members.get_mut(at) {
-                    *held = member;
-                }
-                false
-            }
-            Err(at) => {
-                self.keys.insert(at, member_key(member.node_id()));
-                self.members.insert(at, member);
-                true
-            }
+        if let Err(at) = self.position(member.node_id()) {
+            self.keys.insert(at, member_key(member.node_id()));
         }
+        self.members.insert(member).is_none()
     }
 
     /// Removes a member; false if it was not there.
     pub fn remove(&mut self, node: &NodeId) -> bool {
         match self.position(node) {
             Ok(at) => {
-                self.members.remove(at);
+                self.members.remove(node);
                 self.keys.remove(at);
                 true
             }
@@ -222,7 +219,7 @@ impl<M: NamesNode + Clone> Ring<M> {
         // The held entries, best first, as (score, index); a member's node id is read only
         // to break a tie of scores.
         let mut best: Vec<(u64, usize)> = Vec::with_capacity(replicas + 1);
-        let node = |i: usize| self.members.get(i).map(NamesNode::node_id);
+        let node = |i: usize| self.members.nth(i).map(NamesNode::node_id);
         for (i, key) in self.keys.iter().enumerate() {
             let score = mix(user_key, *key);
             if best.len() == replicas {

@@ -48,7 +48,6 @@ use switchboard_proto::{NodeId, Ticket, TrustAnchor};
 
 use crate::time::Time;
 
-mod by_node;
 mod codec;
 mod config;
 mod info;
@@ -59,7 +58,7 @@ mod sync;
 pub mod testkit;
 pub mod verify;
 
-use by_node::LiveSet;
+use crate::by_node::LiveSet;
 use codec::VerifyingCodec;
 pub use config::{MembershipConfig, MembershipConfigError};
 use info::SwimId;

@@ -147,7 +147,7 @@ pub(crate) struct Verifier {
     /// them, and a statement that arrives again byte for byte (every packet names its sender,
     /// every piggybacked update its member) is known by comparison instead of by the digest of
     /// its encoding.
-    pub(crate) live: super::by_node::ByNode<Live>,
+    pub(crate) live: crate::by_node::ByNode<Live>,
     /// Statements refused (in packets, syncs).
     pub(crate) statements_refused: u64,
     /// Load reports refused (bad signature).
@@ -196,7 +196,7 @@ impl Verifier {
         Self {
             anchor,
             verified: shared.unwrap_or_else(|| VerifiedCache::new(MAX_VERIFIED_STATEMENTS)),
-            live: super::by_node::ByNode::default(),
+            live: crate::by_node::ByNode::default(),
             statements_refused: 0,
             loads_refused: 0,
         }

@@ -1,4 +1,5 @@
-//! A view's tables keyed by member, sorted by node id: its live set and its load table.
+//! Tables keyed by member, sorted by node id: a membership view's live set and load table, and
+//! the placement ring's members.
 //!
 //! A statement is one shared allocation however many views hold it ([`MemberInfo`]), and so is
 //! a verified load report, so a view's entries need only point at them: the live sets are
@@ -14,11 +15,11 @@ use std::cmp::Ordering;
 
 use switchboard_proto::NodeId;
 
-use super::MemberInfo;
+use crate::membership::{node_prefix, MemberInfo};
 use crate::placement::NamesNode;
 
 /// Entries by node id; see the module doc.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct ByNode<V> {
     /// The first 8 bytes of each entry's node id, read big-endian, in node-id order (ordering
     /// by prefix, then by the whole id, is ordering by id).
@@ -40,8 +41,9 @@ impl<V> Default for ByNode<V> {
 }
 
 impl<V: NamesNode> ByNode<V> {
-    fn position(&self, node: &NodeId) -> Result<usize, usize> {
-        let prefix = super::node_prefix(node);
+    /// Where `node` is (`Ok`) or would go (`Err`).
+    pub(crate) fn position(&self, node: &NodeId) -> Result<usize, usize> {
+        let prefix = node_prefix(node);
         let mut at = first_at_least(&self.prefixes, prefix);
         // Equal prefixes (two ids alike in their first 8 bytes) are told apart by the rest.
         while self.prefixes.get(at) == Some(&prefix) {
@@ -79,8 +81,7 @@ impl<V: NamesNode> ByNode<V> {
                 .get_mut(at)
                 .map(|held| std::mem::replace(held, value)),
             Err(at) => {
-                self.prefixes
-                    .insert(at, super::node_prefix(value.node_id()));
+                self.prefixes.insert(at, node_prefix(value.node_id()));
                 self.values.insert(at, value);
                 None
             }
@@ -237,7 +238,7 @@ mod tests {
         let with_last = |last: u8| {
             let mut bytes = [5u8; 32];
             bytes[31] = last;
-            MemberInfo::from(super::super::Statement {
+            MemberInfo::from(crate::membership::Statement {
                 node: NodeId::from_bytes(bytes),
                 ..base.to_statement()
             })
