@@ -164,11 +164,10 @@ pub(super) fn take(
         take_into(&mut verify::lock(verifier), node, seq, bytes, || Ok(report)),
         Ok(Some(_))
     );
-    if !taken {
-        return false;
+    if taken {
+        remember_recent(table, node);
     }
-    remember_recent(table, node);
-    true
+    taken
 }
 
 /// [`take`] within the locked view, of the report of `node` under `seq` (its body's first two
@@ -274,7 +273,7 @@ impl BroadcastHandler<SwimId> for Loads {
         // is told by its first two fields; the rest is decoded only for news. A repeat with a
         // damaged tail is dropped as the repeat it claims to be, not refused.
         let (node, seq) = peek(data)?;
-        {
+        let pass_on = {
             let mut verifier = verify::lock(&self.verifier);
             let decode = || postcard::from_bytes(data).map_err(LoadDecodeError);
             let Some(known) = take_into(&mut verifier, node, seq, data, decode)? else {
@@ -282,15 +281,17 @@ impl BroadcastHandler<SwimId> for Loads {
                 return Ok(None);
             };
             let now = lock(&self.table).now;
-            if known.passed_on_within(now, self.min_gap) {
-                // Kept, not passed on: its member's next report carries the news further.
-                drop(verifier);
-                remember_recent(&self.table, node);
-                return Ok(None);
+            let pass_on = !known.passed_on_within(now, self.min_gap);
+            if pass_on {
+                known.passed_on = now;
             }
-            known.passed_on = now;
-        }
+            pass_on
+        };
         remember_recent(&self.table, node);
+        if !pass_on {
+            // Kept, not passed on: its member's next report carries the news further.
+            return Ok(None);
+        }
         let mut table = lock(&self.table);
         let arrival = table.arrivals;
         table.arrivals += 1;
