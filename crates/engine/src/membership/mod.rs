@@ -165,6 +165,10 @@ pub struct Membership {
     signer: Signer,
     verifier: SharedVerifier,
     rejoin_pending: bool,
+    /// This member left the overlay ([`Membership::leave`]): for good, so that foca's
+    /// `Defunct` after its leave is not taken for being declared down (which rejoins under the
+    /// next generation), and nothing it sends after tells the others it is still here.
+    left: bool,
     runtime: AccumulatingRuntime<SwimId>,
     loads: LoadTable,
     me: MemberInfo,
@@ -268,6 +272,7 @@ impl Membership {
             signer,
             verifier,
             rejoin_pending: false,
+            left: false,
             runtime: AccumulatingRuntime::new(),
             loads: table,
             me,
@@ -434,6 +439,9 @@ impl Membership {
     /// Signs this member's statement anew, in `role`, under the next generation and hands it
     /// to foca.
     fn change_generation(&mut self, now: Time, role: MemberRole) -> Result<(), MemberError> {
+        if self.left {
+            return Ok(());
+        }
         let next = MemberInfo::signed(
             &self.signer,
             self.me.addr,
@@ -550,7 +558,7 @@ impl Membership {
         let seeds =
             (self.live.is_empty() && !self.seeds.is_empty()).then_some(self.next_seed_retry);
         let scan = (!self.live.is_empty()).then_some(self.next_suspicion_scan);
-        let sync = (!self.live.is_empty()).then_some(self.next_sync);
+        let sync = (!self.live.is_empty() && !self.left).then_some(self.next_sync);
         [timer, seeds, scan, sync, self.deferred_load_report]
             .into_iter()
             .flatten()
@@ -588,7 +596,7 @@ impl Membership {
             self.next_suspicion_scan = now + self.config.probe_period;
             self.time_suspicions(now);
         }
-        if now >= self.next_sync {
+        if now >= self.next_sync && !self.left {
             self.next_sync = now + self.config.sync_period;
             self.send_sync(now);
         }
@@ -628,8 +636,14 @@ impl Membership {
         }
     }
 
-    /// Leaves the overlay gracefully: tells some members, who spread it.
+    /// Leaves the overlay gracefully and for good: tells some members, who spread it. From then
+    /// on this member sends no syncs and takes no new identity (a role change or a renewed
+    /// ticket changes nothing; what foca sends under the old one the others ignore), so that the others
+    /// forget it now rather than when their probes find it gone: a member that came straight
+    /// back under its next generation stayed the owner of its users for the seconds failure
+    /// detection takes, and lookups that asked it timed out.
     pub fn leave(&mut self, now: Time) {
+        self.left = true;
         let result = self.foca.leave_cluster(&mut self.runtime);
         self.absorb(now, result.err());
     }
@@ -652,7 +666,8 @@ impl Membership {
         }
         if std::mem::take(&mut self.rejoin_pending) {
             // Declared down (a partition, a pause): rejoin at once under the next generation,
-            // which wins over the old identity everywhere.
+            // which wins over the old identity everywhere. After a leave, when foca says
+            // `Defunct` too, `change_generation` does nothing.
             let _ = self.change_generation(now, self.me.role);
         }
         while let Some((to, payload)) = self.runtime.to_send() {

@@ -146,6 +146,10 @@ impl Membership {
         from: NodeId,
         payload: &[u8],
     ) -> Result<(), PacketError> {
+        if self.left {
+            // Its answer would tell `from` this member is still here.
+            return Ok(());
+        }
         let SyncSample {
             members: sample,
             loads,

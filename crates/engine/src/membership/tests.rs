@@ -36,6 +36,8 @@ mod scenarios {
         seq: u64,
         slow: Option<(usize, Duration)>,
         downs_of_healthy: u64,
+        /// Packets each member sent.
+        sent: Vec<u64>,
         now: Time,
     }
 
@@ -69,6 +71,7 @@ mod scenarios {
                 seq: 0,
                 slow: None,
                 downs_of_healthy: 0,
+                sent: vec![0; usize::from(n)],
                 now: Time::ZERO,
             }
         }
@@ -106,6 +109,7 @@ mod scenarios {
                             _ => Duration::from_millis(5),
                         };
                         self.seq += 1;
+                        self.sent[i] += 1;
                         self.in_flight
                             .insert((now + delay, self.seq), (i, to, out.kind, out.payload));
                     }
@@ -182,6 +186,41 @@ mod scenarios {
             }
         }
         assert_eq!(net.downs_of_healthy, 0);
+    }
+
+    #[test]
+    fn a_member_that_leaves_is_out_of_every_view_before_a_probe_could_find_it_gone_and_stays_out() {
+        let mut net = Net::new(5, true);
+        net.run_until(Time(5_000));
+        assert!(net.members.iter().all(|m| m.live_count() == 5));
+        net.members[3].leave(Time(5_000));
+        // Still running (a draining daemon): what it does next must not bring it back.
+        net.members[3].report_load(Time(5_000), 90);
+        net.members[3]
+            .change_role(Time(5_000), MemberRole::Mega)
+            .unwrap();
+        net.members[3].join(Time(5_000), info(0).node, info(0).addr);
+        net.run_until(Time(5_000));
+        let sent_leaving = net.sent[3];
+        // A crash takes a probe period, the probe's timeouts and `suspect_to_down_after` (3 s)
+        // to be declared; a leave is spread by gossip.
+        net.run_until(Time(5_000 + 2_000));
+        for (i, m) in net.members.iter().enumerate() {
+            if i != 3 {
+                assert!(
+                    !m.is_live(&info(3).node),
+                    "member {i} still counts the leaver"
+                );
+            }
+        }
+        net.run_until(Time(5_000 + 30_000));
+        for (i, m) in net.members.iter().enumerate() {
+            if i != 3 {
+                assert_eq!(m.live_count(), 4, "member {i} took the leaver back");
+            }
+        }
+        // Nothing after its goodbye: no syncs, load reports or announcements.
+        assert_eq!(net.sent[3], sent_leaving);
     }
 
     #[test]
