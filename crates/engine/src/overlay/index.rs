@@ -64,7 +64,8 @@ impl OwnerIndex {
         self.removals
     }
 
-    /// Stores a verified record published by `home` for `lease`.
+    /// Stores a verified record published by `home` for `lease`. `home_here` tells whether a
+    /// supernode is still a member of the overlay (or this one).
     pub(crate) fn store(
         &mut self,
         now: Time,
@@ -72,6 +73,7 @@ impl OwnerIndex {
         record: Record,
         lease: Duration,
         max_records: usize,
+        home_here: impl Fn(&NodeId) -> bool,
     ) -> Stored {
         let user = record.user_unverified().clone();
         let node = record.body_unverified().ticket.body_unverified().node;
@@ -90,8 +92,12 @@ impl OwnerIndex {
             // An older record is stale; the same record from another supernode is a replay
             // (any supernode that saw it can send it again), which must not make the replayer
             // the home whose withdrawal would then hide the user. A device that moves signs a
-            // new record (a higher sequence) at its new home.
-            if held_seq > seq || (held_seq == seq && existing.home != home) {
+            // new record (a higher sequence) at its new home. Unless the home that published
+            // it is gone: then the copy was handed over by an owner that left (or its home
+            // died, and it lapses anyway), and the next publication of it is its home's.
+            if held_seq > seq
+                || (held_seq == seq && existing.home != home && home_here(&existing.home))
+            {
                 return Stored::Refused;
             }
             self.expiries
@@ -123,13 +129,23 @@ impl OwnerIndex {
         }
     }
 
-    /// Removes `user`'s device `node` if `from` is the home that published it; true when the
-    /// user has no device left here.
+    /// Removes `user`'s device `node` if `from` is the home that published it, or the home the
+    /// device named in the record it signed (a copy handed over by an owner that left names
+    /// that owner as its publisher); true when the user has no device left here.
     pub(crate) fn withdraw(&mut self, from: &NodeId, user: &Username, node: &NodeId) -> bool {
         let Some(held) = self.users.get_mut(user) else {
             return false;
         };
-        let Some(position) = held.iter().position(|h| h.node == *node && h.home == *from) else {
+        let named = |h: &Held| {
+            h.record
+                .body_unverified()
+                .home
+                .is_some_and(|home| home.node == *from)
+        };
+        let Some(position) = held
+            .iter()
+            .position(|h| h.node == *node && (h.home == *from || named(h)))
+        else {
             return false;
         };
         let removed = held.swap_remove(position);
@@ -142,6 +158,13 @@ impl OwnerIndex {
             return true;
         }
         false
+    }
+
+    /// Every user held here, with their records.
+    pub(crate) fn users(&self) -> impl Iterator<Item = (&Username, impl Iterator<Item = &Record>)> {
+        self.users
+            .iter()
+            .map(|(user, held)| (user, held.iter().map(|h| &h.record)))
     }
 
     /// `user`'s records held here.
@@ -253,6 +276,11 @@ mod tests {
     };
 
     fn record(device: u8, seq: u64) -> Record {
+        homed_record(device, seq, None)
+    }
+
+    /// A record of alice's `device` at `seq`, naming `home` as its home when given.
+    fn homed_record(device: u8, seq: u64, home: Option<NodeId>) -> Record {
         let auth = SecretKey::from_seed([200; 32]);
         let key = SecretKey::from_seed([device; 32]);
         let ticket = Ticket::issue(
@@ -271,7 +299,10 @@ mod tests {
             ticket,
             endpoints: BoundedVec::truncating(Vec::new()),
             reflexive: None,
-            home: None,
+            home: home.map(|node| switchboard_proto::PeerAddr {
+                node,
+                addr: std::net::SocketAddr::from(([127, 0, 0, 1], 4000)),
+            }),
             seq,
             issued_at: UnixTime(1),
             ttl_secs: 120,
@@ -296,15 +327,15 @@ mod tests {
             moved
         };
 
-        index.store(Time(0), home, first.clone(), lease, 100);
+        index.store(Time(0), home, first.clone(), lease, 100, |_| true);
         assert_eq!(moved(&index), (true, false), "a first device");
-        index.store(Time(0), home, second.clone(), lease, 100);
+        index.store(Time(0), home, second.clone(), lease, 100, |_| true);
         assert_eq!(
             moved(&index),
             (true, false),
             "a second device of the same user"
         );
-        index.store(Time(1_000), home, record(1, 2), lease, 100);
+        index.store(Time(1_000), home, record(1, 2), lease, 100, |_| true);
         assert_eq!(
             moved(&index),
             (false, false),
@@ -321,5 +352,48 @@ mod tests {
         assert!(!index.holds(&alice, &node(&second)));
         index.expire(Time(20_000));
         assert_eq!(moved(&index), (false, false), "nothing left to expire");
+    }
+
+    #[test]
+    fn a_copy_handed_over_by_an_owner_that_left_is_taken_over_by_its_home_and_withdrawn_by_it() {
+        let node_of = |seed: u8| SecretKey::from_seed([seed; 32]).node_id();
+        let (home, leaver, mallory) = (node_of(9), node_of(10), node_of(11));
+        let alice = Username::new("alice").unwrap();
+        let lease = Duration::from_secs(10);
+        let copy = homed_record(1, 1, Some(home));
+        let device = copy.body_unverified().ticket.body_unverified().node;
+
+        // While the owner that handed it over is still a member, its copy is its own: the
+        // same record from anyone else is a replay.
+        let mut index = OwnerIndex::default();
+        index.store(Time(0), leaver, copy.clone(), lease, 100, |_| true);
+        assert_eq!(
+            index.store(Time(1), mallory, copy.clone(), lease, 100, |_| true),
+            Stored::Refused
+        );
+        // Once it is gone, the home's next publication of it takes it over (and its lease).
+        let gone = |node: &NodeId| *node != leaver;
+        assert_eq!(
+            index.store(Time(5_000), home, copy.clone(), lease, 100, gone),
+            Stored::Updated
+        );
+        assert_eq!(index.expire(Time(10_000)), Vec::<Username>::new());
+        assert!(index.holds(&alice, &device), "the lease was extended");
+        assert!(index.withdraw(&home, &alice, &device));
+
+        // The home the record names may withdraw the copy before that; nobody else may.
+        let mut index = OwnerIndex::default();
+        index.store(Time(0), leaver, copy.clone(), lease, 100, |_| true);
+        assert!(!index.withdraw(&mallory, &alice, &device));
+        assert!(index.holds(&alice, &device));
+        assert!(index.withdraw(&home, &alice, &device));
+        assert!(!index.holds(&alice, &device));
+
+        // A newer record of the device at another home is not the old home's to withdraw.
+        let mut index = OwnerIndex::default();
+        let moved = homed_record(1, 2, Some(mallory));
+        index.store(Time(0), mallory, moved, lease, 100, |_| true);
+        assert!(!index.withdraw(&home, &alice, &device));
+        assert!(index.holds(&alice, &device));
     }
 }

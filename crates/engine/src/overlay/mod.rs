@@ -163,6 +163,9 @@ pub struct OverlayStats {
     pub messages_sent: u64,
     /// Records re-published because a membership change gave them a new owner.
     pub republished: u64,
+    /// Records this supernode held as an owner and handed to the member that owns them in its
+    /// place when it left.
+    pub handed_off: u64,
     /// Records refused: older or replayed publications, a full index, and records of another
     /// user in a lookup answer.
     pub refused_records: u64,
@@ -329,7 +332,8 @@ impl Overlay {
         self.pump(now);
     }
 
-    /// Leaves gracefully: tells the membership. Call [`Overlay::poll_output`] until empty,
+    /// Leaves gracefully: hands the records it holds as an owner to the members that own them
+    /// once it is gone, then tells the membership. Call [`Overlay::poll_output`] until empty,
     /// then stop driving.
     ///
     /// Homed records are *not* withdrawn: their clients are being redirected, and each new
@@ -337,6 +341,7 @@ impl Overlay {
     /// first showed every moved client offline to its watchers for a moment (a flicker); a
     /// client that never comes back is dropped when its lease ends, as after a crash.
     pub fn leave(&mut self, now: Time) {
+        self.hand_off(now);
         self.flush();
         self.membership.leave(now);
         self.pump(now);
@@ -446,10 +451,17 @@ impl Overlay {
             let lease = Duration::from_secs(u64::from(record.body_unverified().ttl_secs))
                 .min(self.config.max_lease);
             let user = record.user_unverified().clone();
-            match self
-                .index
-                .store(now, from, record, lease, self.config.max_index_records)
-            {
+            let membership = &self.membership;
+            let me = self.me;
+            let home_here = |home: &NodeId| *home == me || membership.is_live(home);
+            match self.index.store(
+                now,
+                from,
+                record,
+                lease,
+                self.config.max_index_records,
+                home_here,
+            ) {
                 Stored::FirstDevice => self.presence_changed(&user),
                 Stored::Updated => {}
                 Stored::Refused => self.stats.refused_records += 1,
@@ -457,7 +469,7 @@ impl Overlay {
         }
     }
 
-    /// `from` withdraws records it published.
+    /// `from` withdraws records it published (or that name it as their home).
     pub fn handle_withdraw(&mut self, from: NodeId, keys: Vec<RecordKey>) {
         for key in keys {
             if self.index.withdraw(&from, &key.user, &key.node) {

@@ -71,6 +71,50 @@ impl Overlay {
         }
     }
 
+    /// Before this member leaves: every record it holds as an owner goes to the member that
+    /// owns it in its place (the next in the user's ranking), so that a user whose owners all
+    /// leave at once (three promoted supernodes stepping down together) stays findable while
+    /// its home, or its client's new home, publishes to the new owners. Without it a lookup
+    /// found nothing from the moment the others dropped the leavers until then.
+    ///
+    /// The copy's home at the new owner is this member; once this member is gone from its
+    /// view, the real home's next publication of the same record takes the copy over
+    /// (`OwnerIndex::store`), and a record that names its home can be withdrawn by it
+    /// meanwhile.
+    pub(super) fn hand_off(&mut self, now: Time) {
+        let replicas = self.config.replicas;
+        let mut moves: Vec<(Username, NodeId, Record)> = Vec::new();
+        for (user, records) in self.index.users() {
+            let ranked = self.ring.owners(user, replicas + 1);
+            if !ranked.iter().take(replicas).any(|owner| *owner == self.me) {
+                continue;
+            }
+            // With no more than `replicas` members, every other one owns it already.
+            let Some(successor) = ranked.get(replicas) else {
+                continue;
+            };
+            moves.extend(records.map(|record| (user.clone(), *successor, record.clone())));
+        }
+        // The index is a hash map; the outputs must come in the same order for the same
+        // inputs (the simulator replays a seed).
+        moves.sort_by(|a, b| {
+            (
+                &a.0,
+                a.1,
+                a.2.body_unverified().ticket.body_unverified().node,
+            )
+                .cmp(&(
+                    &b.0,
+                    b.1,
+                    b.2.body_unverified().ticket.body_unverified().node,
+                ))
+        });
+        for (_, successor, record) in moves {
+            self.stats.handed_off += 1;
+            self.queue_publish(now, successor, record);
+        }
+    }
+
     /// Publishes again to `owner` every homed record it owns, and subscribes again there.
     pub(super) fn refill(&mut self, now: Time, owner: NodeId) {
         let records: Vec<Record> = self

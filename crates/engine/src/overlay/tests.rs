@@ -1,5 +1,6 @@
 //! The overlay on a tiny in-memory network: records found through their owners from any
-//! supernode, and watches that survive the death of every owner of the watched user.
+//! supernode, watches that survive the death of every owner of the watched user, and users
+//! that stay findable while three of five members leave at once.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -27,9 +28,11 @@ fn info(i: usize) -> MemberInfo {
     )
 }
 
-fn record(user: &str) -> Record {
+/// `user`'s record with its own device key (`device` seeds it) at sequence `seq`, naming
+/// supernode `home` as its home.
+fn device_record(user: &str, device: u8, seq: u64, home: Option<usize>) -> Record {
     let auth = SecretKey::from_seed([1; 32]);
-    let device = SecretKey::from_seed([2; 32]);
+    let device = SecretKey::from_seed([device; 32]);
     let ticket = Ticket::issue(
         &auth,
         TicketBody {
@@ -48,13 +51,20 @@ fn record(user: &str) -> Record {
             ticket,
             endpoints: BoundedVec::truncating(Vec::new()),
             reflexive: None,
-            home: None,
-            seq: 1,
+            home: home.map(|i| switchboard_proto::PeerAddr {
+                node: info(i).node,
+                addr: info(i).addr,
+            }),
+            seq,
             issued_at: UnixTime(1_000),
             ttl_secs: 120,
         },
     )
     .unwrap()
+}
+
+fn record(user: &str) -> Record {
+    device_record(user, 2, 1, None)
 }
 
 struct Net {
@@ -454,4 +464,87 @@ fn an_owner_seen_under_a_newer_generation_is_given_its_records_again() {
         .handle_membership_sync(now, info(1).node, &testkit::sync_sample(vec![info(1)]))
         .unwrap();
     assert_eq!(net.overlays[2].stats().republished, before + 1);
+}
+
+/// Five supernodes, 60 users with a device each; supernodes 2, 3 and 4 (promoted ones) step
+/// down together: each leaves the overlay, drains for a moment and stops. The users are homed
+/// on the two that stay, or on the three that leave (then each moves to one that stays and
+/// registers a newer record there `moved_after` the leave, as a redirected client does).
+/// Returns the lookups, asked ten times a second from both that stay, that found nothing.
+fn lookups_missed_while_three_of_five_leave(homed_on_leavers: bool) -> Vec<String> {
+    let mut net = Net::new(5);
+    net.run_for(Duration::from_secs(5));
+    let users: Vec<(Username, usize)> = (0..60)
+        .map(|i| {
+            let home = if homed_on_leavers { 2 + i % 3 } else { i % 2 };
+            (Username::new(&format!("p{i:02}")).unwrap(), home)
+        })
+        .collect();
+    let device = |i: usize| 10 + u8::try_from(i).unwrap();
+    for (i, (user, home)) in users.iter().enumerate() {
+        let now = net.now;
+        let record = device_record(user.as_str(), device(i), 1, Some(*home));
+        net.overlays[*home].publish(now, record, Duration::from_secs(120));
+    }
+    net.run_for(Duration::from_millis(500));
+    let only_leavers = users
+        .iter()
+        .filter(|(u, _)| {
+            net.overlays[0]
+                .owners_of(u)
+                .iter()
+                .all(|o| Net::index_of(o) >= 2)
+        })
+        .count();
+    println!("{only_leavers} users owned by the leavers alone");
+    assert!(only_leavers > 0, "the scenario needs such users");
+    let now = net.now;
+    for leaver in 2..5 {
+        net.overlays[leaver].leave(now);
+    }
+    net.run_for(Duration::from_millis(20));
+    for leaver in 2..5 {
+        net.down[leaver] = true;
+    }
+    let mut asked = Vec::new();
+    for round in 0..40 {
+        if homed_on_leavers && round == 5 {
+            for (i, (user, _)) in users.iter().enumerate() {
+                let now = net.now;
+                let home = i % 2;
+                let record = device_record(user.as_str(), device(i), 2, Some(home));
+                net.overlays[home].publish(now, record, Duration::from_secs(120));
+            }
+        }
+        for asker in 0..2 {
+            for (user, _) in &users {
+                let now = net.now;
+                let id = net.overlays[asker].lookup(now, user.clone()).unwrap();
+                asked.push((asker, id, user.clone()));
+            }
+        }
+        net.run_for(Duration::from_millis(100));
+    }
+    net.run_for(Duration::from_secs(2));
+    asked
+        .iter()
+        .filter(|(asker, id, _)| net.found.get(&(*asker, *id)).is_none_or(Vec::is_empty))
+        .map(|(asker, _, user)| format!("{user} from {asker}"))
+        .collect()
+}
+
+#[test]
+fn when_three_of_five_members_leave_at_once_every_user_homed_on_the_others_stays_findable() {
+    assert_eq!(
+        lookups_missed_while_three_of_five_leave(false),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn when_three_of_five_members_leave_at_once_their_own_users_stay_findable_until_they_moved() {
+    assert_eq!(
+        lookups_missed_while_three_of_five_leave(true),
+        Vec::<String>::new()
+    );
 }
