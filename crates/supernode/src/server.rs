@@ -512,7 +512,14 @@ async fn drain(shared: &Arc<Shared>, listener: &Listener) {
     // us out. Our clients' records stay at their owners until their new homes publish newer
     // ones, so that no watcher sees a moved client go offline.
     let now = shared.now();
-    shared.overlay.with(|o| o.leave(now));
+    let handed_off = shared.overlay.with(|o| {
+        o.leave(now);
+        o.stats().handed_off
+    });
+    tracing::info!(
+        records = handed_off,
+        "left the overlay; the records held here went to their next owners"
+    );
     listener.endpoint().set_server_config(None);
     let sessions: Vec<SessionHandle> = lock(&shared.sessions).values().flatten().cloned().collect();
     let reason = if shared.was_demoted() {
