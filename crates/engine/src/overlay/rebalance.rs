@@ -97,18 +97,8 @@ impl Overlay {
         }
         // The index is a hash map; the outputs must come in the same order for the same
         // inputs (the simulator replays a seed).
-        moves.sort_by(|a, b| {
-            (
-                &a.0,
-                a.1,
-                a.2.body_unverified().ticket.body_unverified().node,
-            )
-                .cmp(&(
-                    &b.0,
-                    b.1,
-                    b.2.body_unverified().ticket.body_unverified().node,
-                ))
-        });
+        let device = |record: &Record| record.body_unverified().ticket.body_unverified().node;
+        moves.sort_by(|a, b| (&a.0, a.1, device(&a.2)).cmp(&(&b.0, b.1, device(&b.2))));
         for (_, successor, record) in moves {
             self.stats.handed_off += 1;
             self.queue_publish(now, successor, record);
